@@ -1,0 +1,102 @@
+//===- codegen/plan/BufferPlan.cpp - Liveness-based buffer planning -------===//
+#include "codegen/plan/BufferPlan.h"
+#include "ir/ElementTypes.h"
+#include "ir/KilnDialect.h"
+
+#include "mlir/IR/BuiltinTypes.h"
+
+#include <algorithm>
+#include <numeric>
+
+namespace kiln {
+
+static int64_t alignUp(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
+
+int64_t assignArenaOffsets(std::vector<LiveInterval> &intervals,
+                           int64_t alignment) {
+  std::vector<size_t> order(intervals.size());
+  std::iota(order.begin(), order.end(), 0);
+  // Largest first; ties by earlier start, for a deterministic plan.
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (intervals[a].bytes != intervals[b].bytes)
+      return intervals[a].bytes > intervals[b].bytes;
+    return intervals[a].start < intervals[b].start;
+  });
+  std::vector<size_t> placed;
+  int64_t arena = 0;
+  for (size_t i : order) {
+    LiveInterval &cur = intervals[i];
+    // Byte ranges taken by placed intervals live at the same time as `cur`.
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (size_t j : placed) {
+      const LiveInterval &o = intervals[j];
+      if (o.start <= cur.end && cur.start <= o.end)
+        busy.emplace_back(o.offset, o.offset + o.bytes);
+    }
+    std::sort(busy.begin(), busy.end());
+    int64_t offset = 0;
+    for (auto [lo, hi] : busy) {
+      if (offset + cur.bytes <= lo)
+        break;
+      offset = std::max(offset, alignUp(hi, alignment));
+    }
+    cur.offset = offset;
+    arena = std::max(arena, offset + cur.bytes);
+    placed.push_back(i);
+  }
+  return alignUp(arena, alignment);
+}
+
+int64_t tensorBytes(mlir::Type type) {
+  auto t = mlir::cast<mlir::RankedTensorType>(type);
+  auto dtype = fromMlirElementType(t.getElementType());
+  return t.getNumElements() * (dtype ? dtypeSize(*dtype) : 0);
+}
+
+bool isArenaValue(mlir::Value v) {
+  mlir::Operation *def = v.getDefiningOp();
+  if (!def || def->hasTrait<mlir::OpTrait::ConstantLike>())
+    return false;
+  for (mlir::Operation *user : v.getUsers())
+    if (mlir::isa<mlir::func::ReturnOp>(user))
+      return false;
+  return true;
+}
+
+BufferPlan planBuffers(mlir::func::FuncOp func) {
+  BufferPlan plan;
+  int64_t step = 0;
+  for (mlir::Operation &op : func.getBody().front())
+    plan.step[&op] = step++;
+  for (mlir::Operation &op : func.getBody().front()) {
+    for (mlir::Value v : op.getResults()) {
+      if (!isArenaValue(v))
+        continue;
+      LiveInterval li;
+      li.bytes = tensorBytes(v.getType());
+      li.start = plan.step[&op];
+      li.end = li.start;
+      for (mlir::Operation *user : v.getUsers())
+        li.end = std::max(li.end, plan.step[user]);
+      plan.indexOf[v] = static_cast<int64_t>(plan.values.size());
+      plan.values.push_back(v);
+      plan.intervals.push_back(li);
+      plan.intermediateBytes += li.bytes;
+    }
+  }
+  // Peak of simultaneously live bytes, by a sweep over steps.
+  std::vector<int64_t> delta(step + 2, 0);
+  for (const auto &li : plan.intervals) {
+    delta[li.start] += li.bytes;
+    delta[li.end + 1] -= li.bytes;
+  }
+  int64_t live = 0;
+  for (int64_t d : delta) {
+    live += d;
+    plan.peakLiveBytes = std::max(plan.peakLiveBytes, live);
+  }
+  plan.arenaBytes = assignArenaOffsets(plan.intervals);
+  return plan;
+}
+
+} // namespace kiln

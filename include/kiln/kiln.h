@@ -1,0 +1,73 @@
+//===- kiln/kiln.h - Kiln compiler public API ------------------*- C++ -*-===//
+//
+// The one header a C++ program includes to build or load a model, compile it
+// in process (JIT) for a target, run it, and save the artifact. Programs that
+// only load artifacts need just "kiln/runtime.h" and the runtime library.
+//
+//   kiln::dsl::Graph g("mlp");
+//   auto x = g.input("x", {1, 784});
+//   auto y = kiln::nn::linear(x, 10, "fc").relu();
+//   g.output("y", y);
+//   auto module = g.finish();                       // kiln IR + weights
+//   auto exe = kiln::compile(*module, {});          // pipeline + codegen
+//   auto out = exe->run({{"x", kiln::Tensor::zeros(kiln::DType::f32, {1, 784})}});
+//   exe->save("mlp.kiln");                          // the AOT artifact
+//
+// Errors: every call returns a Status or StatusOr with a message; errors in
+// model code written with the DSL throw kiln::dsl::Error naming the user's file
+// and line (see kiln/dsl.h).
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_KILN_H
+#define KILN_KILN_H
+
+#include "kiln/dsl.h"
+#include "kiln/program.h"
+#include "kiln/runtime.h"
+
+#include <functional>
+
+namespace kiln {
+
+/// Options for compile().
+struct CompileOptions {
+  /// Backend the Program is compiled for: "reference" (more to come).
+  std::string target = "reference";
+  /// When set, the IR before the pipeline and after every pass is written
+  /// here as numbered files (00-input.mlir, 01-<pass>.mlir, ...).
+  std::string dumpIrDir;
+  /// Progress and remarks go here (e.g. std::cerr), when set.
+  std::function<void(const std::string &)> log;
+
+  CompileOptions &setTarget(std::string t) {
+    target = std::move(t);
+    return *this;
+  }
+  CompileOptions &setDumpIrDir(std::string d) {
+    dumpIrDir = std::move(d);
+    return *this;
+  }
+};
+
+/// What compile() produced, besides the Program: the IR after the pipeline
+/// and a few figures for reports.
+struct CompileResult {
+  Program program;
+  /// Parameters and constants, by name, as the Program binds them.
+  TensorMap weights;
+  std::string irAfterPipeline;
+  int64_t parameterCount = 0;
+  double seconds = 0;
+};
+
+/// Runs the pass pipeline on a copy of `module` and lowers it to a Program.
+StatusOr<CompileResult> compileToProgram(const Module &module,
+                                         const CompileOptions &options = {});
+
+/// compileToProgram(), then an Executable on `options.target`.
+StatusOr<Executable> compile(const Module &module,
+                             const CompileOptions &options = {});
+
+} // namespace kiln
+
+#endif // KILN_KILN_H

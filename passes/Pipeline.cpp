@@ -1,0 +1,44 @@
+//===- passes/Pipeline.cpp - The kiln compilation pipeline ----------------===//
+//
+// The one function that decides the order of passes. Why this order:
+//
+// 1. kiln-verify-program first: every later pass may assume one model
+//    function, static shapes and only kiln ops; users get all problems at once.
+// 2. canonicalize: folds the identities (x*1, x+0, transpose of transpose,
+//    reshape of reshape, exact cast round trips) so that the pattern-matching
+//    rewrites that follow see one canonical form.
+// 3. cse: merges duplicate computations the frontends produced (e.g. the same
+//    constant built per layer), shrinking the Program and its buffer plan.
+//
+// The rewrites of DESIGN.md slot in after these, in this order: attention
+// fusion (before autodiff, so the backward uses the fused kernel's gradient),
+// MoE dispatch lowering, mixed precision, autodiff + optimizer, recompute (on
+// the joint forward+backward function), and epilogue fusion last.
+//
+//===----------------------------------------------------------------------===//
+#include "passes/Passes.h"
+
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+namespace kiln {
+
+namespace {
+#define GEN_PASS_REGISTRATION
+#include "passes/Passes.h.inc"
+} // namespace
+
+void buildKilnPipeline(mlir::OpPassManager &pm, const PipelineOptions &) {
+  pm.addPass(createVerifyProgramPass());
+  pm.addPass(mlir::createCanonicalizerPass());
+  pm.addPass(mlir::createCSEPass());
+}
+
+void registerKilnPasses() {
+  registerKilnDeclaredPasses();
+  mlir::PassPipelineRegistration<>(
+      "kiln-pipeline", "The full kiln compilation pipeline",
+      [](mlir::OpPassManager &pm) { buildKilnPipeline(pm); });
+}
+
+} // namespace kiln

@@ -1,0 +1,294 @@
+//===- Executable.cpp - Load, bind, run and save Programs
+//------------------===//
+//
+// create() does every check that does not depend on the inputs (Program
+// validity, kernels known to the backend, weights present with the right
+// dtype and shape) and allocates the arena once; run() checks the inputs,
+// binds buffer views and calls the kernels in order.
+//
+//===----------------------------------------------------------------------===//
+#include "Artifact.h"
+#include "backends/Backend.h"
+
+#include <chrono>
+#include <set>
+
+namespace kiln {
+
+struct Executable::Impl {
+  Program program;
+  TensorMap weights;
+  std::string backendName;
+  const Backend *backend = nullptr;
+  std::vector<KernelFn> kernels;
+  std::vector<uint8_t> arenaStorage;
+  uint8_t *arena = nullptr; // 64-byte aligned, inside arenaStorage
+  std::vector<KernelTiming> profile;
+};
+
+Executable::Executable() : impl_(std::make_unique<Impl>()) {}
+Executable::Executable(Executable &&) noexcept = default;
+Executable &Executable::operator=(Executable &&) noexcept = default;
+Executable::~Executable() = default;
+
+/// Ops that read element i before writing element i and nothing after it, so
+/// an output may share storage with a same-shaped input whose elements are
+/// at least as wide (the planner's in-place reuse).
+static bool isPointwise(const std::string &op) {
+  static const std::set<std::string> ops = {
+      "neg",   "abs",     "relu", "exp",     "log",        "sqrt", "rsqrt",
+      "tanh",  "sigmoid", "silu", "erf",     "reciprocal", "gelu", "add",
+      "sub",   "mul",     "div",  "max",     "min",        "pow",  "compare",
+      "where", "cast",    "copy", "reshape", "constant"};
+  return ops.count(op) != 0;
+}
+
+/// Whether two views' bytes overlap.
+static bool overlaps(const BufferView &a, const BufferView &b) {
+  size_t na = a.numElements() * dtypeSize(a.dtype);
+  size_t nb = b.numElements() * dtypeSize(b.dtype);
+  if (!na || !nb || !a.data || !b.data)
+    return false;
+  auto pa = reinterpret_cast<uintptr_t>(a.data);
+  auto pb = reinterpret_cast<uintptr_t>(b.data);
+  return pa < pb + nb && pb < pa + na;
+}
+
+static std::string typeAndShape(DType t, const std::vector<int64_t> &shape) {
+  return std::string(dtypeName(t)) + " " + shapeToString(shape);
+}
+
+static std::string join(const std::vector<std::string> &items,
+                        const char *sep = ", ") {
+  std::string s;
+  for (const std::string &i : items)
+    s += (s.empty() ? "" : sep) + i;
+  return s;
+}
+
+StatusOr<Executable> Executable::create(Program program, TensorMap weights,
+                                        const std::string &backend) {
+  try {
+    StatusOr<const Backend *> b = getBackend(backend);
+    if (!b)
+      return b.status();
+    // An in-memory Program gets the same validation as one read from a file.
+    StatusOr<Program> checked = Program::fromJson(program.toJson());
+    if (!checked)
+      return checked.status();
+
+    Executable exe;
+    Impl &impl = *exe.impl_;
+    impl.program = std::move(*checked);
+    impl.backendName = backend;
+    impl.backend = *b;
+
+    std::vector<std::string> problems;
+    for (size_t i = 0; i < impl.program.kernels.size(); ++i) {
+      const KernelCall &k = impl.program.kernels[i];
+      KernelFn fn = impl.backend->find(k.op);
+      if (!fn)
+        problems.push_back("kernel " + std::to_string(i) + ": backend '" +
+                           backend + "' has no kernel for op '" + k.op + "'" +
+                           (k.loc.empty() ? "" : " (" + k.loc + ")"));
+      impl.kernels.push_back(fn);
+    }
+
+    std::vector<std::string> missing;
+    for (const BufferDesc &buf : impl.program.buffers) {
+      if (buf.kind != BufferKind::param && buf.kind != BufferKind::constant)
+        continue;
+      auto it = weights.find(buf.name);
+      if (it == weights.end() || !it->second.defined()) {
+        missing.push_back("'" + buf.name + "'");
+        continue;
+      }
+      const Tensor &t = it->second;
+      if (t.dtype() != buf.dtype || t.shape() != buf.shape)
+        problems.push_back(std::string(bufferKindName(buf.kind)) + " '" +
+                           buf.name + "': expected " +
+                           typeAndShape(buf.dtype, buf.shape) + ", got " +
+                           typeAndShape(t.dtype(), t.shape()));
+    }
+    if (!missing.empty())
+      problems.insert(problems.begin(),
+                      "missing weight" +
+                          std::string(missing.size() > 1 ? "s: " : ": ") +
+                          join(missing));
+    if (!problems.empty())
+      return Status::error(join(problems, "; "));
+
+    impl.weights = std::move(weights);
+    impl.arenaStorage.assign(static_cast<size_t>(impl.program.arenaBytes) + 64,
+                             0);
+    uintptr_t p = reinterpret_cast<uintptr_t>(impl.arenaStorage.data());
+    impl.arena = impl.arenaStorage.data() + ((64 - p % 64) % 64);
+    return exe;
+  } catch (const std::exception &e) {
+    return Status::error(std::string("creating executable: ") + e.what());
+  }
+}
+
+StatusOr<Executable> Executable::load(const std::string &path,
+                                      const std::string &backend) {
+  // Check the backend first: a bad name should not cost a file read.
+  if (StatusOr<const Backend *> b = getBackend(backend); !b)
+    return b.status();
+  StatusOr<Artifact> artifact = readArtifact(path);
+  if (!artifact)
+    return artifact.status();
+  StatusOr<Executable> exe = create(std::move(artifact->program),
+                                    std::move(artifact->weights), backend);
+  if (!exe)
+    return Status::error("artifact '" + path + "': " + exe.status().message());
+  return exe;
+}
+
+StatusOr<TensorMap> Executable::run(const TensorMap &inputs,
+                                    const RunOptions &options) {
+  try {
+    Impl &impl = *impl_;
+    const Program &prog = impl.program;
+    std::vector<std::string> problems;
+    std::set<std::string> expected;
+    for (const IOBinding &in : prog.inputs)
+      expected.insert(in.name);
+    for (const auto &[name, t] : inputs)
+      if (!expected.count(name)) {
+        std::vector<std::string> names;
+        for (const IOBinding &in : prog.inputs)
+          names.push_back("'" + in.name + "'");
+        problems.push_back("unknown input '" + name + "' (inputs are: " +
+                           (names.empty() ? "none" : join(names)) + ")");
+      }
+
+    std::vector<BufferView> views(prog.buffers.size());
+    for (const BufferDesc &b : prog.buffers)
+      views[b.id] = {b.dtype, b.shape, nullptr};
+    for (const IOBinding &in : prog.inputs) {
+      const BufferDesc &b = prog.buffers[in.buffer];
+      auto it = inputs.find(in.name);
+      if (it == inputs.end()) {
+        problems.push_back("missing input '" + in.name + "' (" +
+                           typeAndShape(b.dtype, b.shape) + ")");
+        continue;
+      }
+      const Tensor &t = it->second;
+      if (!t.defined()) {
+        problems.push_back("input '" + in.name + "' has no data");
+        continue;
+      }
+      if (t.dtype() != b.dtype || t.shape() != b.shape) {
+        problems.push_back("input '" + in.name + "': expected " +
+                           typeAndShape(b.dtype, b.shape) + ", got " +
+                           typeAndShape(t.dtype(), t.shape()));
+        continue;
+      }
+      // Kernels never write input buffers, so the caller's bytes are used
+      // in place.
+      views[in.buffer].data = const_cast<void *>(t.data());
+    }
+    if (!problems.empty())
+      return Status::error(join(problems, "; "));
+
+    std::map<int64_t, Tensor> outputBuffers;
+    for (const BufferDesc &b : prog.buffers) {
+      switch (b.kind) {
+      case BufferKind::param:
+      case BufferKind::constant:
+        views[b.id].data = const_cast<void *>(impl.weights.at(b.name).data());
+        break;
+      case BufferKind::arena:
+        views[b.id].data = impl.arena + b.offset;
+        break;
+      case BufferKind::output: {
+        Tensor t = Tensor::zeros(b.dtype, b.shape);
+        views[b.id].data = t.data();
+        outputBuffers[b.id] = std::move(t);
+        break;
+      }
+      case BufferKind::input:
+        break;
+      }
+    }
+
+    impl.profile.clear();
+    for (size_t i = 0; i < prog.kernels.size(); ++i) {
+      const KernelCall &k = prog.kernels[i];
+      KernelContext ctx;
+      ctx.call = &k;
+      for (int64_t id : k.inputs)
+        ctx.inputs.push_back(views[id]);
+      for (int64_t id : k.outputs)
+        ctx.outputs.push_back(views[id]);
+      // An input sharing storage with an output is read from a copy unless
+      // the op is pointwise and the sharing is exact.
+      std::vector<std::vector<uint8_t>> copies;
+      for (BufferView &in : ctx.inputs)
+        for (const BufferView &out : ctx.outputs)
+          if (overlaps(in, out) &&
+              !(isPointwise(k.op) && in.data == out.data &&
+                in.shape == out.shape &&
+                dtypeSize(out.dtype) <= dtypeSize(in.dtype))) {
+            const auto *bytes = static_cast<const uint8_t *>(in.data);
+            copies.emplace_back(bytes,
+                                bytes + in.numElements() * dtypeSize(in.dtype));
+            in.data = copies.back().data();
+            break;
+          }
+      auto start = std::chrono::steady_clock::now();
+      Status s = impl.kernels[i](ctx);
+      if (!s)
+        return Status::error("kernel " + std::to_string(i) + " '" + k.op + "'" +
+                             (k.loc.empty() ? "" : " at " + k.loc) + ": " +
+                             s.message());
+      if (options.profile)
+        impl.profile.push_back({k.op, k.loc, impl.backendName,
+                                std::chrono::duration<double>(
+                                    std::chrono::steady_clock::now() - start)
+                                    .count()});
+    }
+
+    TensorMap outputs;
+    for (const IOBinding &out : prog.outputs)
+      outputs[out.name] = outputBuffers.at(out.buffer);
+    return outputs;
+  } catch (const std::exception &e) {
+    return Status::error(std::string("run: ") + e.what());
+  }
+}
+
+Status Executable::save(const std::string &path) const {
+  // Only the weights the Program binds go into the artifact.
+  TensorMap used;
+  for (const BufferDesc &b : impl_->program.buffers)
+    if (b.kind == BufferKind::param || b.kind == BufferKind::constant)
+      used[b.name] = impl_->weights.at(b.name);
+  return writeArtifact(path, impl_->program, used);
+}
+
+const Program &Executable::program() const { return impl_->program; }
+const TensorMap &Executable::weights() const { return impl_->weights; }
+const std::string &Executable::backend() const { return impl_->backendName; }
+const std::vector<KernelTiming> &Executable::lastProfile() const {
+  return impl_->profile;
+}
+
+static std::vector<Executable::Signature>
+signature(const Program &prog, const std::vector<IOBinding> &list) {
+  std::vector<Executable::Signature> out;
+  for (const IOBinding &b : list) {
+    const BufferDesc &d = prog.buffers[b.buffer];
+    out.push_back({b.name, d.dtype, d.shape});
+  }
+  return out;
+}
+
+std::vector<Executable::Signature> Executable::inputSignature() const {
+  return signature(impl_->program, impl_->program.inputs);
+}
+std::vector<Executable::Signature> Executable::outputSignature() const {
+  return signature(impl_->program, impl_->program.outputs);
+}
+
+} // namespace kiln

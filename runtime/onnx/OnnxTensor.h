@@ -1,0 +1,26 @@
+//===- OnnxTensor.h - ONNX TensorProto files to Tensors ---------*- C++ -*-===//
+//
+// Reads the bare TensorProto `.pb` files of the ONNX backend test layout
+// (`test_data_set_N/input_K.pb`). Kept out of kiln_runtime so a deployment
+// does not need protobuf.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_RUNTIME_ONNX_ONNXTENSOR_H
+#define KILN_RUNTIME_ONNX_ONNXTENSOR_H
+
+#include "kiln/runtime.h"
+
+#include <string>
+
+namespace kiln {
+
+/// Reads a serialized onnx.TensorProto. Accepts raw_data and the typed fields
+/// (float_data, int64_data, int32_data, double_data) for FLOAT, DOUBLE, INT64,
+/// INT32, INT8, UINT8, BOOL, FLOAT16 and BFLOAT16. When `name` is not null it
+/// receives the tensor's name.
+StatusOr<Tensor> readOnnxTensorProto(const std::string &path,
+                                     std::string *name = nullptr);
+
+} // namespace kiln
+
+#endif // KILN_RUNTIME_ONNX_ONNXTENSOR_H

@@ -1,0 +1,311 @@
+//===- tools/kiln-run/kiln-run.cpp - Load, run and time an artifact -------===//
+//
+// Runs a compiled artifact with inputs from .npy (or ONNX TensorProto .pb)
+// files, seeded random values for inputs not given, writes outputs as .npy,
+// and times repeated runs. Links only the runtime: this is what a deployment
+// looks like. See `kiln-run --help`.
+//
+//===----------------------------------------------------------------------===//
+#include "kiln/program.h"
+#include "kiln/runtime.h"
+#include "tools/common/Args.h"
+#ifdef KILN_HAVE_ONNX_TENSOR
+#include "runtime/onnx/OnnxTensor.h"
+#endif
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <random>
+
+namespace {
+
+const char *kUsage = R"(kiln-run - run a compiled kiln artifact
+
+Usage:
+  kiln-run ARTIFACT [options]
+
+Options:
+  --input NAME=FILE   value of input NAME from a .npy file or an ONNX
+                      TensorProto .pb file (repeatable); inputs not given get
+                      seeded random values (integers index-safe for gathers)
+  --output-dir DIR    write each output as DIR/<output name>.npy
+  --backend NAME      backend to run on (default: reference)
+  --bench N           after one warm-up run, time N runs; print median and min
+  --profile           print per-kernel time, sorted, with share of total
+  --seed N            seed of the random inputs (default 0)
+  --summary           print the model, its inputs and outputs with checksums
+  -h, --help          this text
+)";
+
+using Clock = std::chrono::steady_clock;
+
+/// Upper bound for random integer input `buffer`: the smallest table it
+/// indexes through a gather, so random token ids are valid.
+int64_t indexBound(const kiln::Program &p, int64_t buffer) {
+  int64_t bound = 0;
+  for (const auto &k : p.kernels) {
+    if (k.op != "gather" || k.inputs.size() != 2 || k.inputs[1] != buffer)
+      continue;
+    const auto &data = p.buffers[k.inputs[0]];
+    int64_t axis = k.attrs.value("axis", int64_t(0));
+    if (axis < 0)
+      axis += static_cast<int64_t>(data.shape.size());
+    if (axis >= 0 && axis < static_cast<int64_t>(data.shape.size())) {
+      int64_t d = data.shape[axis];
+      bound = bound == 0 ? d : std::min(bound, d);
+    }
+  }
+  return bound > 0 ? bound : 2;
+}
+
+kiln::Tensor randomInput(const kiln::Executable::Signature &sig,
+                         int64_t bound, std::mt19937_64 &rng) {
+  std::vector<double> values(kiln::numElements(sig.shape));
+  bool isFloat = sig.dtype == kiln::DType::f32 ||
+                 sig.dtype == kiln::DType::f64 ||
+                 sig.dtype == kiln::DType::f16 ||
+                 sig.dtype == kiln::DType::bf16;
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::uniform_int_distribution<int64_t> ints(
+      0, sig.dtype == kiln::DType::i1 ? 1 : bound - 1);
+  for (auto &v : values)
+    v = isFloat ? normal(rng) : static_cast<double>(ints(rng));
+  kiln::Tensor f64 = kiln::Tensor::fromBytes(kiln::DType::f64, sig.shape,
+                                             values.data());
+  if (sig.dtype == kiln::DType::f64)
+    return f64;
+  // Convert through the dtype's natural C++ type.
+  kiln::Tensor t = kiln::Tensor::zeros(sig.dtype, sig.shape);
+  for (size_t i = 0; i < values.size(); ++i) {
+    double v = values[i];
+    switch (sig.dtype) {
+    case kiln::DType::f32:
+      t.dataAs<float>()[i] = static_cast<float>(v);
+      break;
+    case kiln::DType::i64:
+      t.dataAs<int64_t>()[i] = static_cast<int64_t>(v);
+      break;
+    case kiln::DType::i32:
+      t.dataAs<int32_t>()[i] = static_cast<int32_t>(v);
+      break;
+    case kiln::DType::i8:
+      t.dataAs<int8_t>()[i] = static_cast<int8_t>(v);
+      break;
+    case kiln::DType::u8:
+    case kiln::DType::i1:
+      t.dataAs<uint8_t>()[i] = static_cast<uint8_t>(v);
+      break;
+    default: { // f16/bf16: truncate an f32 to its top 16 bits (bf16) -- keep
+               // it simple by drawing zeros for these rare inputs.
+      break;
+    }
+    }
+  }
+  return t;
+}
+
+kiln::StatusOr<kiln::Tensor> readTensorFile(const std::string &path) {
+  auto ext = std::filesystem::path(path).extension().string();
+  if (ext == ".pb") {
+#ifdef KILN_HAVE_ONNX_TENSOR
+    std::string name;
+    return kiln::readOnnxTensorProto(path, &name);
+#else
+    return kiln::Status::error("this kiln-run was built without ONNX "
+                               "TensorProto support: '" + path + "'");
+#endif
+  }
+  return kiln::readNpy(path);
+}
+
+/// A stable, order-sensitive checksum: sum of values and sum of |values|.
+std::string checksum(const kiln::Tensor &t) {
+  double sum = 0, abs = 0;
+  for (double v : t.toDoubles()) {
+    sum += v;
+    abs += std::fabs(v);
+  }
+  std::ostringstream os;
+  os << std::setprecision(9) << "sum=" << sum << " abs-sum=" << abs;
+  return os.str();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::string ms(double seconds) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(3) << seconds * 1e3 << " ms";
+  return os.str();
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  kiln::tools::Args args("kiln-run",
+                         {"--output-dir", "--backend", "--bench", "--seed"},
+                         {"-h", "--help", "--profile", "--summary"},
+                         {"--input"});
+  if (!args.parse(argc, argv))
+    return args.usageError(args.error());
+  if (args.has("-h") || args.has("--help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (args.positional().size() != 1)
+    return args.usageError(args.positional().empty()
+                               ? "no artifact given"
+                               : "expected one artifact, got " +
+                                     std::to_string(args.positional().size()));
+  auto bench = args.getInt("--bench", 0);
+  auto seed = args.getInt("--seed", 0);
+  if (!bench || !seed)
+    return args.usageError(args.error());
+  if (*bench < 0)
+    return args.usageError("--bench must be >= 0");
+
+  const std::string path = args.positional().front();
+  auto exe = kiln::Executable::load(path, args.get("--backend", "reference"));
+  if (!exe) {
+    std::cerr << "kiln-run: error: " << exe.status().message() << "\n";
+    return 1;
+  }
+
+  // Inputs: from files where given, random otherwise.
+  auto signature = exe->inputSignature();
+  kiln::TensorMap inputs;
+  for (const std::string &spec : args.all("--input")) {
+    auto eq = spec.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return args.usageError("--input expects NAME=FILE, got '" + spec + "'");
+    std::string name = spec.substr(0, eq), file = spec.substr(eq + 1);
+    bool known = std::any_of(signature.begin(), signature.end(),
+                             [&](auto &s) { return s.name == name; });
+    if (!known) {
+      std::string names;
+      for (auto &s : signature)
+        names += (names.empty() ? "" : ", ") + s.name;
+      std::cerr << "kiln-run: error: the model has no input '" << name
+                << "'; its inputs are: " << names << "\n";
+      return 1;
+    }
+    auto t = readTensorFile(file);
+    if (!t) {
+      std::cerr << "kiln-run: error: input '" << name
+                << "': " << t.status().message() << "\n";
+      return 1;
+    }
+    inputs[name] = *t;
+  }
+  std::mt19937_64 rng(static_cast<uint64_t>(*seed));
+  std::vector<std::string> randomNames;
+  for (const auto &sig : signature) {
+    if (inputs.count(sig.name))
+      continue;
+    int64_t buffer = -1;
+    for (const auto &io : exe->program().inputs)
+      if (io.name == sig.name)
+        buffer = io.buffer;
+    inputs[sig.name] =
+        randomInput(sig, indexBound(exe->program(), buffer), rng);
+    randomNames.push_back(sig.name);
+  }
+
+  kiln::RunOptions runOptions;
+  runOptions.profile = args.has("--profile");
+  auto t0 = Clock::now();
+  auto outputs = exe->run(inputs, runOptions);
+  double first = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (!outputs) {
+    std::cerr << "kiln-run: error: " << outputs.status().message() << "\n";
+    return 1;
+  }
+
+  if (args.has("--summary")) {
+    const auto &p = exe->program();
+    int64_t params = 0;
+    for (const auto &b : p.buffers)
+      if (b.kind == kiln::BufferKind::param)
+        params += kiln::numElements(b.shape);
+    std::cout << "kiln-run: model '" << p.name << "' on " << exe->backend()
+              << ": " << params << " parameters, " << p.kernels.size()
+              << " kernels, arena " << p.arenaBytes << " bytes\n";
+    for (const auto &sig : signature)
+      std::cout << "  input  " << sig.name << ": " << kiln::dtypeName(sig.dtype)
+                << " " << kiln::shapeToString(sig.shape)
+                << (std::find(randomNames.begin(), randomNames.end(),
+                              sig.name) != randomNames.end()
+                        ? " (random, seed " + std::to_string(*seed) + ")"
+                        : "")
+                << "\n";
+    for (const auto &[name, t] : *outputs)
+      std::cout << "  output " << name << ": " << kiln::dtypeName(t.dtype())
+                << " " << kiln::shapeToString(t.shape()) << " "
+                << checksum(t) << "\n";
+    std::cout << "  latency (first run): " << ms(first) << "\n";
+  }
+
+  if (args.has("--output-dir")) {
+    std::filesystem::path dir = args.get("--output-dir");
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      std::cerr << "kiln-run: error: cannot create '" << dir.string()
+                << "': " << ec.message() << "\n";
+      return 1;
+    }
+    for (const auto &[name, t] : *outputs) {
+      auto file = (dir / (name + ".npy")).string();
+      if (auto st = kiln::writeNpy(file, t); !st) {
+        std::cerr << "kiln-run: error: " << st.message() << "\n";
+        return 1;
+      }
+    }
+    std::cout << "kiln-run: wrote " << outputs->size() << " output(s) to "
+              << dir.string() << "/\n";
+  }
+
+  if (runOptions.profile) {
+    auto prof = exe->lastProfile();
+    double total = 0;
+    for (auto &k : prof)
+      total += k.seconds;
+    std::sort(prof.begin(), prof.end(),
+              [](auto &a, auto &b) { return a.seconds > b.seconds; });
+    std::cout << "kiln-run: profile (" << prof.size() << " kernels, "
+              << ms(total) << " total)\n";
+    std::cout << "  " << std::left << std::setw(14) << "op" << std::setw(12)
+              << "time" << std::setw(8) << "share" << std::setw(11) << "impl"
+              << "location\n";
+    for (auto &k : prof)
+      std::cout << "  " << std::left << std::setw(14) << k.op << std::setw(12)
+                << ms(k.seconds) << std::setw(8) << std::fixed
+                << std::setprecision(1)
+                << (total > 0 ? 100 * k.seconds / total : 0.0) << std::setw(11)
+                << k.impl << k.loc << "\n";
+  }
+
+  if (*bench > 0) {
+    std::vector<double> times;
+    for (long long i = 0; i < *bench; ++i) {
+      auto s = Clock::now();
+      auto r = exe->run(inputs);
+      times.push_back(std::chrono::duration<double>(Clock::now() - s).count());
+      if (!r) {
+        std::cerr << "kiln-run: error: " << r.status().message() << "\n";
+        return 1;
+      }
+    }
+    std::cout << "kiln-run: " << *bench << " runs on " << exe->backend()
+              << ": median " << ms(median(times)) << ", min "
+              << ms(*std::min_element(times.begin(), times.end())) << "\n";
+  }
+  return 0;
+}

@@ -1,0 +1,187 @@
+//===- tools/kilnc/kilnc.cpp - The kiln ahead-of-time compiler ------------===//
+//
+// Compiles a zoo model or a .mlir file to an artifact, or prints the IR
+// before/after the pipeline or the Program. See `kilnc --help`.
+//
+//===----------------------------------------------------------------------===//
+#include "kiln/kiln.h"
+#include "tools/common/Args.h"
+
+#include <chrono>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+
+namespace {
+
+const char *kUsage = R"(kilnc - the kiln ahead-of-time compiler
+
+Usage:
+  kilnc --model NAME [options]       compile a model of the zoo
+  kilnc FILE.mlir [options]          compile kiln IR from a file
+  kilnc --list-models                list the zoo
+
+Options:
+  -o FILE               write the artifact here (default: <model>.kiln)
+  --emit=KIND           artifact (default), mlir (IR after the pipeline),
+                        mlir-input (IR before any pass), plan (the Program)
+  --model NAME          zoo model (see --list-models)
+  --batch N, --seq N    override the zoo config's batch size / sequence length
+  --seed N              seed of the zoo's parameter initialization (default 0)
+  --target NAME         backend to compile for (default: reference)
+  --dump-ir-dir DIR     write the IR before and after every pass to DIR,
+                        numbered, plus the Program as DIR/program.txt
+  --random-weights      for .mlir input: initialize parameters with seeded
+                        random values (there is no weight file yet)
+  --debug-locations     print locations in emitted IR
+  -q, --quiet           no summary
+  -h, --help            this text
+)";
+
+std::string humanBytes(double b) {
+  const char *units[] = {"B", "KiB", "MiB", "GiB"};
+  int u = 0;
+  while (b >= 1024 && u < 3) {
+    b /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", b, units[u]);
+  return buf;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  kiln::tools::Args args(
+      "kilnc",
+      {"-o", "--emit", "--model", "--batch", "--seq", "--seed", "--target",
+       "--dump-ir-dir"},
+      {"-h", "--help", "--list-models", "--random-weights",
+       "--debug-locations", "-q", "--quiet"});
+  if (!args.parse(argc, argv))
+    return args.usageError(args.error());
+  if (args.has("-h") || args.has("--help")) {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (args.has("--list-models")) {
+    for (auto &[name, desc] : kiln::zoo::models())
+      std::cout << "  " << name << std::string(14 - std::min<size_t>(13, name.size()), ' ')
+                << desc << "\n";
+    return 0;
+  }
+  bool quiet = args.has("-q") || args.has("--quiet");
+  std::string emit = args.get("--emit", "artifact");
+  if (emit != "artifact" && emit != "mlir" && emit != "mlir-input" &&
+      emit != "plan")
+    return args.usageError("--emit must be artifact, mlir, mlir-input or plan; "
+                           "got '" + emit + "'");
+  auto batch = args.getInt("--batch", 0);
+  auto seq = args.getInt("--seq", 0);
+  auto seed = args.getInt("--seed", 0);
+  if (!batch || !seq || !seed)
+    return args.usageError(args.error());
+  if (*batch < 0 || *seq < 0)
+    return args.usageError("--batch and --seq must be positive");
+
+  bool fromZoo = args.has("--model");
+  if (fromZoo == !args.positional().empty())
+    return args.usageError(fromZoo ? "give either --model or an input file, "
+                                     "not both"
+                                   : "no input: give --model NAME or a .mlir "
+                                     "file");
+  if (args.positional().size() > 1)
+    return args.usageError("more than one input file");
+
+  auto start = std::chrono::steady_clock::now();
+  kiln::StatusOr<kiln::Module> module =
+      kiln::Status::error("no module");
+  std::string modelName;
+  if (fromZoo) {
+    modelName = args.get("--model");
+    kiln::zoo::Options zo;
+    zo.batch = *batch;
+    zo.seq = *seq;
+    zo.seed = static_cast<uint64_t>(*seed);
+    module = kiln::zoo::build(modelName, zo);
+  } else {
+    std::string path = args.positional().front();
+    std::string ext = std::filesystem::path(path).extension().string();
+    if (ext == ".onnx")
+      return args.usageError("ONNX import is not available yet: '" + path +
+                             "'");
+    if (ext == ".kiln")
+      return args.usageError("'" + path + "' is a compiled artifact; run it "
+                             "with kiln-run");
+    module = kiln::Module::parseFile(path);
+    modelName = std::filesystem::path(path).stem().string();
+  }
+  if (!module) {
+    std::cerr << "kilnc: error: " << module.status().message() << "\n";
+    return 1;
+  }
+  if (emit == "mlir-input") {
+    std::cout << module->toText(args.has("--debug-locations"));
+    return 0;
+  }
+
+  kiln::CompileOptions options;
+  options.target = args.get("--target", "reference");
+  options.dumpIrDir = args.get("--dump-ir-dir");
+  if (args.has("--random-weights"))
+    module->initializeMissingWeights(static_cast<uint64_t>(*seed));
+  auto result = kiln::compileToProgram(*module, options);
+  if (!result) {
+    std::cerr << "kilnc: error: " << result.status().message() << "\n";
+    return 1;
+  }
+  if (emit == "mlir") {
+    std::cout << result->irAfterPipeline;
+    return 0;
+  }
+  if (emit == "plan") {
+    std::cout << result->program.toText();
+    return 0;
+  }
+
+  std::string out = args.get("-o", modelName + ".kiln");
+  auto exe = kiln::Executable::create(result->program, result->weights,
+                                      "reference");
+  if (!exe) {
+    std::cerr << "kilnc: error: " << exe.status().message() << "\n";
+    return 1;
+  }
+  if (auto st = exe->save(out); !st) {
+    std::cerr << "kilnc: error: " << st.message() << "\n";
+    return 1;
+  }
+  double seconds = std::chrono::duration<double>(
+                       std::chrono::steady_clock::now() - start)
+                       .count();
+  if (!quiet) {
+    const auto &p = result->program;
+    std::error_code ec;
+    auto fileSize = std::filesystem::file_size(out, ec);
+    std::cout << "kilnc: compiled '" << modelName << "' for "
+              << options.target << " in " << std::fixed
+              << std::setprecision(2) << seconds << " s\n"
+              << "  parameters:   " << result->parameterCount << " ("
+              << humanBytes(result->parameterCount * 4.0) << " as f32)\n"
+              << "  kernels:      " << p.kernels.size() << "\n"
+              << "  arena:        " << humanBytes(p.arenaBytes) << " ("
+              << p.arenaBytes << " bytes; intermediates total "
+              << humanBytes(p.intermediateBytes) << ", reuse saves "
+              << std::setprecision(1)
+              << (p.intermediateBytes
+                      ? 100.0 * (1.0 - double(p.arenaBytes) /
+                                           double(p.intermediateBytes))
+                      : 0.0)
+              << "%)\n"
+              << "  artifact:     " << out << " (" << humanBytes(fileSize)
+              << ")\n";
+    if (!options.dumpIrDir.empty())
+      std::cout << "  IR dumps:     " << options.dumpIrDir << "/\n";
+  }
+  return 0;
+}
