@@ -45,10 +45,13 @@ StatusOr<mlir::func::FuncOp> getModelFunction(mlir::ModuleOp module) {
   return found;
 }
 
-DiagnosticCollector::DiagnosticCollector(mlir::MLIRContext *ctx) : ctx_(ctx) {
+DiagnosticCollector::DiagnosticCollector(mlir::MLIRContext *ctx,
+                                         bool withLocations)
+    : ctx_(ctx) {
   handlerId_ = ctx->getDiagEngine().registerHandler(
-      [this](mlir::Diagnostic &diag) {
-        std::string where = formatLocation(diag.getLocation());
+      [this, withLocations](mlir::Diagnostic &diag) {
+        std::string where =
+            withLocations ? formatLocation(diag.getLocation()) : "";
         if (!text_.empty())
           text_ += "\n";
         if (!where.empty())
@@ -160,9 +163,9 @@ std::vector<Executable::Signature> Module::parameters() const {
     auto dtype = fromMlirElementType(type.getElementType());
     if (!dtype)
       continue;
-    params.push_back({name.str(), *dtype,
-                      std::vector<int64_t>(type.getShape().begin(),
-                                           type.getShape().end())});
+    params.push_back(
+        {name.str(), *dtype,
+         std::vector<int64_t>(type.getShape().begin(), type.getShape().end())});
   }
   return params;
 }

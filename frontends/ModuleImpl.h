@@ -34,7 +34,9 @@ StatusOr<mlir::func::FuncOp> getModelFunction(mlir::ModuleOp module);
 /// Collects every diagnostic emitted on a context while alive, as text.
 class DiagnosticCollector {
 public:
-  explicit DiagnosticCollector(mlir::MLIRContext *ctx);
+  /// `withLocations`: prefix each message with its location ("f.cpp:3:7: ").
+  explicit DiagnosticCollector(mlir::MLIRContext *ctx,
+                               bool withLocations = true);
   ~DiagnosticCollector();
   /// All messages, one per line, with locations.
   std::string str() const { return text_; }

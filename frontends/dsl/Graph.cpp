@@ -18,8 +18,8 @@
 namespace kiln::dsl {
 
 mlir::Location Graph::Impl::location(const Loc &loc) {
-  mlir::Location fileLoc = mlir::FileLineColLoc::get(
-      ctx(), loc.file_name(), loc.line(), loc.column());
+  mlir::Location fileLoc = mlir::FileLineColLoc::get(ctx(), loc.file_name(),
+                                                     loc.line(), loc.column());
   std::string path;
   for (const auto &s : scopeNames)
     path += (path.empty() ? "" : ".") + s;
@@ -36,8 +36,8 @@ mlir::Location Graph::Impl::currentLocation() {
 
 void Graph::Impl::fail(mlir::Location loc, const std::string &message) {
   std::string where = formatLocation(loc);
-  throw Error((where.empty() ? std::string() : where + ": ") + "error: " +
-              message);
+  throw Error((where.empty() ? std::string() : where + ": ") +
+              "error: " + message);
 }
 
 void Graph::Impl::checkOpen() const {
@@ -56,9 +56,9 @@ void Graph::Impl::checkSameGraph(const Tensor &t, mlir::Location loc) {
 Tensor Graph::Impl::wrap(mlir::Value v) {
   auto type = mlir::cast<mlir::RankedTensorType>(v.getType());
   auto dtype = fromMlirElementType(type.getElementType());
-  return Tensor(owner, v.getAsOpaquePointer(), dtype.value_or(DType::f32),
-                std::vector<int64_t>(type.getShape().begin(),
-                                     type.getShape().end()));
+  return Tensor(
+      owner, v.getAsOpaquePointer(), dtype.value_or(DType::f32),
+      std::vector<int64_t>(type.getShape().begin(), type.getShape().end()));
 }
 
 Tensor Graph::Impl::create(llvm::StringRef opName,
@@ -76,7 +76,7 @@ Tensor Graph::Impl::create(llvm::StringRef opName,
   }
   auto attrDict = mlir::DictionaryAttr::get(ctx(), attrs);
   llvm::SmallVector<mlir::Type> types;
-  DiagnosticCollector diags(ctx());
+  DiagnosticCollector diags(ctx(), /*withLocations=*/false);
   auto *infer = opInfo->getInterface<mlir::InferTypeOpInterface>();
   if (!infer)
     fail(loc, "op '" + opName.str() + "' has no result-type inference");
@@ -84,8 +84,8 @@ Tensor Graph::Impl::create(llvm::StringRef opName,
                                            mlir::OpaqueProperties(nullptr),
                                            mlir::RegionRange(), types))) {
     std::string msg = diags.str();
-    fail(loc, opName.str() + ": " +
-                  (msg.empty() ? "invalid operands or attributes" : msg));
+    fail(loc,
+         msg.empty() ? opName.str() + ": invalid operands or attributes" : msg);
   }
   mlir::OperationState state(loc, *opInfo);
   state.addOperands(values);
@@ -202,8 +202,10 @@ Tensor Graph::param(const std::string &name, std::vector<int64_t> shape,
   full = full.empty() ? name : full + "." + name;
   auto mloc = impl_->location(loc);
   if (dtype != DType::f32 && dtype != DType::f64)
-    impl_->fail(mloc, "parameter '" + full + "': the DSL initializes f32 and "
-                      "f64 parameters only, got " + dtypeName(dtype));
+    impl_->fail(mloc, "parameter '" + full +
+                          "': the DSL initializes f32 and "
+                          "f64 parameters only, got " +
+                          dtypeName(dtype));
   Tensor t = addArgument(*impl_, "kiln.param", full, shape, dtype, mloc);
   int64_t n = numElements(shape);
   std::vector<double> values = initialValues(init, n, impl_->seed, full);

@@ -35,8 +35,9 @@ static Tensor bottleneck(const Tensor &x, int64_t width, int64_t stride,
   return (h + shortcut).relu();
 }
 
-Module buildResNet(const ResNetConfig &c, uint64_t seed) {
-  Graph g("resnet", seed);
+Module buildResNet(const std::string &name, const ResNetConfig &c,
+                   uint64_t seed) {
+  Graph g(name, seed);
   auto image = g.input("pixel_values", {c.batch, 3, c.image, c.image});
   auto x = convBn(image, c.width, 7, 2, "stem").relu();
   x = nn::maxPool2d(x, 3, 2, 1);

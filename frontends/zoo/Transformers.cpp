@@ -12,8 +12,8 @@ using dsl::Graph;
 using dsl::Init;
 using dsl::Tensor;
 
-Module buildGpt(const GptConfig &c, uint64_t seed) {
-  Graph g("gpt", seed);
+Module buildGpt(const std::string &name, const GptConfig &c, uint64_t seed) {
+  Graph g(name, seed);
   auto tokens = g.input("tokens", {c.batch, c.seq}, DType::i64);
   auto wte = g.param("wte", {c.vocab, c.dim}, Init::normal(0.02));
   auto wpe = g.param("wpe", {c.positions, c.dim}, Init::normal(0.01));
@@ -29,8 +29,8 @@ Module buildGpt(const GptConfig &c, uint64_t seed) {
   return g.finish();
 }
 
-Module buildBert(const BertConfig &c, uint64_t seed) {
-  Graph g("bert", seed);
+Module buildBert(const std::string &name, const BertConfig &c, uint64_t seed) {
+  Graph g(name, seed);
   auto ids = g.input("input_ids", {c.batch, c.seq}, DType::i64);
   Tensor x;
   {
@@ -47,27 +47,28 @@ Module buildBert(const BertConfig &c, uint64_t seed) {
     x = nn::layerNorm(x + nn::multiHeadAttention(x, "attention", attn),
                       "attention_norm", 1e-12);
     auto h = nn::linear(x, c.ffn, "intermediate").gelu();
-    x = nn::layerNorm(x + nn::linear(h, c.dim, "output"), "output_norm",
-                      1e-12);
+    x = nn::layerNorm(x + nn::linear(h, c.dim, "output"), "output_norm", 1e-12);
   }
   g.output("last_hidden_state", x);
   return g.finish();
 }
 
-Module buildVit(const VitConfig &c, uint64_t seed) {
-  Graph g("vit", seed);
+Module buildVit(const std::string &name, const VitConfig &c, uint64_t seed) {
+  Graph g(name, seed);
   auto image = g.input("pixel_values", {c.batch, 3, c.image, c.image});
   int64_t grid = c.image / c.patch, patches = grid * grid;
-  auto p = nn::conv2d(image, c.dim, "patch_embed",
-                      nn::Conv2dOptions().setKernel(c.patch).setStride(c.patch));
+  auto p =
+      nn::conv2d(image, c.dim, "patch_embed",
+                 nn::Conv2dOptions().setKernel(c.patch).setStride(c.patch));
   auto x = p.reshape({c.batch, c.dim, patches}).transpose({0, 2, 1});
-  auto cls = g.param("cls_token", {1, 1, c.dim}).broadcastTo({c.batch, 1, c.dim});
+  auto cls =
+      g.param("cls_token", {1, 1, c.dim}).broadcastTo({c.batch, 1, c.dim});
   x = dsl::concat({cls, x}, 1) + g.param("pos_embed", {1, patches + 1, c.dim});
   for (int64_t i = 0; i < c.layers; ++i) {
     Graph::Scope block(g, "blocks" + std::to_string(i));
     auto attn = nn::AttentionOptions().setHeads(c.heads);
-    x = x + nn::multiHeadAttention(nn::layerNorm(x, "norm1", 1e-6), "attn",
-                                   attn);
+    x = x +
+        nn::multiHeadAttention(nn::layerNorm(x, "norm1", 1e-6), "attn", attn);
     x = x + nn::mlp(nn::layerNorm(x, "norm2", 1e-6), c.ffn, "mlp");
   }
   x = nn::layerNorm(x, "norm", 1e-6);

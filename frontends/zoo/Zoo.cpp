@@ -51,7 +51,7 @@ StatusOr<Module> build(const std::string &name, const Options &o) {
         return Status::error(name + ": --seq " + std::to_string(c.seq) +
                              " exceeds the " + std::to_string(c.positions) +
                              " positions of the model");
-      return buildGpt(c, o.seed);
+      return buildGpt(name, c, o.seed);
     }
     if (name == "bert" || name == "bert-base") {
       BertConfig c;
@@ -63,21 +63,21 @@ StatusOr<Module> build(const std::string &name, const Options &o) {
         return Status::error(name + ": --seq " + std::to_string(c.seq) +
                              " exceeds the " + std::to_string(c.positions) +
                              " positions of the model");
-      return buildBert(c, o.seed);
+      return buildBert(name, c, o.seed);
     }
     if (name == "vit" || name == "vit-b16") {
       VitConfig c;
       if (name == "vit-b16")
         c = {12, 768, 12, 3072, 224, 16, 1000, 1};
       c.batch = pick(o.batch, c.batch);
-      return buildVit(c, o.seed);
+      return buildVit(name, c, o.seed);
     }
     if (name == "resnet" || name == "resnet50") {
       ResNetConfig c;
       if (name == "resnet50")
         c = {{3, 4, 6, 3}, 64, 224, 1000, 1};
       c.batch = pick(o.batch, c.batch);
-      return buildResNet(c, o.seed);
+      return buildResNet(name, c, o.seed);
     }
   } catch (const dsl::Error &e) {
     return Status::error(e.what());

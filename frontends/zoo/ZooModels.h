@@ -26,10 +26,11 @@ struct ResNetConfig {
   int64_t batch = 1;
 };
 
-Module buildGpt(const GptConfig &c, uint64_t seed);
-Module buildBert(const BertConfig &c, uint64_t seed);
-Module buildVit(const VitConfig &c, uint64_t seed);
-Module buildResNet(const ResNetConfig &c, uint64_t seed);
+Module buildGpt(const std::string &name, const GptConfig &c, uint64_t seed);
+Module buildBert(const std::string &name, const BertConfig &c, uint64_t seed);
+Module buildVit(const std::string &name, const VitConfig &c, uint64_t seed);
+Module buildResNet(const std::string &name, const ResNetConfig &c,
+                   uint64_t seed);
 
 } // namespace kiln::zoo
 

@@ -53,12 +53,11 @@ std::string humanBytes(double b) {
 } // namespace
 
 int main(int argc, char **argv) {
-  kiln::tools::Args args(
-      "kilnc",
-      {"-o", "--emit", "--model", "--batch", "--seq", "--seed", "--target",
-       "--dump-ir-dir"},
-      {"-h", "--help", "--list-models", "--random-weights",
-       "--debug-locations", "-q", "--quiet"});
+  kiln::tools::Args args("kilnc",
+                         {"-o", "--emit", "--model", "--batch", "--seq",
+                          "--seed", "--target", "--dump-ir-dir"},
+                         {"-h", "--help", "--list-models", "--random-weights",
+                          "--debug-locations", "-q", "--quiet"});
   if (!args.parse(argc, argv))
     return args.usageError(args.error());
   if (args.has("-h") || args.has("--help")) {
@@ -67,7 +66,8 @@ int main(int argc, char **argv) {
   }
   if (args.has("--list-models")) {
     for (auto &[name, desc] : kiln::zoo::models())
-      std::cout << "  " << name << std::string(14 - std::min<size_t>(13, name.size()), ' ')
+      std::cout << "  " << name
+                << std::string(14 - std::min<size_t>(13, name.size()), ' ')
                 << desc << "\n";
     return 0;
   }
@@ -76,7 +76,8 @@ int main(int argc, char **argv) {
   if (emit != "artifact" && emit != "mlir" && emit != "mlir-input" &&
       emit != "plan")
     return args.usageError("--emit must be artifact, mlir, mlir-input or plan; "
-                           "got '" + emit + "'");
+                           "got '" +
+                           emit + "'");
   auto batch = args.getInt("--batch", 0);
   auto seq = args.getInt("--seq", 0);
   auto seed = args.getInt("--seed", 0);
@@ -95,11 +96,10 @@ int main(int argc, char **argv) {
     return args.usageError("more than one input file");
 
   auto start = std::chrono::steady_clock::now();
-  kiln::StatusOr<kiln::Module> module =
-      kiln::Status::error("no module");
-  std::string modelName;
+  kiln::StatusOr<kiln::Module> module = kiln::Status::error("no module");
+  std::string modelName, stem;
   if (fromZoo) {
-    modelName = args.get("--model");
+    modelName = stem = args.get("--model");
     kiln::zoo::Options zo;
     zo.batch = *batch;
     zo.seq = *seq;
@@ -112,10 +112,13 @@ int main(int argc, char **argv) {
       return args.usageError("ONNX import is not available yet: '" + path +
                              "'");
     if (ext == ".kiln")
-      return args.usageError("'" + path + "' is a compiled artifact; run it "
+      return args.usageError("'" + path +
+                             "' is a compiled artifact; run it "
                              "with kiln-run");
     module = kiln::Module::parseFile(path);
-    modelName = std::filesystem::path(path).stem().string();
+    stem = std::filesystem::path(path).stem().string();
+    if (module)
+      modelName = module->name();
   }
   if (!module) {
     std::cerr << "kilnc: error: " << module.status().message() << "\n";
@@ -145,9 +148,9 @@ int main(int argc, char **argv) {
     return 0;
   }
 
-  std::string out = args.get("-o", modelName + ".kiln");
-  auto exe = kiln::Executable::create(result->program, result->weights,
-                                      "reference");
+  std::string out = args.get("-o", stem + ".kiln");
+  auto exe =
+      kiln::Executable::create(result->program, result->weights, "reference");
   if (!exe) {
     std::cerr << "kilnc: error: " << exe.status().message() << "\n";
     return 1;
@@ -156,28 +159,31 @@ int main(int argc, char **argv) {
     std::cerr << "kilnc: error: " << st.message() << "\n";
     return 1;
   }
-  double seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - start)
-                       .count();
+  double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   if (!quiet) {
     const auto &p = result->program;
     std::error_code ec;
     auto fileSize = std::filesystem::file_size(out, ec);
-    std::cout << "kilnc: compiled '" << modelName << "' for "
-              << options.target << " in " << std::fixed
-              << std::setprecision(2) << seconds << " s\n"
+    int64_t paramBytes = 0;
+    for (const auto &b : p.buffers)
+      if (b.kind == kiln::BufferKind::param)
+        paramBytes += b.byteSize();
+    double saved =
+        p.intermediateBytes > p.arenaBytes
+            ? 100.0 * (1.0 - double(p.arenaBytes) / double(p.intermediateBytes))
+            : 0.0;
+    std::cout << "kilnc: compiled '" << modelName << "' for " << options.target
+              << " in " << std::fixed << std::setprecision(2) << seconds
+              << " s\n"
               << "  parameters:   " << result->parameterCount << " ("
-              << humanBytes(result->parameterCount * 4.0) << " as f32)\n"
+              << humanBytes(paramBytes) << ")\n"
               << "  kernels:      " << p.kernels.size() << "\n"
               << "  arena:        " << humanBytes(p.arenaBytes) << " ("
               << p.arenaBytes << " bytes; intermediates total "
               << humanBytes(p.intermediateBytes) << ", reuse saves "
-              << std::setprecision(1)
-              << (p.intermediateBytes
-                      ? 100.0 * (1.0 - double(p.arenaBytes) /
-                                           double(p.intermediateBytes))
-                      : 0.0)
-              << "%)\n"
+              << std::setprecision(1) << saved << "%)\n"
               << "  artifact:     " << out << " (" << humanBytes(fileSize)
               << ")\n";
     if (!options.dumpIrDir.empty())

@@ -38,6 +38,10 @@ TEST(Dsl, ShapeErrorNamesTheUsersLine) {
               std::string::npos)
         << msg;
     EXPECT_NE(msg.find("matmul"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("K=3"), std::string::npos) << msg;
+    // The location is said once, at the start.
+    EXPECT_EQ(msg.find("DslTest.cpp"), 0u) << msg;
+    EXPECT_EQ(msg.find("DslTest.cpp", 1), std::string::npos) << msg;
   }
 }
 
