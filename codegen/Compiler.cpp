@@ -97,8 +97,8 @@ StatusOr<CompileResult> compileToProgram(const Module &module,
   if (!dumpDir.empty())
     pm.addInstrumentation(std::make_unique<IrDumper>(dumpDir, &dumpIndex));
   if (mlir::failed(pm.run(*work)))
-    return Status::error("compilation of '" + module.name() +
-                         "' failed:\n" + diags.str());
+    return Status::error("compilation of '" + module.name() + "' failed:\n" +
+                         diags.str());
   if (options.log)
     options.log("kiln: pass pipeline done (" + std::to_string(pm.size()) +
                 " passes)");
@@ -117,9 +117,9 @@ StatusOr<CompileResult> compileToProgram(const Module &module,
   for (const auto &b : result.program.buffers)
     if (b.kind == BufferKind::param)
       result.parameterCount += numElements(b.shape);
-  result.seconds = std::chrono::duration<double>(
-                       std::chrono::steady_clock::now() - start)
-                       .count();
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
   if (!dumpDir.empty()) {
     std::ofstream(dumpDir / "program.txt") << result.program.toText();
   }

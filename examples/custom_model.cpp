@@ -26,7 +26,8 @@ int main(int argc, char **argv) {
   kiln::Module module = g.finish();
 
   // 2. Compile in process (JIT) and run.
-  auto exe = kiln::compile(module, kiln::CompileOptions().setTarget("reference"));
+  auto exe =
+      kiln::compile(module, kiln::CompileOptions().setTarget("reference"));
   if (!exe) {
     std::cerr << "compile failed: " << exe.status().message() << "\n";
     return 1;

@@ -72,9 +72,9 @@ static StatusOr<Tensor> constantToTensor(mlir::Attribute attr) {
     }
   } else {
     for (const llvm::APInt &v : dense.getValues<llvm::APInt>()) {
-      uint64_t bits = v.getBitWidth() == 1 ? v.getZExtValue()
-                                           : static_cast<uint64_t>(
-                                                 v.getSExtValue());
+      uint64_t bits = v.getBitWidth() == 1
+                          ? v.getZExtValue()
+                          : static_cast<uint64_t>(v.getSExtValue());
       std::memcpy(out + i++ * width, &bits, width);
     }
   }
@@ -137,15 +137,16 @@ StatusOr<BuiltProgram> buildProgram(mlir::func::FuncOp func,
     p.inputs.push_back({name, id});
   }
   if (!weightErrors.empty())
-    return Status::error("model '" + p.name + "' cannot be bound to its "
-                                              "weights:" +
+    return Status::error("model '" + p.name +
+                         "' cannot be bound to its "
+                         "weights:" +
                          weightErrors);
 
   // Returned values produced by an op become output buffers directly;
   // anything else returned (an argument, a constant, a value returned twice)
   // is copied into its own output buffer at the end.
-  auto ret = mlir::cast<mlir::func::ReturnOp>(
-      func.getBody().front().getTerminator());
+  auto ret =
+      mlir::cast<mlir::func::ReturnOp>(func.getBody().front().getTerminator());
   std::vector<std::string> outputNames;
   for (unsigned i = 0; i < ret.getNumOperands(); ++i) {
     auto named = func.getResultAttrOfType<mlir::StringAttr>(i, "kiln.name");
@@ -179,15 +180,15 @@ StatusOr<BuiltProgram> buildProgram(mlir::func::FuncOp func,
     }
     KernelCall k;
     llvm::StringRef opName = op.getName().getStringRef();
-    k.op = opName.starts_with("kiln.") ? opName.drop_front(5).str()
-                                       : opName.str();
+    k.op =
+        opName.starts_with("kiln.") ? opName.drop_front(5).str() : opName.str();
     for (mlir::Value v : op.getOperands())
       k.inputs.push_back(bufferOf.lookup(v));
     for (mlir::Value v : op.getResults()) {
       int64_t id;
       if (auto it = directOutput.find(v); it != directOutput.end()) {
-        id = newBuffer(v.getType(), BufferKind::output,
-                       outputNames[it->second]);
+        id =
+            newBuffer(v.getType(), BufferKind::output, outputNames[it->second]);
       } else {
         id = newBuffer(v.getType(), BufferKind::arena, "");
         p.buffers[id].offset = plan.intervals[plan.indexOf.lookup(v)].offset;

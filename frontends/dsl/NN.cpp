@@ -49,14 +49,14 @@ Tensor linear(const Tensor &x, int64_t outFeatures, const std::string &name,
     dsl::implOf(x).fail(dsl::implOf(x).location(loc),
                         "linear expects an input of rank >= 1");
   int64_t in = x.dim(-1);
-  auto w = graph.param("weight", {in, outFeatures},
-                       Init::normal(1.0 / std::sqrt(double(in))), DType::f32,
-                       loc);
+  auto w =
+      graph.param("weight", {in, outFeatures},
+                  Init::normal(1.0 / std::sqrt(double(in))), DType::f32, loc);
   auto y = x.matmul(w, false, false, loc);
   if (bias)
-    y = y.add(graph.param("bias", {outFeatures}, Init::zeros(), DType::f32,
-                          loc),
-              loc);
+    y = y.add(
+        graph.param("bias", {outFeatures}, Init::zeros(), DType::f32, loc),
+        loc);
   return y;
 }
 
@@ -68,19 +68,22 @@ Tensor layerNorm(const Tensor &x, const std::string &name, double eps,
   int64_t d = x.dim(-1);
   auto scale = graph.param("weight", {d}, Init::ones(), DType::f32, loc);
   auto bias = graph.param("bias", {d}, Init::zeros(), DType::f32, loc);
-  return g.create("kiln.layer_norm", {x, scale, bias},
-                  {named(g, "axis", i64(g, -1)), named(g, "epsilon", f64(g, eps))},
-                  g.location(loc));
+  return g.create(
+      "kiln.layer_norm", {x, scale, bias},
+      {named(g, "axis", i64(g, -1)), named(g, "epsilon", f64(g, eps))},
+      g.location(loc));
 }
 
 Tensor rmsNorm(const Tensor &x, const std::string &name, double eps, Loc loc) {
   Graph &graph = x.graph();
   Graph::Scope scope(graph, name, loc);
   auto &g = dsl::implOf(x);
-  auto scale = graph.param("weight", {x.dim(-1)}, Init::ones(), DType::f32, loc);
-  return g.create("kiln.rms_norm", {x, scale},
-                  {named(g, "axis", i64(g, -1)), named(g, "epsilon", f64(g, eps))},
-                  g.location(loc));
+  auto scale =
+      graph.param("weight", {x.dim(-1)}, Init::ones(), DType::f32, loc);
+  return g.create(
+      "kiln.rms_norm", {x, scale},
+      {named(g, "axis", i64(g, -1)), named(g, "epsilon", f64(g, eps))},
+      g.location(loc));
 }
 
 Tensor embedding(const Tensor &ids, int64_t vocab, int64_t dim,
@@ -104,8 +107,9 @@ Tensor conv2d(const Tensor &x, int64_t outChannels, const std::string &name,
                                 " input channels are not divisible by groups=" +
                                 std::to_string(o.groups));
   int64_t fanIn = (c / o.groups) * o.kernel * o.kernel;
-  auto w = graph.param("weight", {outChannels, c / o.groups, o.kernel, o.kernel},
-                       Init::normal(std::sqrt(2.0 / fanIn)), DType::f32, loc);
+  auto w =
+      graph.param("weight", {outChannels, c / o.groups, o.kernel, o.kernel},
+                  Init::normal(std::sqrt(2.0 / fanIn)), DType::f32, loc);
   std::vector<Tensor> operands{x, w};
   if (o.bias)
     operands.push_back(
@@ -128,10 +132,10 @@ Tensor batchNorm(const Tensor &x, const std::string &name, double eps,
   int64_t c = x.dim(1);
   auto scale = graph.param("weight", {c}, Init::ones(), DType::f32, loc);
   auto bias = graph.param("bias", {c}, Init::zeros(), DType::f32, loc);
-  auto mean = graph.param("running_mean", {c}, Init::normal(0.1), DType::f32,
-                          loc);
-  auto var = graph.param("running_var", {c}, Init::uniform(0.5, 1.5),
-                         DType::f32, loc);
+  auto mean =
+      graph.param("running_mean", {c}, Init::normal(0.1), DType::f32, loc);
+  auto var =
+      graph.param("running_var", {c}, Init::uniform(0.5, 1.5), DType::f32, loc);
   return g.create("kiln.batch_norm", {x, scale, bias, mean, var},
                   {named(g, "epsilon", f64(g, eps))}, g.location(loc));
 }
@@ -179,10 +183,9 @@ Tensor multiHeadAttention(const Tensor &x, const std::string &name,
   auto &g = dsl::implOf(x);
   int64_t b = x.dim(0), s = x.dim(1), d = x.dim(2), h = o.heads;
   if (h <= 0 || d % h != 0)
-    g.fail(g.location(loc), "multiHeadAttention: model dim " +
-                                std::to_string(d) +
-                                " is not divisible by heads=" +
-                                std::to_string(h));
+    g.fail(g.location(loc),
+           "multiHeadAttention: model dim " + std::to_string(d) +
+               " is not divisible by heads=" + std::to_string(h));
   int64_t hd = d / h;
   // [B, S, D] -> [B, H, S, hd]
   auto heads = [&](const Tensor &t) {
@@ -191,10 +194,9 @@ Tensor multiHeadAttention(const Tensor &x, const std::string &name,
   auto q = heads(linear(x, d, "q", true, loc));
   auto k = heads(linear(x, d, "k", true, loc));
   auto v = heads(linear(x, d, "v", true, loc));
-  auto scores = q.matmul(k, false, true, loc)
-                    .mul(graph.scalar(1.0 / std::sqrt(double(hd)), x.dtype(),
-                                      loc),
-                         loc);
+  auto scores =
+      q.matmul(k, false, true, loc)
+          .mul(graph.scalar(1.0 / std::sqrt(double(hd)), x.dtype(), loc), loc);
   if (o.causal) {
     // Additive causal mask: 0 on and below the diagonal, -inf above.
     std::vector<double> m(s * s, 0.0);

@@ -25,7 +25,8 @@ struct Attrs {
     return *this;
   }
   Attrs &i64(llvm::StringRef name, int64_t v) {
-    return add(name, mlir::IntegerAttr::get(mlir::IntegerType::get(ctx, 64), v));
+    return add(name,
+               mlir::IntegerAttr::get(mlir::IntegerType::get(ctx, 64), v));
   }
   Attrs &f64(llvm::StringRef name, double v) {
     return add(name, mlir::FloatAttr::get(mlir::Float64Type::get(ctx), v));
@@ -89,7 +90,7 @@ Tensor Tensor::gelu(bool tanhApproximation, Loc l) const {
 }
 
 #define KILN_BINARY_METHOD(method, opname)                                     \
-  Tensor Tensor::method(const Tensor &o, Loc l) const {                       \
+  Tensor Tensor::method(const Tensor &o, Loc l) const {                        \
     return binary(*this, o, opname, implOf(*this).location(l));                \
   }
 KILN_BINARY_METHOD(add, "kiln.add")
@@ -146,11 +147,9 @@ Tensor Tensor::logSoftmax(int64_t axis, Loc l) const {
 #define KILN_REDUCE_METHOD(method, opname)                                     \
   Tensor Tensor::method(std::vector<int64_t> axes, bool keepdims, Loc l)       \
       const {                                                                  \
-    return unary(*this, opname, l,                                             \
-                 attrs(*this)                                                  \
-                     .ints("axes", axes)                                       \
-                     .boolean("keepdims", keepdims)                            \
-                     .list);                                                   \
+    return unary(                                                              \
+        *this, opname, l,                                                      \
+        attrs(*this).ints("axes", axes).boolean("keepdims", keepdims).list);   \
   }
 KILN_REDUCE_METHOD(sum, "kiln.reduce_sum")
 KILN_REDUCE_METHOD(mean, "kiln.reduce_mean")
@@ -164,8 +163,8 @@ Tensor Tensor::reshape(std::vector<int64_t> shape, Loc l) const {
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
       if (inferred >= 0)
-        g.fail(g.location(l), "reshape to " + shapeToString(shape) +
-                                  ": more than one -1");
+        g.fail(g.location(l),
+               "reshape to " + shapeToString(shape) + ": more than one -1");
       inferred = static_cast<int64_t>(i);
     } else if (shape[i] < 0) {
       g.fail(g.location(l), "reshape to " + shapeToString(shape) +
@@ -176,11 +175,12 @@ Tensor Tensor::reshape(std::vector<int64_t> shape, Loc l) const {
   }
   if (inferred >= 0) {
     if (known == 0 || kiln::numElements(shape_) % known != 0)
-      g.fail(g.location(l), "cannot reshape " + shapeToString(shape_) +
-                                " to " + shapeToString(shape));
+      g.fail(g.location(l), "cannot reshape " + shapeToString(shape_) + " to " +
+                                shapeToString(shape));
     shape[inferred] = kiln::numElements(shape_) / known;
   }
-  return unary(*this, "kiln.reshape", l, attrs(*this).ints("shape", shape).list);
+  return unary(*this, "kiln.reshape", l,
+               attrs(*this).ints("shape", shape).list);
 }
 
 Tensor Tensor::transpose(std::vector<int64_t> perm, Loc l) const {

@@ -75,8 +75,15 @@ public:
 
 /// Parameter initializers.
 struct Init {
-  enum class Kind { zeros, ones, normal, uniform, constant } kind = Kind::normal;
-  double a = 0.0, b = 0.02; // normal: mean, std; uniform: low, high; constant: a
+  enum class Kind {
+    zeros,
+    ones,
+    normal,
+    uniform,
+    constant
+  } kind = Kind::normal;
+  double a = 0.0,
+         b = 0.02; // normal: mean, std; uniform: low, high; constant: a
   static Init zeros() { return {Kind::zeros, 0, 0}; }
   static Init ones() { return {Kind::ones, 1, 0}; }
   static Init normal(double std = 0.02, double mean = 0.0) {
@@ -271,12 +278,30 @@ struct Conv2dOptions {
   int64_t kernel = 3, stride = 1, padding = 0, dilation = 1, groups = 1;
   bool bias = true;
   /// Conv2dOptions().setKernel(3).setStride(2).setPadding(1)
-  Conv2dOptions &setKernel(int64_t v) { kernel = v; return *this; }
-  Conv2dOptions &setStride(int64_t v) { stride = v; return *this; }
-  Conv2dOptions &setPadding(int64_t v) { padding = v; return *this; }
-  Conv2dOptions &setDilation(int64_t v) { dilation = v; return *this; }
-  Conv2dOptions &setGroups(int64_t v) { groups = v; return *this; }
-  Conv2dOptions &setBias(bool v) { bias = v; return *this; }
+  Conv2dOptions &setKernel(int64_t v) {
+    kernel = v;
+    return *this;
+  }
+  Conv2dOptions &setStride(int64_t v) {
+    stride = v;
+    return *this;
+  }
+  Conv2dOptions &setPadding(int64_t v) {
+    padding = v;
+    return *this;
+  }
+  Conv2dOptions &setDilation(int64_t v) {
+    dilation = v;
+    return *this;
+  }
+  Conv2dOptions &setGroups(int64_t v) {
+    groups = v;
+    return *this;
+  }
+  Conv2dOptions &setBias(bool v) {
+    bias = v;
+    return *this;
+  }
 };
 Tensor conv2d(const Tensor &x, int64_t outChannels, const std::string &name,
               const Conv2dOptions &options = {}, Loc loc = Loc::current());
@@ -296,8 +321,14 @@ Tensor mlp(const Tensor &x, int64_t hidden, const std::string &name,
 struct AttentionOptions {
   int64_t heads = 1;
   bool causal = false;
-  AttentionOptions &setHeads(int64_t v) { heads = v; return *this; }
-  AttentionOptions &setCausal(bool v) { causal = v; return *this; }
+  AttentionOptions &setHeads(int64_t v) {
+    heads = v;
+    return *this;
+  }
+  AttentionOptions &setCausal(bool v) {
+    causal = v;
+    return *this;
+  }
 };
 /// Multi-head self-attention on x [B, S, D], written unfused:
 /// q k^T -> * 1/sqrt(d) -> + mask -> softmax -> @ v, then the output

@@ -10,8 +10,9 @@
 //   g.output("y", y);
 //   auto module = g.finish();                       // kiln IR + weights
 //   auto exe = kiln::compile(*module, {});          // pipeline + codegen
-//   auto out = exe->run({{"x", kiln::Tensor::zeros(kiln::DType::f32, {1, 784})}});
-//   exe->save("mlp.kiln");                          // the AOT artifact
+//   auto out = exe->run({{"x", kiln::Tensor::zeros(kiln::DType::f32, {1,
+//   784})}}); exe->save("mlp.kiln");                          // the AOT
+//   artifact
 //
 // Errors: every call returns a Status or StatusOr with a message; errors in
 // model code written with the DSL throw kiln::dsl::Error naming the user's file

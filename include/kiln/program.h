@@ -1,4 +1,5 @@
-//===- kiln/program.h - The Program: kernels over a planned arena -*- C++ -*-===//
+//===- kiln/program.h - The Program: kernels over a planned arena -*- C++
+//-*-===//
 //
 // A Program is what codegen produces and the runtime executes: a flat,
 // topologically ordered list of kernel calls over buffers. Arena buffers have

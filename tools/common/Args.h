@@ -1,4 +1,5 @@
-//===- tools/common/Args.h - Command-line parsing for the kiln tools -*- C++ -*-===//
+//===- tools/common/Args.h - Command-line parsing for the kiln tools -*- C++
+//-*-===//
 //
 // A small parser shared by kilnc and kiln-run (kiln-run links no MLIR, so it
 // cannot use llvm::cl). Accepts `--flag`, `--key=value`, `--key value`, `-o
@@ -31,7 +32,7 @@ public:
   bool parse(int argc, char **argv) {
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
-      if (a == "--" ) {
+      if (a == "--") {
         for (++i; i < argc; ++i)
           positional_.push_back(argv[i]);
         break;

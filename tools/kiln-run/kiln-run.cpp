@@ -62,20 +62,19 @@ int64_t indexBound(const kiln::Program &p, int64_t buffer) {
   return bound > 0 ? bound : 2;
 }
 
-kiln::Tensor randomInput(const kiln::Executable::Signature &sig,
-                         int64_t bound, std::mt19937_64 &rng) {
+kiln::Tensor randomInput(const kiln::Executable::Signature &sig, int64_t bound,
+                         std::mt19937_64 &rng) {
   std::vector<double> values(kiln::numElements(sig.shape));
-  bool isFloat = sig.dtype == kiln::DType::f32 ||
-                 sig.dtype == kiln::DType::f64 ||
-                 sig.dtype == kiln::DType::f16 ||
-                 sig.dtype == kiln::DType::bf16;
+  bool isFloat =
+      sig.dtype == kiln::DType::f32 || sig.dtype == kiln::DType::f64 ||
+      sig.dtype == kiln::DType::f16 || sig.dtype == kiln::DType::bf16;
   std::normal_distribution<double> normal(0.0, 1.0);
   std::uniform_int_distribution<int64_t> ints(
       0, sig.dtype == kiln::DType::i1 ? 1 : bound - 1);
   for (auto &v : values)
     v = isFloat ? normal(rng) : static_cast<double>(ints(rng));
-  kiln::Tensor f64 = kiln::Tensor::fromBytes(kiln::DType::f64, sig.shape,
-                                             values.data());
+  kiln::Tensor f64 =
+      kiln::Tensor::fromBytes(kiln::DType::f64, sig.shape, values.data());
   if (sig.dtype == kiln::DType::f64)
     return f64;
   // Convert through the dtype's natural C++ type.
@@ -116,7 +115,8 @@ kiln::StatusOr<kiln::Tensor> readTensorFile(const std::string &path) {
     return kiln::readOnnxTensorProto(path, &name);
 #else
     return kiln::Status::error("this kiln-run was built without ONNX "
-                               "TensorProto support: '" + path + "'");
+                               "TensorProto support: '" +
+                               path + "'");
 #endif
   }
   return kiln::readNpy(path);
@@ -149,10 +149,9 @@ std::string ms(double seconds) {
 } // namespace
 
 int main(int argc, char **argv) {
-  kiln::tools::Args args("kiln-run",
-                         {"--output-dir", "--backend", "--bench", "--seed"},
-                         {"-h", "--help", "--profile", "--summary"},
-                         {"--input"});
+  kiln::tools::Args args(
+      "kiln-run", {"--output-dir", "--backend", "--bench", "--seed"},
+      {"-h", "--help", "--profile", "--summary"}, {"--input"});
   if (!args.parse(argc, argv))
     return args.usageError(args.error());
   if (args.has("-h") || args.has("--help")) {
@@ -247,8 +246,8 @@ int main(int argc, char **argv) {
                 << "\n";
     for (const auto &[name, t] : *outputs)
       std::cout << "  output " << name << ": " << kiln::dtypeName(t.dtype())
-                << " " << kiln::shapeToString(t.shape()) << " "
-                << checksum(t) << "\n";
+                << " " << kiln::shapeToString(t.shape()) << " " << checksum(t)
+                << "\n";
     std::cout << "  latency (first run): " << ms(first) << "\n";
   }
 

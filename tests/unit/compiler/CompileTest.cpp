@@ -43,8 +43,10 @@ TEST(Compile, MlpMatchesIndependentComputation) {
   Tensor in = randomTensor({2, 5}, 1);
   auto out = exe->run({{"x", in}});
   ASSERT_TRUE(out) << out.status().message();
-  auto w1 = vals(m.weights().at("fc1.weight")), b1 = vals(m.weights().at("fc1.bias"));
-  auto w2 = vals(m.weights().at("fc2.weight")), b2 = vals(m.weights().at("fc2.bias"));
+  auto w1 = vals(m.weights().at("fc1.weight")),
+       b1 = vals(m.weights().at("fc1.bias"));
+  auto w2 = vals(m.weights().at("fc2.weight")),
+       b2 = vals(m.weights().at("fc2.bias"));
   // fc1.bias is zero-initialized; make the check sensitive to it anyway by
   // comparing the whole computation, bias included.
   auto xv = vals(in);

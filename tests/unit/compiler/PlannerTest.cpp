@@ -41,8 +41,8 @@ TEST(Planner, RandomIntervalsNeverOverlapWhileLive) {
       EXPECT_LE(iv[i].offset + iv[i].bytes, arena);
       for (size_t j = i + 1; j < iv.size(); ++j)
         if (timeOverlap(iv[i], iv[j]))
-          EXPECT_FALSE(byteOverlap(iv[i].offset, iv[i].bytes, iv[j].offset,
-                                   iv[j].bytes))
+          EXPECT_FALSE(
+              byteOverlap(iv[i].offset, iv[i].bytes, iv[j].offset, iv[j].bytes))
               << "trial " << trial << " intervals " << i << " and " << j;
     }
   }
