@@ -15,6 +15,7 @@
 #include "mlir/Pass/PassManager.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +24,9 @@
 
 namespace kiln {
 namespace {
+
+/// First line of every dump; only files starting with it are ever deleted.
+constexpr const char *kDumpHeader = "// kiln IR dump: ";
 
 std::string printOp(mlir::Operation *op) {
   std::string s;
@@ -48,7 +52,11 @@ public:
     file << std::setw(2) << std::setfill('0') << (*counter_)++ << "-" << name
          << ".mlir";
     std::ofstream out(dir_ / file.str());
-    out << "// IR after " << name << "\n" << printOp(op);
+    out << kDumpHeader
+        << (name == "input" ? std::string("the input, before any pass")
+                            : "after " + name)
+        << "\n"
+        << printOp(op);
   }
 
 private:
@@ -86,9 +94,20 @@ StatusOr<CompileResult> compileToProgram(const Module &module,
     if (ec)
       return Status::error("cannot create IR dump directory '" +
                            options.dumpIrDir + "': " + ec.message());
-    for (auto &entry : std::filesystem::directory_iterator(dumpDir, ec))
-      if (entry.path().extension() == ".mlir")
+    // Remove the dumps of an earlier compile, and nothing else: only files
+    // named NN-<pass>.mlir whose first line is the dumper's header.
+    for (auto &entry : std::filesystem::directory_iterator(dumpDir, ec)) {
+      std::string name = entry.path().filename().string();
+      if (!entry.is_regular_file() || entry.path().extension() != ".mlir" ||
+          name.size() < 4 || !std::isdigit(name[0]) || !std::isdigit(name[1]) ||
+          name[2] != '-')
+        continue;
+      std::ifstream in(entry.path());
+      std::string first;
+      std::getline(in, first);
+      if (first.rfind(kDumpHeader, 0) == 0)
         std::filesystem::remove(entry.path(), ec);
+    }
     IrDumper(dumpDir, &dumpIndex).write("input", work.get());
   }
 

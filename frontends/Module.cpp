@@ -14,6 +14,7 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -126,6 +127,9 @@ StatusOr<Module> Module::parseText(const std::string &text, TensorMap weights) {
 }
 
 StatusOr<Module> Module::parseFile(const std::string &path, TensorMap weights) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    return Status::error("'" + path + "' is a directory, not a .mlir file");
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return Status::error("cannot open '" + path + "'");

@@ -30,8 +30,13 @@ std::string checkType(mlir::Type type) {
     return "is not a ranked tensor: " + s;
   if (!tensor.hasStaticShape())
     return "has a dynamic shape: " + s;
-  if (!fromMlirElementType(tensor.getElementType()))
+  auto dtype = fromMlirElementType(tensor.getElementType());
+  if (!dtype)
     return "has an unsupported element type: " + s;
+  int64_t bytes = static_cast<int64_t>(dtypeSize(*dtype));
+  for (int64_t d : tensor.getShape())
+    if (__builtin_mul_overflow(bytes, d, &bytes) || bytes > (int64_t(1) << 48))
+      return "is too large (its byte size overflows): " + s;
   return "";
 }
 
@@ -85,6 +90,32 @@ struct VerifyProgramPass
           failed = true;
         }
     });
+
+    if (func.getNumResults() == 0) {
+      func.emitError() << "the model returns nothing; it needs at least one "
+                          "output";
+      failed = true;
+    }
+    // Names must be strings; an argument is a parameter or an input.
+    auto checkName = [&](mlir::Attribute a, const char *what, unsigned i) {
+      if (a && !mlir::isa<mlir::StringAttr>(a)) {
+        func.emitError() << what << " " << i << ": name must be a string, got "
+                         << a;
+        failed = true;
+      }
+    };
+    for (unsigned i = 0; i < func.getNumArguments(); ++i) {
+      checkName(func.getArgAttr(i, "kiln.param"), "argument", i);
+      checkName(func.getArgAttr(i, "kiln.name"), "argument", i);
+      if (func.getArgAttr(i, "kiln.param") && func.getArgAttr(i, "kiln.name")) {
+        func.emitError() << "argument " << i
+                         << " has both kiln.param and kiln.name; it is either "
+                            "a parameter or an input";
+        failed = true;
+      }
+    }
+    for (unsigned i = 0; i < func.getNumResults(); ++i)
+      checkName(func.getResultAttr(i, "kiln.name"), "result", i);
 
     std::set<std::string> params, inputs, outputs;
     for (unsigned i = 0; i < func.getNumArguments(); ++i) {

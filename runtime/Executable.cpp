@@ -20,7 +20,8 @@ struct Executable::Impl {
   TensorMap weights;
   std::string backendName;
   const Backend *backend = nullptr;
-  std::vector<KernelFn> kernels;
+  /// One per kernel call, prepared at create() time.
+  std::vector<std::unique_ptr<PreparedKernel>> kernels;
   std::vector<uint8_t> arenaStorage;
   uint8_t *arena = nullptr; // 64-byte aligned, inside arenaStorage
   std::vector<KernelTiming> profile;
@@ -86,12 +87,10 @@ StatusOr<Executable> Executable::create(Program program, TensorMap weights,
     std::vector<std::string> problems;
     for (size_t i = 0; i < impl.program.kernels.size(); ++i) {
       const KernelCall &k = impl.program.kernels[i];
-      KernelFn fn = impl.backend->find(k.op);
-      if (!fn)
+      if (!impl.backend->supports(k.op))
         problems.push_back("kernel " + std::to_string(i) + ": backend '" +
                            backend + "' has no kernel for op '" + k.op + "'" +
                            (k.loc.empty() ? "" : " (" + k.loc + ")"));
-      impl.kernels.push_back(fn);
     }
 
     std::vector<std::string> missing;
@@ -119,6 +118,26 @@ StatusOr<Executable> Executable::create(Program program, TensorMap weights,
       return Status::error(join(problems, "; "));
 
     impl.weights = std::move(weights);
+    // Prepare every call once: primitives are created and weights
+    // prepacked here, not per run.
+    for (const KernelCall &k : impl.program.kernels) {
+      PrepareContext pc;
+      pc.call = &k;
+      for (int64_t id : k.inputs) {
+        const BufferDesc &d = impl.program.buffers[id];
+        pc.inputs.push_back(d);
+        bool bound =
+            d.kind == BufferKind::param || d.kind == BufferKind::constant;
+        pc.weights.push_back(bound ? &impl.weights.at(d.name) : nullptr);
+      }
+      for (int64_t id : k.outputs)
+        pc.outputs.push_back(impl.program.buffers[id]);
+      std::unique_ptr<PreparedKernel> prepared = impl.backend->prepare(pc);
+      if (!prepared)
+        return Status::error("backend '" + backend +
+                             "' could not prepare op '" + k.op + "'");
+      impl.kernels.push_back(std::move(prepared));
+    }
     impl.arenaStorage.assign(static_cast<size_t>(impl.program.arenaBytes) + 64,
                              0);
     uintptr_t p = reinterpret_cast<uintptr_t>(impl.arenaStorage.data());
@@ -237,13 +256,13 @@ StatusOr<TensorMap> Executable::run(const TensorMap &inputs,
             break;
           }
       auto start = std::chrono::steady_clock::now();
-      Status s = impl.kernels[i](ctx);
+      Status s = impl.kernels[i]->run(ctx);
       if (!s)
         return Status::error("kernel " + std::to_string(i) + " '" + k.op + "'" +
                              (k.loc.empty() ? "" : " at " + k.loc) + ": " +
                              s.message());
       if (options.profile)
-        impl.profile.push_back({k.op, k.loc, impl.backendName,
+        impl.profile.push_back({k.op, k.loc, impl.kernels[i]->impl(),
                                 std::chrono::duration<double>(
                                     std::chrono::steady_clock::now() - start)
                                     .count()});
@@ -272,6 +291,17 @@ const TensorMap &Executable::weights() const { return impl_->weights; }
 const std::string &Executable::backend() const { return impl_->backendName; }
 const std::vector<KernelTiming> &Executable::lastProfile() const {
   return impl_->profile;
+}
+
+std::vector<KernelImpl> Executable::kernelImpls() const {
+  std::vector<KernelImpl> out;
+  const Program &prog = impl_->program;
+  for (size_t i = 0; i < prog.kernels.size(); ++i) {
+    const std::string &name = impl_->kernels[i]->impl();
+    out.push_back({prog.kernels[i].op, prog.kernels[i].loc, name,
+                   impl_->backendName != "reference" && name == "reference"});
+  }
+  return out;
 }
 
 static std::vector<Executable::Signature>

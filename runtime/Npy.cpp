@@ -127,22 +127,48 @@ StatusOr<Tensor> readNpy(const std::string &path) {
                  "and bfloat16 are not)");
     if (fortran->rfind("True", 0) == 0)
       return err("Fortran-order arrays are not supported");
+    // The shape is a Python tuple of non-negative integers: "()", "(3,)",
+    // "(2, 3)". Anything else is malformed.
     std::vector<int64_t> shape;
     std::string s = *shapeText;
     size_t i = 0;
-    while (i < s.size()) {
-      if (isdigit(static_cast<unsigned char>(s[i]))) {
-        size_t j = i;
-        while (j < s.size() && isdigit(static_cast<unsigned char>(s[j])))
-          ++j;
-        if (j - i > 15)
-          return err("dimension too large in shape " + s);
-        shape.push_back(std::stoll(s.substr(i, j - i)));
-        i = j;
-      } else {
+    auto skipSpace = [&] {
+      while (i < s.size() && s[i] == ' ')
         ++i;
+    };
+    skipSpace();
+    if (i >= s.size() || s[i] != '(')
+      return err("malformed shape " + s);
+    ++i;
+    bool expectDim = true;
+    while (true) {
+      skipSpace();
+      if (i >= s.size())
+        return err("malformed shape " + s);
+      if (s[i] == ')') {
+        ++i;
+        break;
+      }
+      if (!expectDim || !isdigit(static_cast<unsigned char>(s[i])))
+        return err("malformed shape " + s);
+      size_t j = i;
+      while (j < s.size() && isdigit(static_cast<unsigned char>(s[j])))
+        ++j;
+      if (j - i > 15)
+        return err("dimension too large in shape " + s);
+      shape.push_back(std::stoll(s.substr(i, j - i)));
+      i = j;
+      skipSpace();
+      if (i < s.size() && s[i] == ',') {
+        ++i;
+        expectDim = true;
+      } else {
+        expectDim = false;
       }
     }
+    skipSpace();
+    if (i != s.size())
+      return err("malformed shape " + s);
     uint64_t elements = 1;
     for (int64_t dim : shape) {
       if (dim && elements > (uint64_t(1) << 62) / uint64_t(dim))

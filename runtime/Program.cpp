@@ -173,10 +173,17 @@ StatusOr<Program> Program::fromJson(const nlohmann::json &j) {
         fail(where + ": unknown dtype '" + dt + "'");
       b.dtype = *dtype;
       b.shape = intList(e, "shape", where);
-      for (int64_t d : b.shape)
+      int64_t bytes = static_cast<int64_t>(dtypeSize(b.dtype));
+      for (int64_t d : b.shape) {
         if (d < 0)
           fail(where + ": negative dimension in shape " +
                shapeToString(b.shape));
+        // Sizes beyond 2^48 bytes cannot be real and would overflow offsets.
+        if (__builtin_mul_overflow(bytes, d, &bytes) ||
+            bytes > (int64_t(1) << 48))
+          fail(where + ": shape " + shapeToString(b.shape) +
+               " is too large (its byte size overflows)");
+      }
       std::string kind = stringField(e, "kind", where);
       auto k = parseBufferKind(kind);
       if (!k)
@@ -197,7 +204,7 @@ StatusOr<Program> Program::fromJson(const nlohmann::json &j) {
       } else {
         b.name = stringField(e, "name", where);
         if (b.name.empty())
-          fail(where + ": empty name for a " + kind + " buffer");
+          fail(where + ": empty name for a buffer of kind '" + kind + "'");
       }
       p.buffers[b.id] = std::move(b);
     }
@@ -267,6 +274,27 @@ StatusOr<Program> Program::fromJson(const nlohmann::json &j) {
       }
       p.kernels.push_back(std::move(k));
     }
+
+    // Dataflow: arena and output buffers are read only after a kernel wrote
+    // them, and every output is written.
+    std::vector<bool> written(p.buffers.size(), false);
+    for (size_t i = 0; i < p.kernels.size(); ++i) {
+      const KernelCall &k = p.kernels[i];
+      for (int64_t id : k.inputs) {
+        BufferKind kk = p.buffers[id].kind;
+        if ((kk == BufferKind::arena || kk == BufferKind::output) &&
+            !written[id])
+          fail("kernel #" + std::to_string(i) + " '" + k.op + "'" +
+               (k.loc.empty() ? "" : " at " + k.loc) + ": reads buffer " +
+               std::to_string(id) + " before any kernel writes it");
+      }
+      for (int64_t id : k.outputs)
+        written[id] = true;
+    }
+    for (const IOBinding &o : p.outputs)
+      if (!written[o.buffer])
+        fail("outputs '" + o.name + "': no kernel writes buffer " +
+             std::to_string(o.buffer));
     return p;
   } catch (const ProgramError &e) {
     return Status::error(e.message);

@@ -5,6 +5,7 @@
 #include "ir/ElementTypes.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/DialectResourceBlobManager.h"
 #include "mlir/IR/OperationSupport.h"
 
 #include <cstring>
@@ -52,10 +53,28 @@ nlohmann::json attributesToJson(mlir::Operation *op) {
 
 /// The bytes of a dense constant in the runtime's layout.
 static StatusOr<Tensor> constantToTensor(mlir::Attribute attr) {
+  // dense_resource<...>: the blob already holds the little-endian bytes.
+  if (auto resource = mlir::dyn_cast<mlir::DenseResourceElementsAttr>(attr)) {
+    auto type = mlir::cast<mlir::RankedTensorType>(resource.getType());
+    auto dtype = fromMlirElementType(type.getElementType());
+    if (!dtype)
+      return Status::error("constant has an unsupported element type");
+    mlir::AsmResourceBlob *blob = resource.getRawHandle().getBlob();
+    if (!blob)
+      return Status::error("constant refers to a dense_resource blob that is "
+                           "not defined in the file");
+    llvm::ArrayRef<char> data = blob->getData();
+    std::vector<int64_t> shape(type.getShape().begin(), type.getShape().end());
+    size_t expected = numElements(shape) * dtypeSize(*dtype);
+    if (data.size() != expected)
+      return Status::error("dense_resource blob holds " +
+                           std::to_string(data.size()) + " bytes, expected " +
+                           std::to_string(expected));
+    return Tensor::fromBytes(*dtype, shape, data.data());
+  }
   auto dense = mlir::dyn_cast<mlir::DenseElementsAttr>(attr);
   if (!dense)
-    return Status::error("constant is not a dense elements attribute "
-                         "(dense_resource constants are not supported yet)");
+    return Status::error("constant value is neither dense nor dense_resource");
   auto type = mlir::cast<mlir::RankedTensorType>(dense.getType());
   auto dtype = fromMlirElementType(type.getElementType());
   if (!dtype)

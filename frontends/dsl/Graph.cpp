@@ -18,6 +18,7 @@
 namespace kiln::dsl {
 
 mlir::Location Graph::Impl::location(const Loc &loc) {
+  checkOpen(&loc);
   mlir::Location fileLoc = mlir::FileLineColLoc::get(ctx(), loc.file_name(),
                                                      loc.line(), loc.column());
   std::string path;
@@ -40,9 +41,28 @@ void Graph::Impl::fail(mlir::Location loc, const std::string &message) {
               "error: " + message);
 }
 
-void Graph::Impl::checkOpen() const {
+std::string formatSourceLocation(const Loc &loc) {
+  std::string path = loc.file_name();
+  auto slash = path.find_last_of('/');
+  if (slash != std::string::npos)
+    path = path.substr(slash + 1);
+  return path + ":" + std::to_string(loc.line()) + ":" +
+         std::to_string(loc.column()) + ": ";
+}
+
+Graph::Impl &implOf(const Tensor &t, const Loc &loc) {
+  if (!t.value())
+    throw Error(formatSourceLocation(loc) +
+                "error: use of an empty (default-constructed) tensor");
+  Graph::Impl &g = t.graph().impl();
+  g.checkOpen(&loc);
+  return g;
+}
+
+void Graph::Impl::checkOpen(const Loc *loc) const {
   if (finished)
-    throw Error("error: graph '" + name +
+    throw Error((loc ? formatSourceLocation(*loc) : std::string()) +
+                "error: graph '" + name +
                 "' is already finished; build a new Graph");
 }
 
@@ -141,7 +161,7 @@ static Tensor addArgument(Graph::Impl &g, const std::string &attrName,
 
 Tensor Graph::input(const std::string &name, std::vector<int64_t> shape,
                     DType dtype, Loc loc) {
-  impl_->checkOpen();
+  impl_->checkOpen(&loc);
   return addArgument(*impl_, "kiln.name", name, shape, dtype,
                      impl_->location(loc));
 }
@@ -197,7 +217,7 @@ static std::vector<double> initialValues(const Init &init, int64_t n,
 
 Tensor Graph::param(const std::string &name, std::vector<int64_t> shape,
                     Init init, DType dtype, Loc loc) {
-  impl_->checkOpen();
+  impl_->checkOpen(&loc);
   std::string full = scopePath();
   full = full.empty() ? name : full + "." + name;
   auto mloc = impl_->location(loc);
@@ -224,7 +244,7 @@ Tensor Graph::param(const std::string &name, std::vector<int64_t> shape,
 Tensor Graph::constant(std::vector<int64_t> shape,
                        const std::vector<double> &values, DType dtype,
                        Loc loc) {
-  impl_->checkOpen();
+  impl_->checkOpen(&loc);
   return impl_->constantAt(shape, values, dtype, impl_->location(loc));
 }
 
@@ -281,7 +301,7 @@ void Graph::output(const std::string &name, const Tensor &t) {
 
 Graph::Scope::Scope(Graph &g, const std::string &name, Loc loc) : graph_(g) {
   auto &impl = *g.impl_;
-  impl.checkOpen();
+  impl.checkOpen(&loc);
   impl.scopeNames.push_back(name);
   impl.scopeLocs.push_back(impl.location(loc));
 }

@@ -33,8 +33,9 @@ struct Graph::Impl {
   int64_t parameterCount = 0;
   Graph *owner = nullptr;
   bool finished = false;
-  /// Throws when the graph was finished (its context now belongs to a Module).
-  void checkOpen() const;
+  /// Throws when the graph was finished (its context now belongs to a Module),
+  /// naming `loc` when given.
+  void checkOpen(const Loc *loc = nullptr) const;
 
   explicit Impl(mlir::MLIRContext *ctx) : builder(ctx) {}
 
@@ -55,8 +56,12 @@ struct Graph::Impl {
   void checkSameGraph(const Tensor &t, mlir::Location loc);
 };
 
-/// The Impl of the graph a tensor belongs to.
-inline Graph::Impl &implOf(const Tensor &t) { return t.graph().impl(); }
+/// "file.cpp:12:5: " for a source location (basename of the file).
+std::string formatSourceLocation(const Loc &loc);
+
+/// The Impl of the graph a tensor belongs to; throws for an empty tensor or
+/// a finished graph (whose MLIR context now belongs to a Module).
+Graph::Impl &implOf(const Tensor &t, const Loc &loc = Loc::current());
 inline mlir::Value valueOf(const Tensor &t) {
   return mlir::Value::getFromOpaquePointer(t.value());
 }

@@ -42,11 +42,13 @@ struct Attrs {
   }
 };
 
-Attrs attrs(const Tensor &t) { return Attrs{implOf(t).ctx(), {}}; }
+Attrs attrs(const Tensor &t, const Loc &loc) {
+  return Attrs{implOf(t, loc).ctx(), {}};
+}
 
 Tensor unary(const Tensor &x, llvm::StringRef op, const Loc &loc,
              llvm::ArrayRef<mlir::NamedAttribute> a = {}) {
-  auto &g = implOf(x);
+  auto &g = implOf(x, loc);
   return g.create(op, {x}, a, g.location(loc));
 }
 
@@ -58,13 +60,13 @@ Tensor binary(const Tensor &x, const Tensor &y, llvm::StringRef op,
 
 } // namespace
 
-int64_t Tensor::dim(int64_t i) const {
+int64_t Tensor::dim(int64_t i, Loc l) const {
   int64_t r = rank();
   int64_t j = i < 0 ? i + r : i;
   if (j < 0 || j >= r)
-    implOf(*this).fail(implOf(*this).currentLocation(),
-                       "dim " + std::to_string(i) + " out of range for rank " +
-                           std::to_string(r));
+    implOf(*this, l).fail(implOf(*this, l).location(l),
+                          "dim " + std::to_string(i) +
+                              " out of range for rank " + std::to_string(r));
   return shape_[j];
 }
 
@@ -83,7 +85,7 @@ Tensor Tensor::reciprocal(Loc l) const {
   return unary(*this, "kiln.reciprocal", l);
 }
 Tensor Tensor::gelu(bool tanhApproximation, Loc l) const {
-  auto a = attrs(*this);
+  auto a = attrs(*this, l);
   if (tanhApproximation)
     a.str("approximate", "tanh");
   return unary(*this, "kiln.gelu", l, a.list);
@@ -91,7 +93,7 @@ Tensor Tensor::gelu(bool tanhApproximation, Loc l) const {
 
 #define KILN_BINARY_METHOD(method, opname)                                     \
   Tensor Tensor::method(const Tensor &o, Loc l) const {                        \
-    return binary(*this, o, opname, implOf(*this).location(l));                \
+    return binary(*this, o, opname, implOf(*this, l).location(l));             \
   }
 KILN_BINARY_METHOD(add, "kiln.add")
 KILN_BINARY_METHOD(sub, "kiln.sub")
@@ -104,8 +106,8 @@ KILN_BINARY_METHOD(minimum, "kiln.min")
 
 Tensor Tensor::compare(const std::string &predicate, const Tensor &o,
                        Loc l) const {
-  return binary(*this, o, "kiln.compare", implOf(*this).location(l),
-                attrs(*this).str("predicate", predicate).list);
+  return binary(*this, o, "kiln.compare", implOf(*this, l).location(l),
+                attrs(*this, l).str("predicate", predicate).list);
 }
 
 Tensor Tensor::select(const Tensor &a, const Tensor &b, Loc l) const {
@@ -113,43 +115,46 @@ Tensor Tensor::select(const Tensor &a, const Tensor &b, Loc l) const {
 }
 
 Tensor where(const Tensor &cond, const Tensor &a, const Tensor &b, Loc l) {
-  auto &g = implOf(cond);
+  auto &g = implOf(cond, l);
   return g.create("kiln.where", {cond, a, b}, {}, g.location(l));
 }
 
 Tensor Tensor::cast(DType dtype, Loc l) const {
-  auto &g = implOf(*this);
+  auto &g = implOf(*this, l);
   return unary(
       *this, "kiln.cast", l,
-      attrs(*this)
+      attrs(*this, l)
           .add("dtype", mlir::TypeAttr::get(toMlirElementType(dtype, g.ctx())))
           .list);
 }
 
 Tensor Tensor::matmul(const Tensor &o, bool transposeA, bool transposeB,
                       Loc l) const {
-  auto a = attrs(*this);
+  auto a = attrs(*this, l);
   if (transposeA)
     a.boolean("transpose_a", true);
   if (transposeB)
     a.boolean("transpose_b", true);
-  return binary(*this, o, "kiln.matmul", implOf(*this).location(l), a.list);
+  return binary(*this, o, "kiln.matmul", implOf(*this, l).location(l), a.list);
 }
 
 Tensor Tensor::softmax(int64_t axis, Loc l) const {
-  return unary(*this, "kiln.softmax", l, attrs(*this).i64("axis", axis).list);
+  return unary(*this, "kiln.softmax", l,
+               attrs(*this, l).i64("axis", axis).list);
 }
 Tensor Tensor::logSoftmax(int64_t axis, Loc l) const {
   return unary(*this, "kiln.log_softmax", l,
-               attrs(*this).i64("axis", axis).list);
+               attrs(*this, l).i64("axis", axis).list);
 }
 
 #define KILN_REDUCE_METHOD(method, opname)                                     \
   Tensor Tensor::method(std::vector<int64_t> axes, bool keepdims, Loc l)       \
       const {                                                                  \
-    return unary(                                                              \
-        *this, opname, l,                                                      \
-        attrs(*this).ints("axes", axes).boolean("keepdims", keepdims).list);   \
+    return unary(*this, opname, l,                                             \
+                 attrs(*this, l)                                               \
+                     .ints("axes", axes)                                       \
+                     .boolean("keepdims", keepdims)                            \
+                     .list);                                                   \
   }
 KILN_REDUCE_METHOD(sum, "kiln.reduce_sum")
 KILN_REDUCE_METHOD(mean, "kiln.reduce_mean")
@@ -158,7 +163,7 @@ KILN_REDUCE_METHOD(min, "kiln.reduce_min")
 #undef KILN_REDUCE_METHOD
 
 Tensor Tensor::reshape(std::vector<int64_t> shape, Loc l) const {
-  auto &g = implOf(*this);
+  auto &g = implOf(*this, l);
   int64_t known = 1, inferred = -1;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == -1) {
@@ -180,17 +185,17 @@ Tensor Tensor::reshape(std::vector<int64_t> shape, Loc l) const {
     shape[inferred] = kiln::numElements(shape_) / known;
   }
   return unary(*this, "kiln.reshape", l,
-               attrs(*this).ints("shape", shape).list);
+               attrs(*this, l).ints("shape", shape).list);
 }
 
 Tensor Tensor::transpose(std::vector<int64_t> perm, Loc l) const {
   return unary(*this, "kiln.transpose", l,
-               attrs(*this).ints("perm", perm).list);
+               attrs(*this, l).ints("perm", perm).list);
 }
 
 Tensor Tensor::slice(int64_t axis, int64_t start, int64_t end, int64_t step,
                      Loc l) const {
-  auto &g = implOf(*this);
+  auto &g = implOf(*this, l);
   int64_t r = rank();
   int64_t ax = axis < 0 ? axis + r : axis;
   if (ax < 0 || ax >= r)
@@ -217,7 +222,7 @@ Tensor Tensor::slice(int64_t axis, int64_t start, int64_t end, int64_t step,
   ends[ax] = end;
   steps[ax] = step;
   return unary(*this, "kiln.slice", l,
-               attrs(*this)
+               attrs(*this, l)
                    .ints("starts", starts)
                    .ints("ends", ends)
                    .ints("steps", steps)
@@ -226,20 +231,20 @@ Tensor Tensor::slice(int64_t axis, int64_t start, int64_t end, int64_t step,
 
 Tensor Tensor::broadcastTo(std::vector<int64_t> shape, Loc l) const {
   return unary(*this, "kiln.broadcast_to", l,
-               attrs(*this).ints("shape", shape).list);
+               attrs(*this, l).ints("shape", shape).list);
 }
 
 Tensor Tensor::gather(const Tensor &indices, int64_t axis, Loc l) const {
-  return binary(*this, indices, "kiln.gather", implOf(*this).location(l),
-                attrs(*this).i64("axis", axis).list);
+  return binary(*this, indices, "kiln.gather", implOf(*this, l).location(l),
+                attrs(*this, l).i64("axis", axis).list);
 }
 
 Tensor concat(const std::vector<Tensor> &xs, int64_t axis, Loc l) {
   if (xs.empty())
     throw Error("concat of no tensors");
-  auto &g = implOf(xs.front());
-  return g.create("kiln.concat", xs, attrs(xs.front()).i64("axis", axis).list,
-                  g.location(l));
+  auto &g = implOf(xs.front(), l);
+  return g.create("kiln.concat", xs,
+                  attrs(xs.front(), l).i64("axis", axis).list, g.location(l));
 }
 
 // Operators take the innermost scope's location.

@@ -38,6 +38,14 @@ StatusOr<Module> build(const std::string &name, const Options &o) {
   auto pick = [](int64_t override, int64_t dflt) {
     return override > 0 ? override : dflt;
   };
+  bool hasSeq = name == "gpt" || name == "gpt2-small" || name == "bert" ||
+                name == "bert-base";
+  if (o.seq > 0 && !hasSeq &&
+      (name == "mlp" || name == "vit" || name == "vit-b16" ||
+       name == "resnet" || name == "resnet50"))
+    return Status::error("model '" + name +
+                         "' has no sequence length; --seq applies to gpt, "
+                         "gpt2-small, bert and bert-base");
   try {
     if (name == "mlp")
       return buildMlp(pick(o.batch, 1), o.seed);

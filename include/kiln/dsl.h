@@ -106,7 +106,7 @@ public:
   DType dtype() const { return dtype_; }
   int64_t rank() const { return static_cast<int64_t>(shape_.size()); }
   /// Size of dim `i` (negative counts from the end).
-  int64_t dim(int64_t i) const;
+  int64_t dim(int64_t i, Loc loc = Loc::current()) const;
   Graph &graph() const { return *graph_; }
 
   // Elementwise unary.

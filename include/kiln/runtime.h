@@ -144,6 +144,17 @@ struct KernelTiming {
   double seconds = 0;
 };
 
+/// Which implementation runs one kernel of a Program on its backend.
+struct KernelImpl {
+  std::string op;
+  std::string loc;
+  /// "onednn:matmul", "cpu:gather", "reference", ...
+  std::string impl;
+  /// True when a backend other than "reference" hands this kernel to the
+  /// reference kernel (an op/dtype combination it does not cover).
+  bool fallback = false;
+};
+
 /// A loaded Program with its weights, bound to one backend. Runs are
 /// sequential (not thread-safe); create one Executable per thread.
 class Executable {
@@ -166,6 +177,9 @@ public:
   const TensorMap &weights() const;
   const std::string &backend() const;
   const std::vector<KernelTiming> &lastProfile() const;
+  /// Per kernel, in Program order: the implementation chosen when the
+  /// Executable was created (also in each KernelTiming::impl).
+  std::vector<KernelImpl> kernelImpls() const;
 
   /// Description of each input/output: name, dtype, shape.
   struct Signature {
@@ -186,7 +200,9 @@ private:
   std::unique_ptr<Impl> impl_;
 };
 
-/// Names of the backends compiled into this runtime ("reference", ...).
+/// Names of the backends compiled into this runtime: "reference" (plain
+/// loops, the oracle) and "cpu" (oneDNN and own multi-threaded kernels;
+/// threads from KILN_NUM_THREADS, default all cores).
 std::vector<std::string> availableBackends();
 
 /// Reads a NumPy .npy file (v1/v2/v3 header, C order, little-endian).

@@ -1,8 +1,17 @@
 //===- Backend.h - Backend interface and kernel registry --------*- C++ -*-===//
 //
-// A backend is a table of kernels keyed by op name. The executor resolves
-// every kernel of a Program against it once, at load time, then calls the
-// functions in order with views of the bound buffers.
+// A backend is a table of kernels keyed by op name. When an Executable is
+// created, every kernel call of its Program is *prepared* once: the backend
+// sees the call, its buffers' descriptors and the bound weights, and returns
+// a PreparedKernel that owns whatever per-call state it needs (a oneDNN
+// primitive, prepacked weights). run() then only binds data pointers and
+// executes.
+//
+// Resolution order for one call: the backend's factory for the op (which may
+// decline, e.g. for a dtype it does not handle), then its plain kernel
+// function, then its fallback backend (the cpu backend falls back to the
+// reference backend). Each prepared kernel names its implementation
+// ("onednn:matmul", "cpu:gather", "reference") so fallbacks stay visible.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_RUNTIME_BACKENDS_BACKEND_H
@@ -12,6 +21,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 
 namespace kiln {
 
@@ -37,27 +47,100 @@ struct KernelContext {
 /// attributes, shapes or data (the executor prefixes the op and loc).
 using KernelFn = Status (*)(const KernelContext &);
 
-/// A named table of kernels.
+/// What a kernel factory sees when an Executable is created: the call, the
+/// descriptors of its operands and results, and for each operand bound to a
+/// weight (param or constant buffer) that tensor, whose bytes stay valid and
+/// unchanged for the Executable's lifetime.
+struct PrepareContext {
+  const KernelCall *call = nullptr;
+  std::vector<BufferDesc> inputs;
+  std::vector<BufferDesc> outputs;
+  /// One entry per operand: the bound weight, or nullptr.
+  std::vector<const Tensor *> weights;
+};
+
+/// A kernel prepared once for one call of a Program. run() is called with
+/// views of the same buffers (dtypes and shapes as at preparation) on every
+/// run of the Executable; runs are sequential.
+class PreparedKernel {
+public:
+  explicit PreparedKernel(std::string impl) : impl_(std::move(impl)) {}
+  virtual ~PreparedKernel() = default;
+  virtual Status run(const KernelContext &ctx) = 0;
+  /// Which implementation runs the call: "onednn:matmul", "cpu:gather",
+  /// "reference".
+  const std::string &impl() const { return impl_; }
+
+private:
+  std::string impl_;
+};
+
+/// Prepares one call, or returns nullptr to decline it (an op/dtype/shape
+/// combination the factory does not handle); the backend then tries its
+/// next option. Factories decline rather than fail: bad attributes or shapes
+/// are reported by the kernel that finally runs, at run time.
+using KernelFactory =
+    std::function<std::unique_ptr<PreparedKernel>(const PrepareContext &)>;
+
+/// A plain kernel function wrapped as a prepared kernel (no state).
+class FunctionKernel : public PreparedKernel {
+public:
+  FunctionKernel(KernelFn fn, std::string impl)
+      : PreparedKernel(std::move(impl)), fn_(fn) {}
+  Status run(const KernelContext &ctx) override { return fn_(ctx); }
+
+private:
+  KernelFn fn_;
+};
+
+/// A named table of kernels, with an optional fallback backend.
 class Backend {
 public:
-  explicit Backend(std::string name) : name_(std::move(name)) {}
+  explicit Backend(std::string name, const Backend *fallback = nullptr)
+      : name_(std::move(name)), fallback_(fallback) {}
   const std::string &name() const { return name_; }
-  void add(const std::string &op, KernelFn fn) { kernels_[op] = fn; }
-  /// nullptr when the backend has no kernel for `op`.
+  /// Registers a plain kernel; `impl` defaults to the backend's name.
+  void add(const std::string &op, KernelFn fn, std::string impl = "") {
+    kernels_[op] = {fn, impl.empty() ? name_ : std::move(impl)};
+  }
+  /// Registers a factory, tried after the op's earlier factories and before
+  /// its plain kernel.
+  void addFactory(const std::string &op, KernelFactory factory) {
+    factories_[op].push_back(std::move(factory));
+  }
+  /// The plain kernel for `op` (not the fallback's); nullptr when none.
   KernelFn find(const std::string &op) const {
     auto it = kernels_.find(op);
-    return it == kernels_.end() ? nullptr : it->second;
+    return it == kernels_.end() ? nullptr : it->second.fn;
   }
+  /// Whether some kernel (own or fallback) can be prepared for `op`.
+  bool supports(const std::string &op) const {
+    return factories_.count(op) || kernels_.count(op) ||
+           (fallback_ && fallback_->supports(op));
+  }
+  /// Prepares one call: factories in order, plain kernel, then fallback.
+  /// nullptr when nothing handles the op.
+  std::unique_ptr<PreparedKernel> prepare(const PrepareContext &ctx) const;
+  /// Ops with a kernel of this backend's own (the fallback's not included).
   std::vector<std::string> ops() const {
     std::vector<std::string> out;
-    for (const auto &[op, fn] : kernels_)
+    for (const auto &[op, k] : kernels_)
       out.push_back(op);
+    for (const auto &[op, f] : factories_)
+      if (!kernels_.count(op))
+        out.push_back(op);
     return out;
   }
 
 private:
+  struct Entry {
+    KernelFn fn = nullptr;
+    std::string impl;
+  };
   std::string name_;
-  std::map<std::string, KernelFn> kernels_;
+  const Backend *fallback_ = nullptr;
+  std::map<std::string, Entry> kernels_;
+  std::map<std::string, std::vector<KernelFactory>> factories_;
 };
 
 /// The backend called `name`, or an error listing the available ones.
@@ -65,6 +148,10 @@ StatusOr<const Backend *> getBackend(const std::string &name);
 
 /// Fills the reference backend's table (backends/reference/).
 void registerReferenceKernels(Backend &backend);
+
+/// Fills the cpu backend's table (backends/cpu/): oneDNN primitives and own
+/// multi-threaded kernels.
+void registerCpuKernels(Backend &backend);
 
 } // namespace kiln
 

@@ -9,6 +9,7 @@
 #ifndef KILN_TOOLS_COMMON_ARGS_H
 #define KILN_TOOLS_COMMON_ARGS_H
 
+#include <cerrno>
 #include <cstdlib>
 #include <iostream>
 #include <map>
@@ -83,7 +84,12 @@ public:
       return dflt;
     std::string v = get(key);
     char *end = nullptr;
+    errno = 0;
     long long n = std::strtoll(v.c_str(), &end, 10);
+    if (errno == ERANGE) {
+      fail("option " + key + " is out of range: '" + v + "'");
+      return std::nullopt;
+    }
     if (v.empty() || *end != '\0') {
       fail("option " + key + " expects an integer, got '" + v + "'");
       return std::nullopt;

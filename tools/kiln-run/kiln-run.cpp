@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/program.h"
 #include "kiln/runtime.h"
+#include "runtime/Half.h"
 #include "tools/common/Args.h"
 #ifdef KILN_HAVE_ONNX_TENSOR
 #include "runtime/onnx/OnnxTensor.h"
@@ -20,6 +21,8 @@
 #include <iomanip>
 #include <iostream>
 #include <random>
+#include <set>
+#include <sstream>
 
 namespace {
 
@@ -98,10 +101,14 @@ kiln::Tensor randomInput(const kiln::Executable::Signature &sig, int64_t bound,
     case kiln::DType::i1:
       t.dataAs<uint8_t>()[i] = static_cast<uint8_t>(v);
       break;
-    default: { // f16/bf16: truncate an f32 to its top 16 bits (bf16) -- keep
-               // it simple by drawing zeros for these rare inputs.
+    case kiln::DType::f16:
+      t.dataAs<uint16_t>()[i] = kiln::floatToHalf(static_cast<float>(v));
       break;
-    }
+    case kiln::DType::bf16:
+      t.dataAs<uint16_t>()[i] = kiln::floatToBf16(static_cast<float>(v));
+      break;
+    case kiln::DType::f64:
+      break;
     }
   }
   return t;
@@ -138,6 +145,25 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   size_t n = v.size();
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/// Floating-point operations of a matmul or conv2d kernel (2 per
+/// multiply-add), from its buffers' shapes; 0 for other ops.
+double kernelFlops(const kiln::Program &program, const kiln::KernelCall &k) {
+  if (k.inputs.size() < 2 || k.outputs.empty())
+    return 0;
+  const auto &a = program.buffers[k.inputs[0]].shape;
+  const auto &w = program.buffers[k.inputs[1]].shape;
+  double outElems = static_cast<double>(
+      kiln::numElements(program.buffers[k.outputs[0]].shape));
+  if (k.op == "matmul" && a.size() >= 2) {
+    bool ta = k.attrs.value("transpose_a", false);
+    double K = static_cast<double>(ta ? a[a.size() - 2] : a.back());
+    return 2 * outElems * K;
+  }
+  if (k.op == "conv2d" && w.size() == 4)
+    return 2 * outElems * static_cast<double>(w[1] * w[2] * w[3]);
+  return 0;
 }
 
 std::string ms(double seconds) {
@@ -180,6 +206,13 @@ int main(int argc, char **argv) {
   // Inputs: from files where given, random otherwise.
   auto signature = exe->inputSignature();
   kiln::TensorMap inputs;
+  std::set<std::string> given;
+  for (const std::string &spec : args.all("--input")) {
+    auto eq = spec.find('=');
+    if (eq != std::string::npos && !given.insert(spec.substr(0, eq)).second)
+      return args.usageError("input '" + spec.substr(0, eq) +
+                             "' is given twice");
+  }
   for (const std::string &spec : args.all("--input")) {
     auto eq = spec.find('=');
     if (eq == std::string::npos || eq == 0)
@@ -261,6 +294,14 @@ int main(int argc, char **argv) {
       return 1;
     }
     for (const auto &[name, t] : *outputs) {
+      // Output names come from the artifact: never let one leave the folder.
+      if (name.empty() || name == "." || name == ".." ||
+          name.find('/') != std::string::npos ||
+          name.find('\\') != std::string::npos) {
+        std::cerr << "kiln-run: error: output name '" << name
+                  << "' is not a valid file name; not writing it\n";
+        return 1;
+      }
       auto file = (dir / (name + ".npy")).string();
       if (auto st = kiln::writeNpy(file, t); !st) {
         std::cerr << "kiln-run: error: " << st.message() << "\n";
@@ -272,23 +313,64 @@ int main(int argc, char **argv) {
   }
 
   if (runOptions.profile) {
-    auto prof = exe->lastProfile();
-    double total = 0;
-    for (auto &k : prof)
+    // Profile a warm run: the first one pays for thread start-up and for
+    // touching the arena's pages.
+    if (auto again = exe->run(inputs, runOptions); !again) {
+      std::cerr << "kiln-run: error: " << again.status().message() << "\n";
+      return 1;
+    }
+    const auto &program = exe->program();
+    struct Row {
+      kiln::KernelTiming timing;
+      double flops;
+    };
+    std::vector<Row> prof;
+    double total = 0, gemmFlops = 0, gemmSeconds = 0;
+    for (size_t i = 0; i < exe->lastProfile().size(); ++i) {
+      const auto &k = exe->lastProfile()[i];
+      double flops = kernelFlops(program, program.kernels[i]);
+      prof.push_back({k, flops});
       total += k.seconds;
-    std::sort(prof.begin(), prof.end(),
-              [](auto &a, auto &b) { return a.seconds > b.seconds; });
+      if (flops > 0) {
+        gemmFlops += flops;
+        gemmSeconds += k.seconds;
+      }
+    }
+    std::sort(prof.begin(), prof.end(), [](auto &a, auto &b) {
+      return a.timing.seconds > b.timing.seconds;
+    });
     std::cout << "kiln-run: profile (" << prof.size() << " kernels, "
-              << ms(total) << " total)\n";
+              << ms(total) << " total, warm run)\n";
     std::cout << "  " << std::left << std::setw(14) << "op" << std::setw(12)
-              << "time" << std::setw(8) << "share" << std::setw(11) << "impl"
+              << "time" << std::setw(8) << "share" << std::setw(10) << "GFLOP/s"
+              << std::setw(20) << "impl"
               << "location\n";
-    for (auto &k : prof)
+    for (auto &row : prof) {
+      const auto &k = row.timing;
+      std::ostringstream rate;
+      if (row.flops > 0 && k.seconds > 0)
+        rate << std::fixed << std::setprecision(1)
+             << row.flops / k.seconds / 1e9;
       std::cout << "  " << std::left << std::setw(14) << k.op << std::setw(12)
                 << ms(k.seconds) << std::setw(8) << std::fixed
                 << std::setprecision(1)
-                << (total > 0 ? 100 * k.seconds / total : 0.0) << std::setw(11)
-                << k.impl << k.loc << "\n";
+                << (total > 0 ? 100 * k.seconds / total : 0.0) << std::setw(10)
+                << rate.str() << std::setw(20) << k.impl << k.loc << "\n";
+    }
+    if (gemmSeconds > 0)
+      std::cout << "kiln-run: matmul/conv2d: " << std::fixed
+                << std::setprecision(3) << gemmFlops / 1e9 << " GFLOP in "
+                << ms(gemmSeconds) << ", " << std::setprecision(1)
+                << gemmFlops / gemmSeconds / 1e9 << " GFLOP/s\n";
+    std::vector<std::string> fallbacks;
+    for (const auto &k : exe->kernelImpls())
+      if (k.fallback)
+        fallbacks.push_back(k.op + (k.loc.empty() ? "" : " (" + k.loc + ")"));
+    std::cout << "kiln-run: fallback to reference: " << fallbacks.size()
+              << " kernel" << (fallbacks.size() == 1 ? "" : "s");
+    for (size_t i = 0; i < fallbacks.size(); ++i)
+      std::cout << (i ? ", " : ": ") << fallbacks[i];
+    std::cout << "\n";
   }
 
   if (*bench > 0) {

@@ -5,10 +5,12 @@
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/kiln.h"
+#include "kiln/onnx.h"
 #include "tools/common/Args.h"
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 
@@ -19,9 +21,13 @@ const char *kUsage = R"(kilnc - the kiln ahead-of-time compiler
 Usage:
   kilnc --model NAME [options]       compile a model of the zoo
   kilnc FILE.mlir [options]          compile kiln IR from a file
+  kilnc MODEL.onnx [options]         import and compile an ONNX model
   kilnc --list-models                list the zoo
 
 Options:
+  --input-shape NAME=DIMS
+                        ONNX input shape, e.g. pixels=1x3x224x224 (needed for
+                        inputs with dynamic dims; repeatable)
   -o FILE               write the artifact here (default: <model>.kiln)
   --emit=KIND           artifact (default), mlir (IR after the pipeline),
                         mlir-input (IR before any pass), plan (the Program)
@@ -50,6 +56,30 @@ std::string humanBytes(double b) {
   return buf;
 }
 
+/// "pixels=1x3x224x224" -> ("pixels", {1, 3, 224, 224}); "x=" is rank 0.
+std::optional<std::pair<std::string, std::vector<int64_t>>>
+parseInputShape(const std::string &spec) {
+  auto eq = spec.rfind('=');
+  if (eq == std::string::npos || eq == 0)
+    return std::nullopt;
+  std::vector<int64_t> dims;
+  std::string rest = spec.substr(eq + 1);
+  size_t pos = 0;
+  while (pos < rest.size()) {
+    size_t x = rest.find('x', pos);
+    std::string d = rest.substr(pos, x == std::string::npos ? x : x - pos);
+    if (d.empty() || d.find_first_not_of("0123456789") != std::string::npos)
+      return std::nullopt;
+    dims.push_back(std::stoll(d));
+    if (x == std::string::npos)
+      break;
+    pos = x + 1;
+    if (pos == rest.size())
+      return std::nullopt;
+  }
+  return std::make_pair(spec.substr(0, eq), dims);
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -57,7 +87,8 @@ int main(int argc, char **argv) {
                          {"-o", "--emit", "--model", "--batch", "--seq",
                           "--seed", "--target", "--dump-ir-dir"},
                          {"-h", "--help", "--list-models", "--random-weights",
-                          "--debug-locations", "-q", "--quiet"});
+                          "--debug-locations", "-q", "--quiet"},
+                         {"--input-shape"});
   if (!args.parse(argc, argv))
     return args.usageError(args.error());
   if (args.has("-h") || args.has("--help")) {
@@ -83,7 +114,7 @@ int main(int argc, char **argv) {
   auto seed = args.getInt("--seed", 0);
   if (!batch || !seq || !seed)
     return args.usageError(args.error());
-  if (*batch < 0 || *seq < 0)
+  if ((args.has("--batch") && *batch <= 0) || (args.has("--seq") && *seq <= 0))
     return args.usageError("--batch and --seq must be positive");
 
   bool fromZoo = args.has("--model");
@@ -94,6 +125,12 @@ int main(int argc, char **argv) {
                                      "file");
   if (args.positional().size() > 1)
     return args.usageError("more than one input file");
+  if (!fromZoo && (args.has("--batch") || args.has("--seq")))
+    return args.usageError("--batch and --seq apply to --model only; a .mlir "
+                           "file has static shapes");
+  if (fromZoo && args.has("--random-weights"))
+    return args.usageError("--random-weights applies to .mlir input only; zoo "
+                           "models initialize their own parameters");
 
   auto start = std::chrono::steady_clock::now();
   kiln::StatusOr<kiln::Module> module = kiln::Status::error("no module");
@@ -108,26 +145,53 @@ int main(int argc, char **argv) {
   } else {
     std::string path = args.positional().front();
     std::string ext = std::filesystem::path(path).extension().string();
-    if (ext == ".onnx")
-      return args.usageError("ONNX import is not available yet: '" + path +
-                             "'");
+    if (ext == ".onnx") {
+      kiln::onnx::ImportOptions io;
+      for (const auto &spec : args.all("--input-shape")) {
+        auto shape = parseInputShape(spec);
+        if (!shape)
+          return args.usageError("--input-shape expects NAME=D0xD1x..., got '" +
+                                 spec + "'");
+        io.setInputShape(shape->first, shape->second);
+      }
+      module = kiln::onnx::importModel(path, io);
+      stem = std::filesystem::path(path).stem().string();
+      if (module)
+        modelName = module->name();
+    } else if (args.has("--input-shape")) {
+      return args.usageError("--input-shape applies to .onnx input only");
+    }
     if (ext == ".kiln")
       return args.usageError("'" + path +
                              "' is a compiled artifact; run it "
                              "with kiln-run");
-    module = kiln::Module::parseFile(path);
-    stem = std::filesystem::path(path).stem().string();
-    if (module)
-      modelName = module->name();
+    if (ext != ".onnx") {
+      module = kiln::Module::parseFile(path);
+      stem = std::filesystem::path(path).stem().string();
+      if (module)
+        modelName = module->name();
+    }
   }
   if (!module) {
     std::cerr << "kilnc: error: " << module.status().message() << "\n";
     return 1;
   }
-  if (emit == "mlir-input") {
-    std::cout << module->toText(args.has("--debug-locations"));
+  // --emit of text goes to -o when given, else to stdout.
+  auto emitText = [&](const std::string &text) {
+    if (!args.has("-o")) {
+      std::cout << text;
+      return 0;
+    }
+    std::ofstream f(args.get("-o"), std::ios::binary);
+    f << text;
+    if (!f) {
+      std::cerr << "kilnc: error: cannot write '" << args.get("-o") << "'\n";
+      return 1;
+    }
     return 0;
-  }
+  };
+  if (emit == "mlir-input")
+    return emitText(module->toText(args.has("--debug-locations")));
 
   kiln::CompileOptions options;
   options.target = args.get("--target", "reference");
@@ -139,14 +203,10 @@ int main(int argc, char **argv) {
     std::cerr << "kilnc: error: " << result.status().message() << "\n";
     return 1;
   }
-  if (emit == "mlir") {
-    std::cout << result->irAfterPipeline;
-    return 0;
-  }
-  if (emit == "plan") {
-    std::cout << result->program.toText();
-    return 0;
-  }
+  if (emit == "mlir")
+    return emitText(result->irAfterPipeline);
+  if (emit == "plan")
+    return emitText(result->program.toText());
 
   std::string out = args.get("-o", stem + ".kiln");
   auto exe =

@@ -48,7 +48,7 @@ template <Unary U, typename C> C applyUnary(C x, bool tanhGelu) {
     case Unary::abs:
       return std::fabs(x);
     case Unary::relu:
-      return x > 0 ? x : C(0); // relu(NaN) is 0 here, as max(x, 0)
+      return (x > 0 || x != x) ? x : C(0); // NaN propagates, as in max(x, 0)
     case Unary::exp:
       return std::exp(x);
     case Unary::log:

@@ -36,3 +36,33 @@ func.func @unranked(%x: tensor<4xf32>) -> tensor<*xf32> {
   %0 = "test.cast"(%x) : (tensor<4xf32>) -> tensor<*xf32>
   return %0 : tensor<*xf32>
 }
+
+// -----
+
+// expected-error @below {{argument 0 has both kiln.param and kiln.name; it is either a parameter or an input}}
+func.func @both(%a: tensor<4xf32> {kiln.param = "w", kiln.name = "x"}) -> tensor<4xf32> {
+  %0 = kiln.relu %a : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+// expected-error @below {{argument 0: name must be a string, got 3 : i64}}
+func.func @not_a_string(%a: tensor<4xf32> {kiln.name = 3}) -> tensor<4xf32> {
+  %0 = kiln.relu %a : tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+// expected-error @below {{the model returns nothing; it needs at least one output}}
+func.func @no_outputs(%a: tensor<4xf32>) {
+  return
+}
+
+// -----
+
+// expected-error @below {{argument 0 is too large (its byte size overflows): tensor<4611686018427387904x4xf32>}}
+func.func @huge(%a: tensor<4611686018427387904x4xf32>) -> tensor<4611686018427387904x4xf32> {
+  return %a : tensor<4611686018427387904x4xf32>
+}

@@ -43,3 +43,36 @@
 // RUN: rm -rf %t.out && kiln-run %t.kiln --output-dir %t.out
 // RUN: not kiln-run %t.kiln --input x=%t.out/logits.npy 2>&1 | FileCheck %s --check-prefix=SHAPE
 // SHAPE: input 'x': expected f32 [1, 784], got f32 [1, 10]
+
+// Options that do not apply are refused, not ignored.
+// RUN: not kilnc %S/Inputs/model.mlir --batch 2 2>&1 | FileCheck %s --check-prefix=BATCHMLIR
+// BATCHMLIR: --batch and --seq apply to --model only
+// RUN: not kilnc --model gpt --random-weights 2>&1 | FileCheck %s --check-prefix=RANDZOO
+// RUN: not kilnc --model mlp --seq 8 2>&1 | FileCheck %s --check-prefix=SEQ
+// SEQ: model 'mlp' has no sequence length
+// RANDZOO: --random-weights applies to .mlir input only
+// RUN: not kilnc --model gpt --batch 0 2>&1 | FileCheck %s --check-prefix=ZERO
+// ZERO: --batch and --seq must be positive
+// RUN: not kilnc --model gpt --batch 99999999999999999999 2>&1 | FileCheck %s --check-prefix=RANGE
+// RANGE: option --batch is out of range
+// RUN: not kilnc --model mlp --batch 4611686018427387904 2>&1 | FileCheck %s --check-prefix=HUGE
+// HUGE: is too large (its byte size overflows)
+// RUN: not kilnc %S 2>&1 | FileCheck %s --check-prefix=DIR
+// DIR: is a directory
+// RUN: not kiln-run %t.kiln --input x=a.npy --input x=b.npy 2>&1 | FileCheck %s --check-prefix=TWICE
+// TWICE: input 'x' is given twice
+
+// --emit writes to -o when given.
+// RUN: kilnc --model mlp --emit=plan -o %t.plan.txt
+// RUN: FileCheck %s --check-prefix=PLANFILE < %t.plan.txt
+// PLANFILE: program 'mlp'
+
+// --dump-ir-dir never deletes files it did not write.
+// RUN: rm -rf %t.mine && mkdir -p %t.mine && cp %S/Inputs/model.mlir %t.mine/model.mlir
+// RUN: echo "// mine" > %t.mine/01-notes.mlir
+// RUN: kilnc %t.mine/model.mlir --random-weights -q -o %t.mine/m.kiln --dump-ir-dir %t.mine
+// RUN: kilnc %t.mine/model.mlir --random-weights -q -o %t.mine/m.kiln --dump-ir-dir %t.mine
+// RUN: ls %t.mine | FileCheck %s --check-prefix=KEPT
+// KEPT: 00-input.mlir
+// KEPT: 01-notes.mlir
+// KEPT: model.mlir

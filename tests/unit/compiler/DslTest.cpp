@@ -138,3 +138,33 @@ TEST(Zoo, OverridesAndLimits) {
   ASSERT_FALSE(tooLong);
   EXPECT_NE(tooLong.status().message().find("positions"), std::string::npos);
 }
+
+TEST(Dsl, MisuseAfterFinishOrOfEmptyTensorsThrowsAtTheUsersLine) {
+  Graph g("m");
+  auto a = g.input("a", {4});
+  g.output("y", a.relu());
+  Module m = g.finish();
+  int line = __LINE__ + 2;
+  try {
+    a.exp();
+    FAIL() << "use of a finished graph must throw";
+  } catch (const dsl::Error &e) {
+    EXPECT_NE(std::string(e.what()).find("DslTest.cpp:" + std::to_string(line)),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("already finished"),
+              std::string::npos);
+  }
+  EXPECT_THROW(g.input("b", {4}), dsl::Error);
+  dsl::Tensor empty;
+  try {
+    empty.relu();
+    FAIL() << "use of an empty tensor must throw";
+  } catch (const dsl::Error &e) {
+    EXPECT_NE(std::string(e.what()).find("empty"), std::string::npos);
+  }
+  Graph h("h");
+  auto x = h.input("x", {2, 3});
+  EXPECT_THROW(x.dim(5), dsl::Error);
+  EXPECT_EQ(x.dim(-1), 3);
+}

@@ -1,0 +1,58 @@
+//===- Cpu.h - Shared internals of the cpu backend --------------*- C++ -*-===//
+//
+// The cpu backend prepares each kernel call once (see backends/Backend.h):
+// oneDNN primitives with their memory descriptors and prepacked weights
+// (Onednn.cpp), or an own multi-threaded kernel for what oneDNN lacks or
+// does badly (Kernels.cpp). A factory that cannot take a call (dtype, shape
+// or attribute it does not handle) declines, and the call goes to the
+// reference kernel, which also reports any user error.
+//
+//===----------------------------------------------------------------------===//
+#ifndef KILN_RUNTIME_BACKENDS_CPU_CPU_H
+#define KILN_RUNTIME_BACKENDS_CPU_CPU_H
+
+#include "backends/Backend.h"
+
+#include <optional>
+
+namespace kiln::cpu {
+
+/// Threads for oneDNN and own kernels: KILN_NUM_THREADS when set to a
+/// positive integer, otherwise every core. Read once.
+int numThreads();
+
+/// Makes the calling thread's OpenMP parallel regions (oneDNN's and ours)
+/// use numThreads().
+void applyThreads();
+
+/// Attribute readers for factories: the value, the contract default when
+/// absent, or nullopt when present with the wrong JSON type (the factory then
+/// declines and the reference kernel reports the error).
+std::optional<int64_t> attrInt(const PrepareContext &pc, const char *name,
+                               std::optional<int64_t> def);
+std::optional<bool> attrBool(const PrepareContext &pc, const char *name,
+                             bool def);
+std::optional<double> attrFloat(const PrepareContext &pc, const char *name,
+                                double def);
+std::optional<std::string> attrString(const PrepareContext &pc,
+                                      const char *name,
+                                      std::optional<std::string> def);
+std::optional<std::vector<int64_t>>
+attrInts(const PrepareContext &pc, const char *name,
+         std::optional<std::vector<int64_t>> def);
+
+/// NumPy broadcast of two shapes; nullopt when incompatible.
+std::optional<std::vector<int64_t>>
+broadcastShape(const std::vector<int64_t> &a, const std::vector<int64_t> &b);
+
+/// Whether the call has `ins` operands and one result, and no buffer is
+/// empty (size-0 tensors go to the reference kernels).
+bool simpleArity(const PrepareContext &pc, size_t minIn, size_t maxIn);
+
+/// Registration, one per source file.
+void registerOnednnKernels(Backend &b);
+void registerOwnKernels(Backend &b);
+
+} // namespace kiln::cpu
+
+#endif // KILN_RUNTIME_BACKENDS_CPU_CPU_H

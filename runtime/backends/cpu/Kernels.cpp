@@ -1,0 +1,838 @@
+//===- Kernels.cpp - Own multi-threaded kernels of the cpu backend --------===//
+//
+// What oneDNN lacks or does badly: gather, slice, where, compare, erf, pow,
+// rms_norm, casts with the contract's truncating/wrapping rules, strided
+// copies for every element size, and the integer/f16/f64 elementwise cases
+// the oneDNN factories decline. Plain loops over contiguous rows, split
+// across threads with OpenMP, so the compiler vectorizes the inner loop.
+// Factories validate the call once and decline anything unexpected, leaving
+// error reporting to the reference kernels; only data-dependent errors (an
+// out-of-range gather index, integer division by zero) are reported here,
+// with the reference kernels' messages.
+//
+//===----------------------------------------------------------------------===//
+#include "backends/cpu/Cpu.h"
+#include "backends/reference/Common.h"
+
+#include <omp.h>
+
+#include <array>
+#include <atomic>
+
+namespace kiln::cpu {
+namespace {
+
+using reference::dispatch;
+using reference::Elem;
+using reference::TypeClass;
+
+/// A kernel from a closure that captured its prepared plan.
+class OwnKernel : public PreparedKernel {
+public:
+  using Fn = std::function<Status(const KernelContext &)>;
+  OwnKernel(const std::string &op, Fn fn)
+      : PreparedKernel("cpu:" + op), fn_(std::move(fn)) {}
+  Status run(const KernelContext &ctx) override { return fn_(ctx); }
+
+private:
+  Fn fn_;
+};
+
+std::unique_ptr<PreparedKernel> own(const PrepareContext &pc,
+                                    OwnKernel::Fn fn) {
+  return std::make_unique<OwnKernel>(pc.call->op, std::move(fn));
+}
+
+/// Runs fn(begin, end) over [0, n) split across numThreads(), serially when
+/// the work is small.
+template <typename F> void parallelFor(int64_t n, int64_t grain, F &&fn) {
+  int threads = static_cast<int>(
+      std::min<int64_t>(numThreads(), std::max<int64_t>(1, n / grain)));
+  if (threads <= 1) {
+    fn(int64_t(0), n);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    int64_t chunk = (n + nt - 1) / nt;
+    int64_t begin = std::min(n, t * chunk), end = std::min(n, begin + chunk);
+    if (begin < end)
+      fn(begin, end);
+  }
+}
+
+/// Row-major strides.
+std::vector<int64_t> denseStrides(const std::vector<int64_t> &shape) {
+  return reference::stridesOf(shape);
+}
+
+/// Iteration of a dense result over rows (all dims but the last), with K
+/// operands read through their own element strides.
+template <size_t K> struct RowPlan {
+  std::vector<int64_t> outer;                  // result dims but the last
+  int64_t inner = 1;                           // the last dim
+  std::array<std::vector<int64_t>, K> strides; // per operand, per outer dim
+  std::array<int64_t, K> innerStride{};        // per operand, last dim
+  std::array<int64_t, K> base{};
+
+  RowPlan(const std::vector<int64_t> &shape,
+          const std::array<std::vector<int64_t>, K> &all) {
+    size_t r = shape.size();
+    if (r == 0) {
+      for (size_t k = 0; k < K; ++k)
+        innerStride[k] = 0;
+      return;
+    }
+    outer.assign(shape.begin(), shape.end() - 1);
+    inner = shape.back();
+    for (size_t k = 0; k < K; ++k) {
+      strides[k].assign(all[k].begin(), all[k].end() - 1);
+      innerStride[k] = all[k].back();
+    }
+  }
+  int64_t rows() const { return numElements(outer); }
+  /// Offsets of row `row`'s first element.
+  std::array<int64_t, K> offsets(int64_t row) const {
+    std::array<int64_t, K> off = base;
+    for (int64_t d = static_cast<int64_t>(outer.size()) - 1; d >= 0; --d) {
+      int64_t i = row % outer[d];
+      row /= outer[d];
+      for (size_t k = 0; k < K; ++k)
+        off[k] += i * strides[k][d];
+    }
+    return off;
+  }
+  /// fn(row offsets, first output index) per row, rows split across threads.
+  template <typename F> void run(F &&fn) const {
+    parallelFor(rows(),
+                std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)),
+                [&](int64_t begin, int64_t end) {
+                  for (int64_t r = begin; r < end; ++r)
+                    fn(offsets(r), r * inner);
+                });
+  }
+};
+
+/// Element-size-generic strided copy into a dense result.
+Status stridedCopy(const KernelContext &ctx, const RowPlan<1> &plan) {
+  size_t elem = dtypeSize(ctx.inputs[0].dtype);
+  auto copy = [&]<typename T>() {
+    const T *src = ctx.inputs[0].as<T>();
+    T *dst = ctx.outputs[0].as<T>();
+    int64_t inner = plan.inner, s = plan.innerStride[0];
+    plan.run([&](std::array<int64_t, 1> off, int64_t o) {
+      const T *p = src + off[0];
+      if (s == 1)
+        std::memcpy(dst + o, p, inner * sizeof(T));
+      else
+        for (int64_t i = 0; i < inner; ++i)
+          dst[o + i] = p[i * s];
+    });
+  };
+  switch (elem) {
+  case 1:
+    copy.operator()<uint8_t>();
+    break;
+  case 2:
+    copy.operator()<uint16_t>();
+    break;
+  case 4:
+    copy.operator()<uint32_t>();
+    break;
+  default:
+    copy.operator()<uint64_t>();
+    break;
+  }
+  return Status::ok();
+}
+
+//===----------------------------------------------------------------------===//
+// Unary
+//===----------------------------------------------------------------------===//
+
+enum class U {
+  neg,
+  abs,
+  relu,
+  exp,
+  log,
+  sqrt,
+  rsqrt,
+  tanh,
+  sigmoid,
+  silu,
+  erf,
+  recip,
+  gelu,
+  geluTanh
+};
+
+template <U Op, typename C> inline C applyUnary(C x) {
+  if constexpr (std::is_integral_v<C>) {
+    uint64_t u = static_cast<uint64_t>(x);
+    if constexpr (Op == U::neg)
+      return static_cast<C>(0 - u);
+    else if constexpr (Op == U::abs)
+      return x < 0 ? static_cast<C>(0 - u) : x;
+    else
+      return x > 0 ? x : 0;
+  } else {
+    if constexpr (Op == U::neg)
+      return -x;
+    else if constexpr (Op == U::abs)
+      return std::fabs(x);
+    else if constexpr (Op == U::relu)
+      return (x > 0 || x != x) ? x : C(0); // NaN propagates, as reference
+    else if constexpr (Op == U::exp)
+      return std::exp(x);
+    else if constexpr (Op == U::log)
+      return std::log(x);
+    else if constexpr (Op == U::sqrt)
+      return std::sqrt(x);
+    else if constexpr (Op == U::rsqrt)
+      return C(1) / std::sqrt(x);
+    else if constexpr (Op == U::tanh)
+      return std::tanh(x);
+    else if constexpr (Op == U::sigmoid)
+      return C(1) / (C(1) + std::exp(-x));
+    else if constexpr (Op == U::silu)
+      return x / (C(1) + std::exp(-x));
+    else if constexpr (Op == U::erf)
+      return std::erf(x);
+    else if constexpr (Op == U::recip)
+      return C(1) / x;
+    else if constexpr (Op == U::gelu)
+      return C(0.5) * x *
+             (C(1) + std::erf(x * static_cast<C>(0.7071067811865476)));
+    else
+      return C(0.5) * x *
+             (C(1) + std::tanh(static_cast<C>(0.7978845608028654) *
+                               (x + C(0.044715) * x * x * x)));
+  }
+}
+
+template <U Op> Status unaryLoop(const KernelContext &ctx) {
+  const BufferView &x = ctx.inputs[0];
+  constexpr bool signedOp = Op == U::neg || Op == U::abs || Op == U::relu;
+  return dispatch(
+      x.dtype, signedOp ? TypeClass::signedTypes : TypeClass::floats,
+      [&]<DType D>() {
+        using E = Elem<D>;
+        const auto *in = x.as<typename E::S>();
+        auto *o = ctx.outputs[0].as<typename E::S>();
+        parallelFor(x.numElements(), 16384, [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; ++i)
+            o[i] = E::store(applyUnary<Op>(E::load(in[i])));
+        });
+        return Status::ok();
+      });
+}
+
+std::unique_ptr<PreparedKernel> prepareUnary(const PrepareContext &pc) {
+  if (!simpleArity(pc, 1, 1))
+    return nullptr;
+  const BufferDesc &x = pc.inputs[0], &out = pc.outputs[0];
+  if (out.dtype != x.dtype || out.shape != x.shape)
+    return nullptr;
+  const std::string &op = pc.call->op;
+  bool signedOp = op == "neg" || op == "abs" || op == "relu";
+  if (!reference::inClass(x.dtype, signedOp ? TypeClass::signedTypes
+                                            : TypeClass::floats))
+    return nullptr;
+  static const std::map<std::string, KernelFn> loops = {
+      {"neg", unaryLoop<U::neg>},         {"abs", unaryLoop<U::abs>},
+      {"relu", unaryLoop<U::relu>},       {"exp", unaryLoop<U::exp>},
+      {"log", unaryLoop<U::log>},         {"sqrt", unaryLoop<U::sqrt>},
+      {"rsqrt", unaryLoop<U::rsqrt>},     {"tanh", unaryLoop<U::tanh>},
+      {"sigmoid", unaryLoop<U::sigmoid>}, {"silu", unaryLoop<U::silu>},
+      {"erf", unaryLoop<U::erf>},         {"reciprocal", unaryLoop<U::recip>}};
+  KernelFn fn = nullptr;
+  if (op == "gelu") {
+    auto approx = attrString(pc, "approximate", "none");
+    if (approx == "none")
+      fn = unaryLoop<U::gelu>;
+    else if (approx == "tanh")
+      fn = unaryLoop<U::geluTanh>;
+  } else if (auto it = loops.find(op); it != loops.end()) {
+    fn = it->second;
+  }
+  if (!fn)
+    return nullptr;
+  return own(pc, fn);
+}
+
+//===----------------------------------------------------------------------===//
+// Binary, compare, where
+//===----------------------------------------------------------------------===//
+
+enum class B { add, sub, mul, div, max, min, pow };
+
+template <B Op, typename C> inline C applyBinary(C x, C y, bool &divByZero) {
+  if constexpr (std::is_integral_v<C>) {
+    uint64_t ux = static_cast<uint64_t>(x), uy = static_cast<uint64_t>(y);
+    if constexpr (Op == B::add)
+      return static_cast<C>(ux + uy);
+    else if constexpr (Op == B::sub)
+      return static_cast<C>(ux - uy);
+    else if constexpr (Op == B::mul)
+      return static_cast<C>(ux * uy);
+    else if constexpr (Op == B::div) {
+      if (y == 0) {
+        divByZero = true;
+        return 0;
+      }
+      return y == -1 ? static_cast<C>(0 - ux) : x / y;
+    } else if constexpr (Op == B::max)
+      return std::max(x, y);
+    else if constexpr (Op == B::min)
+      return std::min(x, y);
+    else
+      return x;
+  } else {
+    if constexpr (Op == B::add)
+      return x + y;
+    else if constexpr (Op == B::sub)
+      return x - y;
+    else if constexpr (Op == B::mul)
+      return x * y;
+    else if constexpr (Op == B::div)
+      return x / y;
+    else if constexpr (Op == B::max)
+      return (std::isnan(x) || std::isnan(y)) ? x + y : std::max(x, y);
+    else if constexpr (Op == B::min)
+      return (std::isnan(x) || std::isnan(y)) ? x + y : std::min(x, y);
+    else
+      return std::pow(x, y);
+  }
+}
+
+/// Broadcast plan for `operands` read as the dense result `shape`.
+template <size_t K>
+RowPlan<K> broadcastPlan(const std::vector<int64_t> &shape,
+                         const std::array<const BufferDesc *, K> &operands) {
+  std::array<std::vector<int64_t>, K> strides;
+  for (size_t k = 0; k < K; ++k)
+    strides[k] = reference::broadcastStrides(operands[k]->shape, shape);
+  return RowPlan<K>(shape, strides);
+}
+
+template <B Op>
+Status binaryLoop(const KernelContext &ctx, const RowPlan<2> &plan) {
+  const BufferView &a = ctx.inputs[0], &b = ctx.inputs[1];
+  TypeClass cls = Op == B::pow ? TypeClass::floats : TypeClass::numeric;
+  return dispatch(a.dtype, cls, [&]<DType D>() -> Status {
+    using E = Elem<D>;
+    const auto *pa = a.as<typename E::S>();
+    const auto *pb = b.as<typename E::S>();
+    auto *po = ctx.outputs[0].as<typename E::S>();
+    std::atomic<bool> failed{false};
+    int64_t inner = plan.inner;
+    int64_t sa = plan.innerStride[0], sb = plan.innerStride[1];
+    plan.run([&](std::array<int64_t, 2> off, int64_t o) {
+      bool divByZero = false;
+      const auto *ra = pa + off[0];
+      const auto *rb = pb + off[1];
+      for (int64_t i = 0; i < inner; ++i)
+        po[o + i] = E::store(applyBinary<Op>(E::load(ra[i * sa]),
+                                             E::load(rb[i * sb]), divByZero));
+      if (divByZero)
+        failed = true;
+    });
+    if (failed)
+      return Status::error("integer division by zero");
+    return Status::ok();
+  });
+}
+
+std::unique_ptr<PreparedKernel> prepareBinary(const PrepareContext &pc) {
+  if (!simpleArity(pc, 2, 2))
+    return nullptr;
+  const BufferDesc &a = pc.inputs[0], &b = pc.inputs[1], &out = pc.outputs[0];
+  auto shape = broadcastShape(a.shape, b.shape);
+  if (b.dtype != a.dtype || out.dtype != a.dtype || !shape ||
+      *shape != out.shape)
+    return nullptr;
+  const std::string &op = pc.call->op;
+  if (!reference::inClass(a.dtype,
+                          op == "pow" ? TypeClass::floats : TypeClass::numeric))
+    return nullptr;
+  using Loop = Status (*)(const KernelContext &, const RowPlan<2> &);
+  static const std::map<std::string, Loop> loops = {
+      {"add", binaryLoop<B::add>}, {"sub", binaryLoop<B::sub>},
+      {"mul", binaryLoop<B::mul>}, {"div", binaryLoop<B::div>},
+      {"max", binaryLoop<B::max>}, {"min", binaryLoop<B::min>},
+      {"pow", binaryLoop<B::pow>}};
+  auto it = loops.find(op);
+  if (it == loops.end())
+    return nullptr;
+  RowPlan<2> plan = broadcastPlan<2>(*shape, {&a, &b});
+  Loop loop = it->second;
+  return own(pc, [plan, loop](const KernelContext &ctx) {
+    // An operand sharing the result's bytes is read before each element is
+    // written, row by row, so running in place is safe here.
+    return loop(ctx, plan);
+  });
+}
+
+std::unique_ptr<PreparedKernel> prepareCompare(const PrepareContext &pc) {
+  if (!simpleArity(pc, 2, 2))
+    return nullptr;
+  const BufferDesc &a = pc.inputs[0], &b = pc.inputs[1], &out = pc.outputs[0];
+  auto shape = broadcastShape(a.shape, b.shape);
+  auto pred = attrString(pc, "predicate", std::nullopt);
+  static const std::vector<std::string> preds = {"eq", "ne", "lt",
+                                                 "le", "gt", "ge"};
+  auto p = pred ? std::find(preds.begin(), preds.end(), *pred) : preds.end();
+  if (b.dtype != a.dtype || out.dtype != DType::i1 || !shape ||
+      *shape != out.shape || p == preds.end() ||
+      (a.dtype == DType::i1 && p - preds.begin() > 1))
+    return nullptr;
+  int which = static_cast<int>(p - preds.begin());
+  RowPlan<2> plan = broadcastPlan<2>(*shape, {&a, &b});
+  return own(pc, [plan, which](const KernelContext &ctx) {
+    const BufferView &a = ctx.inputs[0], &b = ctx.inputs[1];
+    return dispatch(a.dtype, TypeClass::all, [&]<DType D>() {
+      using E = Elem<D>;
+      const auto *pa = a.as<typename E::S>();
+      const auto *pb = b.as<typename E::S>();
+      auto *po = ctx.outputs[0].as<uint8_t>();
+      int64_t inner = plan.inner;
+      int64_t sa = plan.innerStride[0], sb = plan.innerStride[1];
+      plan.run([&](std::array<int64_t, 2> off, int64_t o) {
+        const auto *ra = pa + off[0];
+        const auto *rb = pb + off[1];
+        // Element i is read before it is written, so an i1 operand may
+        // share the result's bytes.
+        for (int64_t i = 0; i < inner; ++i) {
+          auto x = E::load(ra[i * sa]), y = E::load(rb[i * sb]);
+          bool r = which == 0   ? x == y
+                   : which == 1 ? x != y
+                   : which == 2 ? x < y
+                   : which == 3 ? x <= y
+                   : which == 4 ? x > y
+                                : x >= y;
+          po[o + i] = r;
+        }
+      });
+      return Status::ok();
+    });
+  });
+}
+
+std::unique_ptr<PreparedKernel> prepareWhere(const PrepareContext &pc) {
+  if (!simpleArity(pc, 3, 3))
+    return nullptr;
+  const BufferDesc &c = pc.inputs[0], &x = pc.inputs[1], &y = pc.inputs[2];
+  const BufferDesc &out = pc.outputs[0];
+  auto cx = broadcastShape(c.shape, x.shape);
+  auto shape = cx ? broadcastShape(*cx, y.shape) : std::nullopt;
+  if (c.dtype != DType::i1 || y.dtype != x.dtype || out.dtype != x.dtype ||
+      !shape || *shape != out.shape)
+    return nullptr;
+  RowPlan<3> plan = broadcastPlan<3>(*shape, {&c, &x, &y});
+  return own(pc, [plan](const KernelContext &ctx) {
+    auto loop = [&]<typename T>() {
+      const uint8_t *pc = ctx.inputs[0].as<uint8_t>();
+      const T *px = ctx.inputs[1].as<T>(), *py = ctx.inputs[2].as<T>();
+      T *po = ctx.outputs[0].as<T>();
+      int64_t inner = plan.inner;
+      auto [sc, sx, sy] = plan.innerStride;
+      plan.run([&](std::array<int64_t, 3> off, int64_t o) {
+        for (int64_t i = 0; i < inner; ++i)
+          po[o + i] =
+              pc[off[0] + i * sc] ? px[off[1] + i * sx] : py[off[2] + i * sy];
+      });
+    };
+    switch (dtypeSize(ctx.inputs[1].dtype)) {
+    case 1:
+      loop.operator()<uint8_t>();
+      break;
+    case 2:
+      loop.operator()<uint16_t>();
+      break;
+    case 4:
+      loop.operator()<uint32_t>();
+      break;
+    default:
+      loop.operator()<uint64_t>();
+      break;
+    }
+    return Status::ok();
+  });
+}
+
+//===----------------------------------------------------------------------===//
+// cast
+//===----------------------------------------------------------------------===//
+
+/// The contract's cast rules, as the reference backend applies them.
+template <DType To, typename From> typename Elem<To>::C convertValue(From v) {
+  using CT = typename Elem<To>::C;
+  if constexpr (To == DType::i1) {
+    return v != From(0) ? 1 : 0;
+  } else if constexpr (std::is_integral_v<CT> && !std::is_integral_v<From>) {
+    if (std::isnan(v))
+      return 0;
+    double t = std::trunc(static_cast<double>(v));
+    if (t >= 9.2233720368547758e18)
+      return std::numeric_limits<int64_t>::max();
+    if (t <= -9.2233720368547758e18)
+      return std::numeric_limits<int64_t>::min();
+    return static_cast<int64_t>(t);
+  } else {
+    return static_cast<CT>(v);
+  }
+}
+
+std::unique_ptr<PreparedKernel> prepareCast(const PrepareContext &pc) {
+  if (!simpleArity(pc, 1, 1))
+    return nullptr;
+  const BufferDesc &x = pc.inputs[0], &out = pc.outputs[0];
+  auto to = attrString(pc, "dtype", std::nullopt);
+  if (!to || parseDType(*to) != out.dtype || out.shape != x.shape)
+    return nullptr;
+  return own(pc, [](const KernelContext &ctx) {
+    const BufferView &x = ctx.inputs[0], &out = ctx.outputs[0];
+    // In place (a narrower result over its operand) only serially, in order.
+    bool inPlace = x.data == out.data;
+    int64_t n = x.numElements();
+    return dispatch(x.dtype, TypeClass::all, [&]<DType From>() {
+      using EF = Elem<From>;
+      const auto *in = x.as<typename EF::S>();
+      return dispatch(out.dtype, TypeClass::all, [&]<DType To>() {
+        using ET = Elem<To>;
+        auto *o = out.as<typename ET::S>();
+        auto body = [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; ++i)
+            o[i] = ET::store(convertValue<To>(EF::load(in[i])));
+        };
+        if (inPlace)
+          body(0, n);
+        else
+          parallelFor(n, 16384, body);
+        return Status::ok();
+      });
+    });
+  });
+}
+
+//===----------------------------------------------------------------------===//
+// Shape ops: copy, reshape, transpose, slice, broadcast_to, concat, gather
+//===----------------------------------------------------------------------===//
+
+std::unique_ptr<PreparedKernel> prepareCopy(const PrepareContext &pc) {
+  if (!simpleArity(pc, 1, 1))
+    return nullptr;
+  const BufferDesc &x = pc.inputs[0], &out = pc.outputs[0];
+  if (out.dtype != x.dtype || out.byteSize() != x.byteSize())
+    return nullptr;
+  if (pc.call->op == "reshape") {
+    auto shape = attrInts(pc, "shape", std::nullopt);
+    if (!shape || *shape != out.shape)
+      return nullptr;
+  } else if (out.shape != x.shape) {
+    return nullptr;
+  }
+  return own(pc, [](const KernelContext &ctx) {
+    const BufferView &x = ctx.inputs[0];
+    if (ctx.outputs[0].data != x.data)
+      std::memcpy(ctx.outputs[0].data, x.data,
+                  x.numElements() * dtypeSize(x.dtype));
+    return Status::ok();
+  });
+}
+
+std::unique_ptr<PreparedKernel> prepareTranspose(const PrepareContext &pc) {
+  if (!simpleArity(pc, 1, 1))
+    return nullptr;
+  const BufferDesc &x = pc.inputs[0], &out = pc.outputs[0];
+  auto perm = attrInts(pc, "perm", std::nullopt);
+  size_t rank = x.shape.size();
+  if (out.dtype != x.dtype || !perm || perm->size() != rank)
+    return nullptr;
+  std::vector<bool> used(rank, false);
+  std::vector<int64_t> own0 = denseStrides(x.shape), shape(rank), strides(rank);
+  for (size_t i = 0; i < rank; ++i) {
+    int64_t p = (*perm)[i];
+    if (p < 0 || p >= static_cast<int64_t>(rank) || used[p])
+      return nullptr;
+    used[p] = true;
+    shape[i] = x.shape[p];
+    strides[i] = own0[p];
+  }
+  if (out.shape != shape)
+    return nullptr;
+  RowPlan<1> plan(shape, {strides});
+  return own(
+      pc, [plan](const KernelContext &ctx) { return stridedCopy(ctx, plan); });
+}
+
+std::unique_ptr<PreparedKernel> prepareSlice(const PrepareContext &pc) {
+  if (!simpleArity(pc, 1, 1))
+    return nullptr;
+  const BufferDesc &x = pc.inputs[0], &out = pc.outputs[0];
+  auto starts = attrInts(pc, "starts", std::nullopt);
+  auto ends = attrInts(pc, "ends", std::nullopt);
+  auto steps = attrInts(pc, "steps", std::nullopt);
+  size_t rank = x.shape.size();
+  if (!starts || !ends || !steps || starts->size() != rank ||
+      ends->size() != rank || steps->size() != rank || out.dtype != x.dtype)
+    return nullptr;
+  std::vector<int64_t> own0 = denseStrides(x.shape), shape(rank), strides(rank);
+  int64_t base = 0;
+  for (size_t d = 0; d < rank; ++d) {
+    int64_t dim = x.shape[d], st = (*starts)[d], en = (*ends)[d],
+            sp = (*steps)[d];
+    if (sp > 0 && 0 <= st && st <= en && en <= dim)
+      shape[d] = (en - st + sp - 1) / sp;
+    else if (sp < 0 && -1 <= en && en <= st && st < dim)
+      shape[d] = (st - en + (-sp) - 1) / (-sp);
+    else
+      return nullptr; // step 0, out of range, or empty: reference
+    strides[d] = own0[d] * sp;
+    base += st * own0[d];
+  }
+  if (out.shape != shape)
+    return nullptr;
+  RowPlan<1> plan(shape, {strides});
+  plan.base[0] = base;
+  return own(
+      pc, [plan](const KernelContext &ctx) { return stridedCopy(ctx, plan); });
+}
+
+std::unique_ptr<PreparedKernel> prepareBroadcastTo(const PrepareContext &pc) {
+  if (!simpleArity(pc, 1, 1))
+    return nullptr;
+  const BufferDesc &x = pc.inputs[0], &out = pc.outputs[0];
+  auto shape = attrInts(pc, "shape", std::nullopt);
+  if (!shape || *shape != out.shape || out.dtype != x.dtype ||
+      broadcastShape(x.shape, *shape) != shape)
+    return nullptr;
+  RowPlan<1> plan(*shape, {reference::broadcastStrides(x.shape, *shape)});
+  return own(
+      pc, [plan](const KernelContext &ctx) { return stridedCopy(ctx, plan); });
+}
+
+std::unique_ptr<PreparedKernel> prepareConcat(const PrepareContext &pc) {
+  if (pc.inputs.empty() || pc.outputs.size() != 1)
+    return nullptr;
+  const BufferDesc &first = pc.inputs[0], &out = pc.outputs[0];
+  auto axis = attrInt(pc, "axis", std::nullopt);
+  int64_t rank = static_cast<int64_t>(first.shape.size());
+  if (!axis || rank == 0 || *axis < -rank || *axis >= rank ||
+      out.dtype != first.dtype)
+    return nullptr;
+  int64_t ax = *axis < 0 ? *axis + rank : *axis;
+  std::vector<int64_t> shape = first.shape;
+  shape[ax] = 0;
+  for (const BufferDesc &x : pc.inputs) {
+    if (x.dtype != first.dtype || static_cast<int64_t>(x.shape.size()) != rank)
+      return nullptr;
+    for (int64_t d = 0; d < rank; ++d)
+      if (d != ax && x.shape[d] != first.shape[d])
+        return nullptr;
+    shape[ax] += x.shape[ax];
+  }
+  if (out.shape != shape)
+    return nullptr;
+  int64_t outer = 1, inner = dtypeSize(first.dtype);
+  for (int64_t d = 0; d < ax; ++d)
+    outer *= shape[d];
+  for (int64_t d = ax + 1; d < rank; ++d)
+    inner *= shape[d];
+  std::vector<int64_t> rows; // bytes per outer index, per operand
+  for (const BufferDesc &x : pc.inputs)
+    rows.push_back(x.shape[ax] * inner);
+  int64_t outRow = shape[ax] * inner;
+  return own(pc, [rows, outer, outRow](const KernelContext &ctx) {
+    uint8_t *dst = ctx.outputs[0].as<uint8_t>();
+    parallelFor(
+        outer, std::max<int64_t>(1, 65536 / std::max<int64_t>(outRow, 1)),
+        [&](int64_t begin, int64_t end) {
+          for (int64_t o = begin; o < end; ++o) {
+            int64_t done = 0;
+            for (size_t i = 0; i < rows.size(); ++i) {
+              if (rows[i])
+                std::memcpy(dst + o * outRow + done,
+                            ctx.inputs[i].as<uint8_t>() + o * rows[i], rows[i]);
+              done += rows[i];
+            }
+          }
+        });
+    return Status::ok();
+  });
+}
+
+std::unique_ptr<PreparedKernel> prepareGather(const PrepareContext &pc) {
+  if (pc.inputs.size() != 2 || pc.outputs.size() != 1)
+    return nullptr;
+  const BufferDesc &data = pc.inputs[0], &idx = pc.inputs[1],
+                   &out = pc.outputs[0];
+  auto axis = attrInt(pc, "axis", 0);
+  int64_t rank = static_cast<int64_t>(data.shape.size());
+  if ((idx.dtype != DType::i64 && idx.dtype != DType::i32) || rank == 0 ||
+      !axis || *axis < -rank || *axis >= rank || out.dtype != data.dtype)
+    return nullptr;
+  int64_t ax = *axis < 0 ? *axis + rank : *axis;
+  std::vector<int64_t> shape(data.shape.begin(), data.shape.begin() + ax);
+  shape.insert(shape.end(), idx.shape.begin(), idx.shape.end());
+  shape.insert(shape.end(), data.shape.begin() + ax + 1, data.shape.end());
+  if (out.shape != shape)
+    return nullptr;
+  int64_t dim = data.shape[ax], outer = 1, row = dtypeSize(data.dtype);
+  for (int64_t d = 0; d < ax; ++d)
+    outer *= data.shape[d];
+  for (int64_t d = ax + 1; d < rank; ++d)
+    row *= data.shape[d];
+  return own(pc, [dim, outer, row, ax](const KernelContext &ctx) {
+    const BufferView &idx = ctx.inputs[1];
+    int64_t count = idx.numElements();
+    // Indices are checked first, so a bad one writes nothing.
+    std::vector<int64_t> indices(count);
+    for (int64_t i = 0; i < count; ++i) {
+      int64_t v =
+          idx.dtype == DType::i64 ? idx.as<int64_t>()[i] : idx.as<int32_t>()[i];
+      if (v < -dim || v >= dim)
+        return Status::error("index " + std::to_string(v) + " at position " +
+                             std::to_string(i) + " out of range for axis " +
+                             std::to_string(ax) + " of size " +
+                             std::to_string(dim));
+      indices[i] = v < 0 ? v + dim : v;
+    }
+    const uint8_t *src = ctx.inputs[0].as<uint8_t>();
+    uint8_t *dst = ctx.outputs[0].as<uint8_t>();
+    if (row == 0)
+      return Status::ok();
+    parallelFor(outer * count, std::max<int64_t>(1, 65536 / row),
+                [&](int64_t begin, int64_t end) {
+                  for (int64_t j = begin; j < end; ++j) {
+                    int64_t o = j / count, i = j % count;
+                    std::memcpy(dst + j * row,
+                                src + (o * dim + indices[i]) * row, row);
+                  }
+                });
+    return Status::ok();
+  });
+}
+
+//===----------------------------------------------------------------------===//
+// Normalization: layer_norm (non-f32), rms_norm, global_avg_pool
+//===----------------------------------------------------------------------===//
+
+template <bool IsRms>
+std::unique_ptr<PreparedKernel> prepareNorm(const PrepareContext &pc) {
+  size_t operands = IsRms ? 2 : 3;
+  if (!simpleArity(pc, operands, operands))
+    return nullptr;
+  const BufferDesc &x = pc.inputs[0], &out = pc.outputs[0];
+  auto axis = attrInt(pc, "axis", -1);
+  auto eps = attrFloat(pc, "epsilon", IsRms ? 1e-6 : 1e-5);
+  int64_t rank = static_cast<int64_t>(x.shape.size());
+  if (!axis || !eps || *axis < -rank || *axis >= rank ||
+      !reference::inClass(x.dtype, TypeClass::floats) || out.dtype != x.dtype ||
+      out.shape != x.shape)
+    return nullptr;
+  int64_t ax = *axis < 0 ? *axis + rank : *axis;
+  std::vector<int64_t> normShape(x.shape.begin() + ax, x.shape.end());
+  for (size_t i = 1; i < operands; ++i)
+    if (pc.inputs[i].dtype != x.dtype || pc.inputs[i].shape != normShape)
+      return nullptr;
+  int64_t inner = numElements(normShape);
+  int64_t outer = numElements(x.shape) / inner;
+  double epsilon = *eps;
+  return own(pc, [inner, outer, epsilon](const KernelContext &ctx) {
+    return dispatch(ctx.inputs[0].dtype, TypeClass::floats, [&]<DType D>() {
+      using E = Elem<D>;
+      // f64 statistics for f32/f64 (as the reference), f32 for f16/bf16.
+      using Acc = typename E::Acc;
+      const auto *px = ctx.inputs[0].as<typename E::S>();
+      const auto *ps = ctx.inputs[1].as<typename E::S>();
+      const auto *pb = IsRms ? nullptr : ctx.inputs[2].as<typename E::S>();
+      auto *po = ctx.outputs[0].as<typename E::S>();
+      parallelFor(outer, std::max<int64_t>(1, 4096 / inner),
+                  [&](int64_t begin, int64_t end) {
+                    for (int64_t r = begin; r < end; ++r) {
+                      const auto *row = px + r * inner;
+                      Acc mean = 0, var = 0;
+                      if constexpr (!IsRms) {
+                        for (int64_t i = 0; i < inner; ++i)
+                          mean += static_cast<Acc>(E::load(row[i]));
+                        mean /= static_cast<Acc>(inner);
+                      }
+                      for (int64_t i = 0; i < inner; ++i) {
+                        Acc d = static_cast<Acc>(E::load(row[i])) - mean;
+                        var += d * d;
+                      }
+                      var /= static_cast<Acc>(inner);
+                      auto inv = static_cast<typename E::C>(
+                          Acc(1) / std::sqrt(var + static_cast<Acc>(epsilon)));
+                      auto m = static_cast<typename E::C>(mean);
+                      auto *o = po + r * inner;
+                      for (int64_t i = 0; i < inner; ++i) {
+                        auto y = (E::load(row[i]) - m) * inv * E::load(ps[i]);
+                        if constexpr (!IsRms)
+                          y += E::load(pb[i]);
+                        o[i] = E::store(y);
+                      }
+                    }
+                  });
+      return Status::ok();
+    });
+  });
+}
+
+std::unique_ptr<PreparedKernel> prepareGlobalAvgPool(const PrepareContext &pc) {
+  if (!simpleArity(pc, 1, 1))
+    return nullptr;
+  const BufferDesc &x = pc.inputs[0], &out = pc.outputs[0];
+  if (x.shape.size() != 4 || !reference::inClass(x.dtype, TypeClass::floats) ||
+      out.dtype != x.dtype ||
+      out.shape != std::vector<int64_t>{x.shape[0], x.shape[1], 1, 1})
+    return nullptr;
+  int64_t planes = x.shape[0] * x.shape[1], hw = x.shape[2] * x.shape[3];
+  return own(pc, [planes, hw](const KernelContext &ctx) {
+    return dispatch(ctx.inputs[0].dtype, TypeClass::floats, [&]<DType D>() {
+      using E = Elem<D>;
+      const auto *px = ctx.inputs[0].as<typename E::S>();
+      auto *po = ctx.outputs[0].as<typename E::S>();
+      parallelFor(planes, std::max<int64_t>(1, 16384 / hw),
+                  [&](int64_t begin, int64_t end) {
+                    for (int64_t p = begin; p < end; ++p) {
+                      double sum = 0;
+                      for (int64_t i = 0; i < hw; ++i)
+                        sum += static_cast<double>(E::load(px[p * hw + i]));
+                      po[p] = E::store(
+                          static_cast<typename E::C>(sum / double(hw)));
+                    }
+                  });
+      return Status::ok();
+    });
+  });
+}
+
+} // namespace
+
+void registerOwnKernels(Backend &b) {
+  for (const char *op :
+       {"neg", "abs", "relu", "exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid",
+        "silu", "erf", "reciprocal", "gelu"})
+    b.addFactory(op, prepareUnary);
+  for (const char *op : {"add", "sub", "mul", "div", "max", "min", "pow"})
+    b.addFactory(op, prepareBinary);
+  b.addFactory("compare", prepareCompare);
+  b.addFactory("where", prepareWhere);
+  b.addFactory("cast", prepareCast);
+  b.addFactory("copy", prepareCopy);
+  b.addFactory("reshape", prepareCopy);
+  b.addFactory("transpose", prepareTranspose);
+  b.addFactory("slice", prepareSlice);
+  b.addFactory("broadcast_to", prepareBroadcastTo);
+  b.addFactory("concat", prepareConcat);
+  b.addFactory("gather", prepareGather);
+  b.addFactory("layer_norm", prepareNorm<false>);
+  b.addFactory("rms_norm", prepareNorm<true>);
+  b.addFactory("global_avg_pool", prepareGlobalAvgPool);
+}
+
+} // namespace kiln::cpu

@@ -1,0 +1,1104 @@
+//===- BackendDiffTest.cpp - Every op on every backend vs the reference ---===//
+//
+// One table of single-op Programs (op, operands with dtype/shape/value range,
+// attributes, per-op tolerance) run on each optimized backend and on the
+// reference backend, compared element by element. A backend joins by adding
+// its name to kBackends. Operands marked as weights are bound as params, so
+// the prepacked-weight paths (matmul B, conv weights) are exercised too.
+//
+//===----------------------------------------------------------------------===//
+#include "TestUtil.h"
+
+#include <cmath>
+
+using namespace kiln;
+using namespace kiln::test;
+using nlohmann::json;
+
+namespace {
+
+/// Backends checked against the reference backend.
+const std::vector<std::string> kBackends = {"cpu"};
+
+struct Operand {
+  DType dtype;
+  std::vector<int64_t> shape;
+  double lo = -2, hi = 2;
+  bool weight = false; // bound as a param instead of an input
+};
+
+struct Tolerance {
+  double atol, rtol;
+};
+
+struct OpCase {
+  std::string name; // unique, used as the test name
+  std::string op;
+  std::vector<Operand> operands;
+  json attrs;
+  DType outType;
+  std::vector<int64_t> outShape;
+  Tolerance tol;
+  /// Exact values (integer indices, conditions): operand index -> values.
+  std::map<size_t, std::vector<double>> fixed = {};
+};
+
+Operand f32(std::vector<int64_t> s, double lo = -2, double hi = 2) {
+  return {DType::f32, std::move(s), lo, hi};
+}
+Operand of(DType t, std::vector<int64_t> s, double lo = -2, double hi = 2) {
+  return {t, std::move(s), lo, hi};
+}
+Operand weight(Operand o) {
+  o.weight = true;
+  return o;
+}
+
+constexpr Tolerance kExact{0, 0};
+constexpr Tolerance kF32{1e-6, 1e-5};
+constexpr Tolerance kBf16{1e-2, 1e-2};
+constexpr Tolerance kF16{1e-3, 1e-3};
+
+Tolerance forType(DType t) {
+  switch (t) {
+  case DType::f32:
+    return kF32;
+  case DType::f64:
+    return {1e-12, 1e-12};
+  case DType::bf16:
+    return kBf16;
+  case DType::f16:
+    return kF16;
+  default:
+    return kExact;
+  }
+}
+
+/// matmul tolerance: f32 rel 1e-5*sqrt(K) (different summation orders).
+Tolerance matmulTol(DType t, int64_t K) {
+  double s = std::sqrt(double(K));
+  return t == DType::bf16 ? Tolerance{2e-2 * s, 1e-2}
+                          : Tolerance{1e-5 * s, 1e-5 * s};
+}
+
+std::vector<OpCase> buildCases() {
+  std::vector<OpCase> c;
+  // Unary.
+  for (const char *op : {"neg", "abs", "relu", "exp", "tanh", "sigmoid", "silu",
+                         "erf", "gelu"}) {
+    c.push_back({std::string(op) + "_f32",
+                 op,
+                 {f32({2, 3, 17})},
+                 json::object(),
+                 DType::f32,
+                 {2, 3, 17},
+                 kF32});
+    c.push_back({std::string(op) + "_rank0",
+                 op,
+                 {f32({})},
+                 json::object(),
+                 DType::f32,
+                 {},
+                 kF32});
+    c.push_back({std::string(op) + "_bf16",
+                 op,
+                 {of(DType::bf16, {33})},
+                 json::object(),
+                 DType::bf16,
+                 {33},
+                 kBf16});
+    c.push_back({std::string(op) + "_f16",
+                 op,
+                 {of(DType::f16, {9})},
+                 json::object(),
+                 DType::f16,
+                 {9},
+                 kF16});
+    c.push_back({std::string(op) + "_f64",
+                 op,
+                 {of(DType::f64, {9})},
+                 json::object(),
+                 DType::f64,
+                 {9},
+                 forType(DType::f64)});
+  }
+  for (const char *op : {"log", "sqrt", "rsqrt", "reciprocal"}) {
+    // oneDNN's log is a polynomial with ~1.5e-6 absolute error near 1.
+    Tolerance tol = std::string(op) == "log" ? Tolerance{5e-6, 1e-5} : kF32;
+    c.push_back({std::string(op) + "_f32",
+                 op,
+                 {f32({4, 33}, 0.1, 4)},
+                 json::object(),
+                 DType::f32,
+                 {4, 33},
+                 tol});
+    c.push_back({std::string(op) + "_bf16",
+                 op,
+                 {of(DType::bf16, {40}, 0.1, 4)},
+                 json::object(),
+                 DType::bf16,
+                 {40},
+                 kBf16});
+  }
+  c.push_back({"gelu_tanh_f32",
+               "gelu",
+               {f32({64})},
+               {{"approximate", "tanh"}},
+               DType::f32,
+               {64},
+               kF32});
+  c.push_back({"gelu_tanh_bf16",
+               "gelu",
+               {of(DType::bf16, {64})},
+               {{"approximate", "tanh"}},
+               DType::bf16,
+               {64},
+               kBf16});
+  for (const char *op : {"neg", "abs", "relu"})
+    for (DType t : {DType::i64, DType::i32, DType::i8})
+      c.push_back({std::string(op) + "_" + dtypeName(t),
+                   op,
+                   {of(t, {3, 5}, -9, 9)},
+                   json::object(),
+                   t,
+                   {3, 5},
+                   kExact});
+  c.push_back({"relu_empty",
+               "relu",
+               {f32({0, 3})},
+               json::object(),
+               DType::f32,
+               {0, 3},
+               kExact});
+
+  // Binary with broadcasting.
+  struct Shapes {
+    const char *tag;
+    std::vector<int64_t> a, b, out;
+  };
+  std::vector<Shapes> shapes = {{"same", {2, 3, 4}, {2, 3, 4}, {2, 3, 4}},
+                                {"bcast_b", {2, 3, 4}, {4}, {2, 3, 4}},
+                                {"bcast_a", {4}, {2, 3, 4}, {2, 3, 4}},
+                                {"bcast_both", {2, 1, 4}, {1, 3, 1}, {2, 3, 4}},
+                                {"rank0", {}, {3}, {3}},
+                                {"size1", {1, 1}, {1, 1}, {1, 1}}};
+  for (const char *op : {"add", "sub", "mul", "div", "max", "min", "pow"})
+    for (const Shapes &s : shapes) {
+      double lo = std::string(op) == "pow" ? 0.5 : -2;
+      c.push_back({std::string(op) + "_f32_" + s.tag,
+                   op,
+                   {f32(s.a, lo, 2), f32(s.b, 0.5, 2)},
+                   json::object(),
+                   DType::f32,
+                   s.out,
+                   kF32});
+    }
+  for (const char *op : {"add", "sub", "mul", "div", "max", "min"}) {
+    c.push_back({std::string(op) + "_bf16",
+                 op,
+                 {of(DType::bf16, {4, 8}), of(DType::bf16, {8}, 0.5, 2)},
+                 json::object(),
+                 DType::bf16,
+                 {4, 8},
+                 kBf16});
+    c.push_back({std::string(op) + "_f16",
+                 op,
+                 {of(DType::f16, {4, 8}), of(DType::f16, {8}, 0.5, 2)},
+                 json::object(),
+                 DType::f16,
+                 {4, 8},
+                 kF16});
+    for (DType t : {DType::i64, DType::i32, DType::u8})
+      c.push_back({std::string(op) + "_" + dtypeName(t),
+                   op,
+                   {of(t, {3, 4}, 0, 50), of(t, {4}, 1, 7)},
+                   json::object(),
+                   t,
+                   {3, 4},
+                   kExact});
+  }
+  for (const char *p : {"eq", "ne", "lt", "le", "gt", "ge"}) {
+    c.push_back({std::string("compare_") + p + "_f32",
+                 "compare",
+                 {f32({3, 4}), f32({4})},
+                 {{"predicate", p}},
+                 DType::i1,
+                 {3, 4},
+                 kExact});
+    c.push_back(
+        {std::string("compare_") + p + "_i64",
+         "compare",
+         {of(DType::i64, {2, 1, 3}, -2, 2), of(DType::i64, {4, 1}, -2, 2)},
+         {{"predicate", p}},
+         DType::i1,
+         {2, 4, 3},
+         kExact});
+  }
+  c.push_back({"compare_eq_i1",
+               "compare",
+               {of(DType::i1, {5}, 0, 2), of(DType::i1, {5}, 0, 2)},
+               {{"predicate", "eq"}},
+               DType::i1,
+               {5},
+               kExact});
+  c.push_back({"where_f32",
+               "where",
+               {of(DType::i1, {2, 1, 4}, 0, 2), f32({3, 4}), f32({})},
+               json::object(),
+               DType::f32,
+               {2, 3, 4},
+               kExact});
+  c.push_back({"where_i64",
+               "where",
+               {of(DType::i1, {6}, 0, 2), of(DType::i64, {6}, -9, 9),
+                of(DType::i64, {1}, -9, 9)},
+               json::object(),
+               DType::i64,
+               {6},
+               kExact});
+
+  // Casts.
+  struct CastCase {
+    DType from, to;
+    double lo, hi;
+    Tolerance tol;
+  };
+  for (CastCase k :
+       std::vector<CastCase>{{DType::f32, DType::bf16, -3, 3, kExact},
+                             {DType::f32, DType::f16, -3, 3, kExact},
+                             {DType::bf16, DType::f32, -3, 3, kExact},
+                             {DType::f32, DType::i32, -100, 100, kExact},
+                             {DType::f32, DType::i1, -1, 1, kExact},
+                             {DType::i1, DType::f32, 0, 2, kExact},
+                             {DType::i64, DType::f32, -1000, 1000, kExact},
+                             {DType::i32, DType::i8, -1000, 1000, kExact},
+                             {DType::f32, DType::f64, -3, 3, kExact}})
+    c.push_back(
+        {std::string("cast_") + dtypeName(k.from) + "_" + dtypeName(k.to),
+         "cast",
+         {of(k.from, {5, 7}, k.lo, k.hi)},
+         {{"dtype", dtypeName(k.to)}},
+         k.to,
+         {5, 7},
+         k.tol});
+
+  // matmul.
+  struct Mm {
+    const char *tag;
+    std::vector<int64_t> a, b, out;
+    bool ta, tb, bWeight;
+    DType t;
+    int64_t K;
+  };
+  for (
+      const Mm &m : std::vector<Mm>{
+          {"f32", {4, 8}, {8, 5}, {4, 5}, false, false, false, DType::f32, 8},
+          {"f32_ta", {8, 4}, {8, 5}, {4, 5}, true, false, false, DType::f32, 8},
+          {"f32_tb", {4, 8}, {5, 8}, {4, 5}, false, true, false, DType::f32, 8},
+          {"f32_ta_tb",
+           {8, 4},
+           {5, 8},
+           {4, 5},
+           true,
+           true,
+           false,
+           DType::f32,
+           8},
+          {"f32_batch_2d_b",
+           {2, 3, 4, 8},
+           {8, 5},
+           {2, 3, 4, 5},
+           false,
+           false,
+           false,
+           DType::f32,
+           8},
+          {"f32_batch_bcast",
+           {2, 1, 4, 8},
+           {3, 8, 5},
+           {2, 3, 4, 5},
+           false,
+           false,
+           false,
+           DType::f32,
+           8},
+          {"f32_batch_tb",
+           {3, 4, 8},
+           {3, 5, 8},
+           {3, 4, 5},
+           false,
+           true,
+           false,
+           DType::f32,
+           8},
+          {"f32_batch_ta",
+           {3, 8, 4},
+           {8, 5},
+           {3, 4, 5},
+           true,
+           false,
+           false,
+           DType::f32,
+           8},
+          {"f32_k1",
+           {6, 1},
+           {1, 7},
+           {6, 7},
+           false,
+           false,
+           false,
+           DType::f32,
+           1},
+          {"f32_weight",
+           {16, 64},
+           {64, 32},
+           {16, 32},
+           false,
+           false,
+           true,
+           DType::f32,
+           64},
+          {"f32_weight_tb",
+           {2, 16, 64},
+           {32, 64},
+           {2, 16, 32},
+           false,
+           true,
+           true,
+           DType::f32,
+           64},
+          {"bf16",
+           {16, 32},
+           {32, 8},
+           {16, 8},
+           false,
+           false,
+           false,
+           DType::bf16,
+           32},
+          {"bf16_weight",
+           {16, 32},
+           {32, 8},
+           {16, 8},
+           false,
+           false,
+           true,
+           DType::bf16,
+           32},
+          {"f16", {4, 8}, {8, 5}, {4, 5}, false, false, false, DType::f16, 8},
+          {"f64", {4, 8}, {8, 5}, {4, 5}, false, false, false, DType::f64, 8},
+          {"i64", {3, 4}, {4, 2}, {3, 2}, false, false, false, DType::i64, 4},
+          {"i32_batch",
+           {2, 3, 4},
+           {2, 4, 2},
+           {2, 3, 2},
+           false,
+           false,
+           false,
+           DType::i32,
+           4}}) {
+    Operand b = of(m.t, m.b, -2, 2);
+    b.weight = m.bWeight;
+    bool isInt = m.t == DType::i64 || m.t == DType::i32;
+    c.push_back({std::string("matmul_") + m.tag,
+                 "matmul",
+                 {of(m.t, m.a, isInt ? -5 : -2, isInt ? 5 : 2),
+                  isInt ? of(m.t, m.b, -5, 5) : b},
+                 {{"transpose_a", m.ta}, {"transpose_b", m.tb}},
+                 m.t,
+                 m.out,
+                 isInt               ? kExact
+                 : m.t == DType::f16 ? kF16
+                 : m.t == DType::f64 ? forType(DType::f64)
+                                     : matmulTol(m.t, m.K)});
+  }
+
+  // conv2d.
+  struct Conv {
+    const char *tag;
+    std::vector<int64_t> x, w, out;
+    json attrs;
+    bool bias, wWeight;
+    DType t;
+  };
+  json plain = json::object();
+  for (const Conv &k :
+       std::vector<Conv>{{"f32",
+                          {1, 3, 8, 8},
+                          {4, 3, 3, 3},
+                          {1, 4, 6, 6},
+                          plain,
+                          false,
+                          false,
+                          DType::f32},
+                         {"f32_bias_pad",
+                          {2, 3, 8, 8},
+                          {4, 3, 3, 3},
+                          {2, 4, 8, 8},
+                          {{"pads", {1, 1, 1, 1}}},
+                          true,
+                          false,
+                          DType::f32},
+                         {"f32_stride_asym_pad",
+                          {1, 3, 9, 7},
+                          {5, 3, 3, 2},
+                          {1, 5, 4, 4},
+                          {{"strides", {2, 2}}, {"pads", {1, 0, 0, 1}}},
+                          true,
+                          true,
+                          DType::f32},
+                         {"f32_groups",
+                          {1, 4, 7, 7},
+                          {6, 2, 3, 3},
+                          {1, 6, 5, 5},
+                          {{"groups", 2}},
+                          true,
+                          true,
+                          DType::f32},
+                         {"f32_depthwise",
+                          {1, 4, 6, 6},
+                          {4, 1, 3, 3},
+                          {1, 4, 6, 6},
+                          {{"groups", 4}, {"pads", {1, 1, 1, 1}}},
+                          false,
+                          true,
+                          DType::f32},
+                         {"f32_dilated",
+                          {1, 2, 9, 9},
+                          {3, 2, 3, 3},
+                          {1, 3, 5, 5},
+                          {{"dilations", {2, 2}}},
+                          true,
+                          false,
+                          DType::f32},
+                         {"f32_1x1",
+                          {1, 16, 4, 4},
+                          {8, 16, 1, 1},
+                          {1, 8, 4, 4},
+                          plain,
+                          false,
+                          true,
+                          DType::f32},
+                         {"bf16",
+                          {1, 4, 6, 6},
+                          {8, 4, 3, 3},
+                          {1, 8, 4, 4},
+                          plain,
+                          false,
+                          true,
+                          DType::bf16},
+                         {"f64",
+                          {1, 2, 5, 5},
+                          {2, 2, 3, 3},
+                          {1, 2, 3, 3},
+                          plain,
+                          true,
+                          false,
+                          DType::f64}}) {
+    Operand w = of(k.t, k.w);
+    w.weight = k.wWeight;
+    std::vector<Operand> ops = {of(k.t, k.x), w};
+    if (k.bias)
+      ops.push_back(of(k.t, {k.w[0]}));
+    int64_t K = k.w[1] * k.w[2] * k.w[3];
+    c.push_back(
+        {std::string("conv2d_") + k.tag, "conv2d", ops, k.attrs, k.t, k.out,
+         k.t == DType::f64    ? forType(k.t)
+         : k.t == DType::bf16 ? Tolerance{2e-2 * std::sqrt(double(K)), 1e-2}
+                              : Tolerance{1e-5 * std::sqrt(double(K)), 1e-5}});
+  }
+
+  // Pools.
+  struct Pool {
+    const char *tag;
+    std::vector<int64_t> x, out;
+    json attrs;
+  };
+  for (const Pool &p : std::vector<Pool>{
+           {"k2",
+            {1, 2, 6, 6},
+            {1, 2, 3, 3},
+            {{"kernel", {2, 2}}, {"strides", {2, 2}}}},
+           {"k3_s2_pad",
+            {1, 2, 7, 7},
+            {1, 2, 4, 4},
+            {{"kernel", {3, 3}}, {"strides", {2, 2}}, {"pads", {1, 1, 1, 1}}}},
+           {"ceil",
+            {1, 2, 6, 6},
+            {1, 2, 3, 3},
+            {{"kernel", {3, 3}}, {"strides", {2, 2}}, {"ceil_mode", true}}},
+           {"ceil_pad",
+            {2, 3, 7, 8},
+            {2, 3, 4, 5},
+            {{"kernel", {3, 2}},
+             {"strides", {2, 2}},
+             {"pads", {1, 1, 0, 0}},
+             {"ceil_mode", true}}}}) {
+    c.push_back({std::string("max_pool2d_") + p.tag,
+                 "max_pool2d",
+                 {f32(p.x)},
+                 p.attrs,
+                 DType::f32,
+                 p.out,
+                 kExact});
+    c.push_back({std::string("avg_pool2d_") + p.tag,
+                 "avg_pool2d",
+                 {f32(p.x)},
+                 p.attrs,
+                 DType::f32,
+                 p.out,
+                 kF32});
+    json inc = p.attrs;
+    inc["count_include_pad"] = true;
+    c.push_back({std::string("avg_pool2d_incpad_") + p.tag,
+                 "avg_pool2d",
+                 {f32(p.x)},
+                 inc,
+                 DType::f32,
+                 p.out,
+                 kF32});
+  }
+  c.push_back({"max_pool2d_bf16",
+               "max_pool2d",
+               {of(DType::bf16, {1, 2, 6, 6})},
+               {{"kernel", {2, 2}}},
+               DType::bf16,
+               {1, 2, 5, 5},
+               kExact});
+  c.push_back({"max_pool2d_i32",
+               "max_pool2d",
+               {of(DType::i32, {1, 1, 4, 4}, -9, 9)},
+               {{"kernel", {2, 2}}},
+               DType::i32,
+               {1, 1, 3, 3},
+               kExact});
+  c.push_back({"global_avg_pool_f32",
+               "global_avg_pool",
+               {f32({2, 3, 5, 5})},
+               json::object(),
+               DType::f32,
+               {2, 3, 1, 1},
+               kF32});
+  c.push_back({"global_avg_pool_bf16",
+               "global_avg_pool",
+               {of(DType::bf16, {1, 3, 4, 4})},
+               json::object(),
+               DType::bf16,
+               {1, 3, 1, 1},
+               kBf16});
+
+  // Normalizations and softmax.
+  for (DType t : {DType::f32, DType::bf16}) {
+    std::string s = dtypeName(t);
+    Tolerance tol = t == DType::f32 ? Tolerance{1e-5, 1e-5} : kBf16;
+    c.push_back({"batch_norm_" + s,
+                 "batch_norm",
+                 {of(t, {2, 3, 4, 4}), of(t, {3}), of(t, {3}), of(t, {3}),
+                  of(t, {3}, 0.5, 2)},
+                 {{"epsilon", 1e-5}},
+                 t,
+                 {2, 3, 4, 4},
+                 tol});
+    c.push_back({"batch_norm_rank2_" + s,
+                 "batch_norm",
+                 {of(t, {4, 3}), of(t, {3}), of(t, {3}), of(t, {3}),
+                  of(t, {3}, 0.5, 2)},
+                 {{"epsilon", 1e-5}},
+                 t,
+                 {4, 3},
+                 tol});
+    c.push_back({"layer_norm_" + s,
+                 "layer_norm",
+                 {of(t, {2, 5, 32}), weight(of(t, {32})), weight(of(t, {32}))},
+                 {{"axis", -1}, {"epsilon", 1e-5}},
+                 t,
+                 {2, 5, 32},
+                 t == DType::f32 ? Tolerance{1e-4, 1e-4} : tol});
+    c.push_back({"layer_norm_axis1_" + s,
+                 "layer_norm",
+                 {of(t, {2, 3, 4}), of(t, {3, 4}), of(t, {3, 4})},
+                 {{"axis", 1}, {"epsilon", 1e-5}},
+                 t,
+                 {2, 3, 4},
+                 t == DType::f32 ? Tolerance{1e-4, 1e-4} : tol});
+    c.push_back({"rms_norm_" + s,
+                 "rms_norm",
+                 {of(t, {3, 16}), of(t, {16})},
+                 {{"axis", -1}, {"epsilon", 1e-6}},
+                 t,
+                 {3, 16},
+                 t == DType::f32 ? Tolerance{1e-5, 1e-5} : tol});
+    for (const char *op : {"softmax", "log_softmax"}) {
+      c.push_back({std::string(op) + "_" + s,
+                   op,
+                   {of(t, {3, 4, 10}, -5, 5)},
+                   {{"axis", -1}},
+                   t,
+                   {3, 4, 10},
+                   tol});
+      c.push_back({std::string(op) + "_axis0_" + s,
+                   op,
+                   {of(t, {5, 3}, -5, 5)},
+                   {{"axis", 0}},
+                   t,
+                   {5, 3},
+                   tol});
+    }
+  }
+  c.push_back({"softmax_f64",
+               "softmax",
+               {of(DType::f64, {3, 7})},
+               {{"axis", -1}},
+               DType::f64,
+               {3, 7},
+               forType(DType::f64)});
+
+  // Reductions.
+  for (const char *op :
+       {"reduce_sum", "reduce_mean", "reduce_max", "reduce_min"}) {
+    std::string s = op;
+    c.push_back({s + "_axis1",
+                 op,
+                 {f32({3, 40, 5})},
+                 {{"axes", {1}}},
+                 DType::f32,
+                 {3, 5},
+                 {1e-5, 1e-5}});
+    c.push_back({s + "_all",
+                 op,
+                 {f32({6, 7})},
+                 {{"axes", json::array()}},
+                 DType::f32,
+                 {},
+                 {1e-5, 1e-5}});
+    c.push_back({s + "_keepdims_neg",
+                 op,
+                 {f32({2, 3, 4})},
+                 {{"axes", {-1, 0}}, {"keepdims", true}},
+                 DType::f32,
+                 {1, 3, 1},
+                 {1e-5, 1e-5}});
+    c.push_back({s + "_empty",
+                 op,
+                 {f32({0, 3})},
+                 {{"axes", {0}}},
+                 DType::f32,
+                 {3},
+                 kExact});
+    if (s != "reduce_mean")
+      c.push_back({s + "_i64",
+                   op,
+                   {of(DType::i64, {4, 5}, -50, 50)},
+                   {{"axes", {1}}},
+                   DType::i64,
+                   {4},
+                   kExact});
+  }
+
+  // Shape ops.
+  c.push_back({"reshape_f32",
+               "reshape",
+               {f32({2, 6})},
+               {{"shape", {3, 4}}},
+               DType::f32,
+               {3, 4},
+               kExact});
+  c.push_back({"copy_i64",
+               "copy",
+               {of(DType::i64, {7}, -9, 9)},
+               json::object(),
+               DType::i64,
+               {7},
+               kExact});
+  for (DType t : {DType::f32, DType::bf16, DType::i64, DType::i1, DType::f64})
+    c.push_back({std::string("transpose_") + dtypeName(t),
+                 "transpose",
+                 {of(t, {2, 3, 4}, 0, 2)},
+                 {{"perm", {2, 0, 1}}},
+                 t,
+                 {4, 2, 3},
+                 kExact});
+  c.push_back({"transpose_rank0",
+               "transpose",
+               {f32({})},
+               {{"perm", json::array()}},
+               DType::f32,
+               {},
+               kExact});
+  c.push_back({"concat_f32",
+               "concat",
+               {f32({2, 3}), f32({2, 1}), f32({2, 4})},
+               {{"axis", 1}},
+               DType::f32,
+               {2, 8},
+               kExact});
+  c.push_back({"concat_i64_neg_axis_empty",
+               "concat",
+               {of(DType::i64, {3, 2}, -9, 9), of(DType::i64, {3, 0}),
+                of(DType::i64, {3, 1}, -9, 9)},
+               {{"axis", -1}},
+               DType::i64,
+               {3, 3},
+               kExact});
+  c.push_back({"concat_axis0_bf16",
+               "concat",
+               {of(DType::bf16, {1, 4}), of(DType::bf16, {2, 4})},
+               {{"axis", 0}},
+               DType::bf16,
+               {3, 4},
+               kExact});
+  c.push_back({"slice_step2",
+               "slice",
+               {f32({5, 6})},
+               {{"starts", {1, 0}}, {"ends", {5, 6}}, {"steps", {2, 3}}},
+               DType::f32,
+               {2, 2},
+               kExact});
+  c.push_back({"slice_negative_step",
+               "slice",
+               {of(DType::i64, {4, 5}, -9, 9)},
+               {{"starts", {3, 4}}, {"ends", {-1, 0}}, {"steps", {-1, -2}}},
+               DType::i64,
+               {4, 2},
+               kExact});
+  c.push_back({"slice_empty",
+               "slice",
+               {f32({4, 5})},
+               {{"starts", {2, 0}}, {"ends", {2, 5}}, {"steps", {1, 1}}},
+               DType::f32,
+               {0, 5},
+               kExact});
+  c.push_back({"gather_axis0_i64",
+               "gather",
+               {f32({10, 8}), of(DType::i64, {2, 3})},
+               {{"axis", 0}},
+               DType::f32,
+               {2, 3, 8},
+               kExact,
+               {{1, {0, 9, -1, 3, -10, 5}}}});
+  c.push_back({"gather_axis1_i32",
+               "gather",
+               {of(DType::bf16, {2, 5, 3}), of(DType::i32, {4})},
+               {{"axis", 1}},
+               DType::bf16,
+               {2, 4, 3},
+               kExact,
+               {{1, {4, 0, -2, 1}}}});
+  c.push_back({"gather_scalar_index",
+               "gather",
+               {of(DType::i64, {6, 2}, -9, 9), of(DType::i64, {})},
+               {{"axis", 0}},
+               DType::i64,
+               {2},
+               kExact,
+               {{1, {-3}}}});
+  c.push_back({"broadcast_to_f32",
+               "broadcast_to",
+               {f32({3, 1})},
+               {{"shape", {2, 3, 4}}},
+               DType::f32,
+               {2, 3, 4},
+               kExact});
+  c.push_back({"broadcast_to_rank0_i1",
+               "broadcast_to",
+               {of(DType::i1, {}, 0, 2)},
+               {{"shape", {5}}},
+               DType::i1,
+               {5},
+               kExact});
+  c.push_back({"constant",
+               "constant",
+               {},
+               {{"value", {1, 2, 3}}},
+               DType::f32,
+               {3},
+               kExact});
+  return c;
+}
+
+/// A Program with the case's operands (inputs in<i> or params w<i>), one
+/// kernel, and output "out"; fills `inputs` and `weights` with values.
+Program caseProgram(const OpCase &k, TensorMap &inputs, TensorMap &weights) {
+  Program p;
+  p.name = "diff_" + k.name;
+  KernelCall call;
+  call.op = k.op;
+  call.attrs = k.attrs;
+  call.loc = "diff:" + k.name;
+  for (size_t i = 0; i < k.operands.size(); ++i) {
+    const Operand &o = k.operands[i];
+    BufferDesc b;
+    b.id = static_cast<int64_t>(i);
+    b.dtype = o.dtype;
+    b.shape = o.shape;
+    b.kind = o.weight ? BufferKind::param : BufferKind::input;
+    b.name = (o.weight ? "w" : "in") + std::to_string(i);
+    std::vector<double> values;
+    if (auto it = k.fixed.find(i); it != k.fixed.end())
+      values = it->second;
+    else {
+      values = randomValues(numElements(o.shape), o.lo, o.hi, 17 + i);
+      bool integral = o.dtype != DType::f32 && o.dtype != DType::f64 &&
+                      o.dtype != DType::bf16 && o.dtype != DType::f16;
+      if (integral)
+        for (double &v : values)
+          v = std::floor(v);
+    }
+    (o.weight ? weights : inputs)[b.name] = make(o.dtype, o.shape, values);
+    p.buffers.push_back(b);
+    if (!o.weight)
+      p.inputs.push_back({b.name, b.id});
+    call.inputs.push_back(b.id);
+  }
+  BufferDesc out;
+  out.id = static_cast<int64_t>(k.operands.size());
+  out.dtype = k.outType;
+  out.shape = k.outShape;
+  out.kind = BufferKind::output;
+  out.name = "out";
+  p.buffers.push_back(out);
+  p.outputs.push_back({"out", out.id});
+  call.outputs.push_back(out.id);
+  p.kernels.push_back(call);
+  return p;
+}
+
+struct DiffParam {
+  OpCase opCase;
+  std::string backend;
+};
+
+void PrintTo(const DiffParam &p, std::ostream *os) {
+  *os << p.backend << ":" << p.opCase.name;
+}
+
+class BackendDiff : public ::testing::TestWithParam<DiffParam> {};
+
+TEST_P(BackendDiff, MatchesReference) {
+  const OpCase &k = GetParam().opCase;
+  TensorMap inputs, weights;
+  Program program = caseProgram(k, inputs, weights);
+  auto ref = Executable::create(program, weights, "reference");
+  ASSERT_TRUE(ref) << ref.status().message();
+  auto exe = Executable::create(program, weights, GetParam().backend);
+  ASSERT_TRUE(exe) << exe.status().message();
+  RecordProperty("impl", exe->kernelImpls()[0].impl);
+  auto want = ref->run(inputs);
+  ASSERT_TRUE(want) << want.status().message();
+  // Twice: prepared state (primitives, prepacked weights) must survive runs.
+  for (int run = 0; run < 2; ++run) {
+    auto got = exe->run(inputs);
+    ASSERT_TRUE(got) << got.status().message();
+    const Tensor &g = got->at("out"), &w = want->at("out");
+    ASSERT_EQ(g.dtype(), w.dtype());
+    ASSERT_EQ(g.shape(), w.shape());
+    expectClose(g.toDoubles(), w.toDoubles(), k.tol.atol, k.tol.rtol,
+                GetParam().backend + " " + k.name + " (impl " +
+                    exe->kernelImpls()[0].impl + ")");
+  }
+}
+
+std::vector<DiffParam> allParams() {
+  std::vector<DiffParam> out;
+  for (const std::string &backend : kBackends)
+    for (OpCase &k : buildCases())
+      out.push_back({k, backend});
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, BackendDiff, ::testing::ValuesIn(allParams()),
+                         [](const auto &info) {
+                           return info.param.backend + "_" +
+                                  info.param.opCase.name;
+                         });
+
+TEST(BackendDiffTable, CoversEveryReferenceOp) {
+  // Every op the reference backend implements has at least one case.
+  std::set<std::string> covered;
+  for (const OpCase &k : buildCases())
+    covered.insert(k.op);
+  for (const char *op : {"neg",         "abs",         "relu",
+                         "exp",         "log",         "sqrt",
+                         "rsqrt",       "tanh",        "sigmoid",
+                         "silu",        "erf",         "reciprocal",
+                         "gelu",        "add",         "sub",
+                         "mul",         "div",         "max",
+                         "min",         "pow",         "compare",
+                         "where",       "cast",        "copy",
+                         "constant",    "matmul",      "conv2d",
+                         "max_pool2d",  "avg_pool2d",  "global_avg_pool",
+                         "batch_norm",  "layer_norm",  "rms_norm",
+                         "softmax",     "log_softmax", "reduce_sum",
+                         "reduce_mean", "reduce_max",  "reduce_min",
+                         "reshape",     "transpose",   "concat",
+                         "slice",       "gather",      "broadcast_to"})
+    EXPECT_TRUE(covered.count(op)) << "no differential case for " << op;
+}
+
+//===----------------------------------------------------------------------===//
+// Implementation choice and visibility of fallbacks (cpu backend)
+//===----------------------------------------------------------------------===//
+
+std::string implOf(const OpCase &k) {
+  TensorMap inputs, weights;
+  Program program = caseProgram(k, inputs, weights);
+  auto exe = Executable::create(program, weights, "cpu");
+  EXPECT_TRUE(exe) << exe.status().message();
+  return exe ? exe->kernelImpls()[0].impl : "";
+}
+
+const OpCase &findCase(const std::vector<OpCase> &cases,
+                       const std::string &name) {
+  for (const OpCase &k : cases)
+    if (k.name == name)
+      return k;
+  ADD_FAILURE() << "no case " << name;
+  return cases.front();
+}
+
+TEST(CpuBackend, ChoosesOnednnOwnOrReference) {
+  std::vector<OpCase> cases = buildCases();
+  std::map<std::string, std::string> expected = {
+      {"matmul_f32", "onednn:matmul"},
+      {"matmul_f32_weight", "onednn:matmul"},
+      {"matmul_f32_batch_bcast", "onednn:matmul"},
+      {"matmul_bf16_weight", "onednn:matmul"},
+      {"conv2d_f32_groups", "onednn:conv2d"},
+      {"max_pool2d_ceil_pad", "onednn:max_pool2d"},
+      {"avg_pool2d_k3_s2_pad", "onednn:avg_pool2d"},
+      {"gelu_f32", "onednn:eltwise"},
+      {"add_f32_bcast_b", "onednn:binary"},
+      {"sub_f32_bcast_a", "cpu:sub"},
+      {"softmax_f32", "onednn:softmax"},
+      {"log_softmax_f32", "onednn:log_softmax"},
+      {"layer_norm_f32", "onednn:layer_norm"},
+      {"batch_norm_f32", "onednn:batch_norm"},
+      {"reduce_sum_axis1", "onednn:reduction"},
+      {"transpose_f32", "onednn:reorder"},
+      {"cast_f32_bf16", "onednn:reorder"},
+      {"erf_f32", "cpu:erf"},
+      {"gather_axis0_i64", "cpu:gather"},
+      {"slice_negative_step", "cpu:slice"},
+      {"where_f32", "cpu:where"},
+      {"compare_lt_f32", "cpu:compare"},
+      {"rms_norm_f32", "cpu:rms_norm"},
+      {"cast_f32_i32", "cpu:cast"},
+      {"transpose_i64", "cpu:transpose"},
+      {"matmul_i64", "reference"},
+      {"reduce_sum_empty", "reference"},
+      {"constant", "reference"}};
+  for (const auto &[name, impl] : expected)
+    EXPECT_EQ(implOf(findCase(cases, name)), impl) << name;
+}
+
+TEST(CpuBackend, ProfileAndKernelImplsListFallbacks) {
+  // matmul (oneDNN) -> add bias (oneDNN) -> i64-free cast ... -> an i64
+  // matmul that only the reference kernel runs.
+  Program p;
+  p.name = "mixed";
+  auto buf = [&](DType t, std::vector<int64_t> shape, BufferKind kind,
+                 std::string name, int64_t offset = 0) {
+    BufferDesc b;
+    b.id = static_cast<int64_t>(p.buffers.size());
+    b.dtype = t;
+    b.shape = std::move(shape);
+    b.kind = kind;
+    b.name = std::move(name);
+    b.offset = offset;
+    p.buffers.push_back(b);
+    return b.id;
+  };
+  int64_t x = buf(DType::f32, {2, 4}, BufferKind::input, "x");
+  int64_t w = buf(DType::f32, {4, 3}, BufferKind::param, "w");
+  int64_t h = buf(DType::f32, {2, 3}, BufferKind::arena, "", 0);
+  int64_t hi = buf(DType::i64, {2, 3}, BufferKind::arena, "", 64);
+  int64_t wi = buf(DType::i64, {3, 2}, BufferKind::param, "wi");
+  int64_t y = buf(DType::i64, {2, 2}, BufferKind::output, "y");
+  p.arenaBytes = 128;
+  p.intermediateBytes = 128;
+  p.inputs.push_back({"x", x});
+  p.outputs.push_back({"y", y});
+  p.kernels.push_back({"matmul",
+                       {x, w},
+                       {h},
+                       {{"transpose_a", false}, {"transpose_b", false}},
+                       "mixed.cpp:1 (fc)"});
+  p.kernels.push_back({"cast", {h}, {hi}, {{"dtype", "i64"}}, "mixed.cpp:2"});
+  p.kernels.push_back({"matmul",
+                       {hi, wi},
+                       {y},
+                       {{"transpose_a", false}, {"transpose_b", false}},
+                       "mixed.cpp:3 (int)"});
+  TensorMap weights = {{"w", make(DType::f32, {4, 3}, randomValues(12, -3, 3))},
+                       {"wi", make(DType::i64, {3, 2}, {1, -2, 3, 0, 2, 1})}};
+  auto exe = Executable::create(p, weights, "cpu");
+  ASSERT_TRUE(exe) << exe.status().message();
+  auto impls = exe->kernelImpls();
+  ASSERT_EQ(impls.size(), 3u);
+  EXPECT_EQ(impls[0].impl, "onednn:matmul");
+  EXPECT_FALSE(impls[0].fallback);
+  EXPECT_EQ(impls[1].impl, "cpu:cast");
+  EXPECT_EQ(impls[2].impl, "reference");
+  EXPECT_TRUE(impls[2].fallback);
+  EXPECT_EQ(impls[2].loc, "mixed.cpp:3 (int)");
+
+  TensorMap in = {{"x", make(DType::f32, {2, 4}, randomValues(8, -3, 3))}};
+  RunOptions profile;
+  profile.profile = true;
+  auto out = exe->run(in, profile);
+  ASSERT_TRUE(out) << out.status().message();
+  ASSERT_EQ(exe->lastProfile().size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(exe->lastProfile()[i].impl, impls[i].impl);
+    EXPECT_EQ(exe->lastProfile()[i].loc, impls[i].loc);
+  }
+  auto ref = Executable::create(p, weights, "reference");
+  ASSERT_TRUE(ref);
+  auto want = ref->run(in);
+  ASSERT_TRUE(want);
+  EXPECT_EQ(out->at("y").toDoubles(), want->at("y").toDoubles());
+  for (const KernelImpl &k : ref->kernelImpls()) {
+    EXPECT_EQ(k.impl, "reference");
+    EXPECT_FALSE(k.fallback); // the reference backend never "falls back"
+  }
+}
+
+TEST(CpuBackend, DataErrorsMatchReference) {
+  // An out-of-range gather index and an integer division by zero are
+  // reported by the cpu kernels with the reference kernels' messages.
+  std::vector<OpCase> bad = {{"gather_oob",
+                              "gather",
+                              {f32({4, 2}), of(DType::i64, {2})},
+                              {{"axis", 0}},
+                              DType::f32,
+                              {2, 2},
+                              kExact,
+                              {{1, {1, 4}}}},
+                             {"div_zero",
+                              "div",
+                              {of(DType::i32, {3}, 1, 5), of(DType::i32, {3})},
+                              json::object(),
+                              DType::i32,
+                              {3},
+                              kExact,
+                              {{1, {1, 0, 2}}}}};
+  for (const OpCase &k : bad) {
+    TensorMap inputs, weights;
+    Program p = caseProgram(k, inputs, weights);
+    auto cpu = Executable::create(p, weights, "cpu");
+    auto ref = Executable::create(p, weights, "reference");
+    ASSERT_TRUE(cpu && ref);
+    EXPECT_NE(cpu->kernelImpls()[0].impl, "reference") << k.name;
+    auto a = cpu->run(inputs), b = ref->run(inputs);
+    ASSERT_FALSE(a.isOk()) << k.name;
+    ASSERT_FALSE(b.isOk()) << k.name;
+    EXPECT_EQ(a.status().message(), b.status().message());
+  }
+}
+
+TEST(CpuBackend, IsAvailable) {
+  auto names = availableBackends();
+  EXPECT_NE(std::find(names.begin(), names.end(), "cpu"), names.end());
+}
+
+} // namespace
