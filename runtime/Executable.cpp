@@ -150,14 +150,19 @@ StatusOr<Executable> Executable::create(Program program, TensorMap weights,
 
 StatusOr<Executable> Executable::load(const std::string &path,
                                       const std::string &backend) {
-  // Check the backend first: a bad name should not cost a file read.
-  if (StatusOr<const Backend *> b = getBackend(backend); !b)
-    return b.status();
+  // Check the backend first: a bad name should not cost a file read. An
+  // empty name means the target the Program was compiled for.
+  if (!backend.empty())
+    if (StatusOr<const Backend *> b = getBackend(backend); !b)
+      return b.status();
   StatusOr<Artifact> artifact = readArtifact(path);
   if (!artifact)
     return artifact.status();
+  std::string chosen = backend.empty() ? artifact->program.target : backend;
+  if (chosen.empty())
+    chosen = "reference";
   StatusOr<Executable> exe = create(std::move(artifact->program),
-                                    std::move(artifact->weights), backend);
+                                    std::move(artifact->weights), chosen);
   if (!exe)
     return Status::error("artifact '" + path + "': " + exe.status().message());
   return exe;

@@ -32,8 +32,9 @@ namespace kiln {
 
 /// Options for compile().
 struct CompileOptions {
-  /// Backend the Program is compiled for: "reference" (more to come).
-  std::string target = "reference";
+  /// Backend the Program is compiled for: "cpu" (oneDNN, the fast path) or
+  /// "reference" (plain loops, the numerical oracle).
+  std::string target = "cpu";
   /// When set, the IR before the pipeline and after every pass is written
   /// here as numbered files (00-input.mlir, 01-<pass>.mlir, ...).
   std::string dumpIrDir;

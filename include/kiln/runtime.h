@@ -161,8 +161,9 @@ class Executable {
 public:
   /// Loads an artifact file (safetensors layout with the Program in its
   /// metadata). Checks the format version, the header, every weight's extent.
+  /// An empty `backend` runs on the target the Program was compiled for.
   static StatusOr<Executable> load(const std::string &path,
-                                   const std::string &backend = "reference");
+                                   const std::string &backend = "");
   /// Wraps an in-memory Program and its weights (the JIT path).
   static StatusOr<Executable> create(Program program, TensorMap weights,
                                      const std::string &backend = "reference");

@@ -36,7 +36,8 @@ Options:
                       TensorProto .pb file (repeatable); inputs not given get
                       seeded random values (integers index-safe for gathers)
   --output-dir DIR    write each output as DIR/<output name>.npy
-  --backend NAME      backend to run on (default: reference)
+  --backend NAME      backend to run on: cpu or reference (default: the
+                      target the artifact was compiled for)
   --bench N           after one warm-up run, time N runs; print median and min
   --profile           print per-kernel time, sorted, with share of total
   --seed N            seed of the random inputs (default 0)
@@ -197,7 +198,7 @@ int main(int argc, char **argv) {
     return args.usageError("--bench must be >= 0");
 
   const std::string path = args.positional().front();
-  auto exe = kiln::Executable::load(path, args.get("--backend", "reference"));
+  auto exe = kiln::Executable::load(path, args.get("--backend", ""));
   if (!exe) {
     std::cerr << "kiln-run: error: " << exe.status().message() << "\n";
     return 1;

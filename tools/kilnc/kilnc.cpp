@@ -34,7 +34,7 @@ Options:
   --model NAME          zoo model (see --list-models)
   --batch N, --seq N    override the zoo config's batch size / sequence length
   --seed N              seed of the zoo's parameter initialization (default 0)
-  --target NAME         backend to compile for (default: reference)
+  --target NAME         backend to compile for: cpu (default) or reference
   --dump-ir-dir DIR     write the IR before and after every pass to DIR,
                         numbered, plus the Program as DIR/program.txt
   --random-weights      for .mlir input: initialize parameters with seeded
@@ -194,7 +194,7 @@ int main(int argc, char **argv) {
     return emitText(module->toText(args.has("--debug-locations")));
 
   kiln::CompileOptions options;
-  options.target = args.get("--target", "reference");
+  options.target = args.get("--target", "cpu");
   options.dumpIrDir = args.get("--dump-ir-dir");
   if (args.has("--random-weights"))
     module->initializeMissingWeights(static_cast<uint64_t>(*seed));
@@ -210,7 +210,8 @@ int main(int argc, char **argv) {
 
   std::string out = args.get("-o", stem + ".kiln");
   auto exe =
-      kiln::Executable::create(result->program, result->weights, "reference");
+      kiln::Executable::create(result->program, result->weights,
+                               "reference"); // saving only: no kernel prep
   if (!exe) {
     std::cerr << "kilnc: error: " << exe.status().message() << "\n";
     return 1;
