@@ -112,7 +112,9 @@ StatusOr<CompileResult> compileToProgram(const Module &module,
   }
 
   mlir::PassManager pm(ctx);
-  buildKilnPipeline(pm);
+  PipelineOptions pipelineOptions;
+  pipelineOptions.fuseEpilogues = options.fuseEpilogues;
+  buildKilnPipeline(pm, pipelineOptions);
   if (!dumpDir.empty())
     pm.addInstrumentation(std::make_unique<IrDumper>(dumpDir, &dumpIndex));
   if (mlir::failed(pm.run(*work)))

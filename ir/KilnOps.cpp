@@ -393,11 +393,11 @@ CastOp::inferReturnTypes(MLIRContext *context, std::optional<Location> location,
 // Linear algebra and NN
 //===----------------------------------------------------------------------===//
 
-LogicalResult
-MatmulOp::inferReturnTypes(MLIRContext *context,
-                           std::optional<Location> location, Adaptor adaptor,
-                           SmallVectorImpl<Type> &inferredReturnTypes) {
-  ShapeDiagnostics diag(location, getOperationName());
+/// The matmul result type, shared by kiln.matmul and kiln.fused_matmul.
+template <typename AdaptorT>
+static LogicalResult inferMatmul(const ShapeDiagnostics &diag,
+                                 AdaptorT &adaptor,
+                                 SmallVectorImpl<Type> &inferredReturnTypes) {
   FailureOr<RankedTensorType> a =
       getTensor(diag, "a", adaptor.getA().getType(), ElementKind::Numeric);
   if (failed(a))
@@ -419,9 +419,9 @@ MatmulOp::inferReturnTypes(MLIRContext *context,
   if (aK != bK)
     return diag.error("contraction dims differ: lhs has K=", aK,
                       ", rhs has K=", bK);
-  FailureOr<SmallVector<int64_t>> shape =
-      detail::getBroadcastShape(diag, "batch dims of a", aShape.drop_back(2),
-                                "batch dims of b", bShape.drop_back(2));
+  FailureOr<SmallVector<int64_t>> shape = kiln::detail::getBroadcastShape(
+      diag, "batch dims of a", aShape.drop_back(2), "batch dims of b",
+      bShape.drop_back(2));
   if (failed(shape))
     return failure();
   shape->append({m, n});
@@ -431,10 +431,19 @@ MatmulOp::inferReturnTypes(MLIRContext *context,
 }
 
 LogicalResult
-Conv2dOp::inferReturnTypes(MLIRContext *context,
+MatmulOp::inferReturnTypes(MLIRContext *context,
                            std::optional<Location> location, Adaptor adaptor,
                            SmallVectorImpl<Type> &inferredReturnTypes) {
-  ShapeDiagnostics diag(location, getOperationName());
+  return inferMatmul(ShapeDiagnostics(location, getOperationName()), adaptor,
+                     inferredReturnTypes);
+}
+
+/// The conv2d result type, shared by kiln.conv2d and kiln.fused_conv2d
+/// (`biasValue` is null for the latter, whose bias is an epilogue step).
+template <typename AdaptorT>
+static LogicalResult inferConv2d(const ShapeDiagnostics &diag,
+                                 AdaptorT &adaptor, Value biasValue,
+                                 SmallVectorImpl<Type> &inferredReturnTypes) {
   FailureOr<RankedTensorType> x =
       getTensor(diag, "x", adaptor.getX().getType(), ElementKind::Float);
   if (failed(x) || failed(checkRank(diag, "x", *x, 4, " [N, C, H, W]")))
@@ -468,7 +477,7 @@ Conv2dOp::inferReturnTypes(MLIRContext *context,
   if (wShape[1] != channels / groups)
     return diag.error("expected w dim 1 to be C/groups=", channels / groups,
                       ", got ", wShape[1]);
-  if (Value biasValue = adaptor.getBias()) {
+  if (biasValue) {
     FailureOr<RankedTensorType> bias =
         getTensor(diag, "bias", biasValue.getType(), ElementKind::Float);
     if (failed(bias) ||
@@ -490,6 +499,14 @@ Conv2dOp::inferReturnTypes(MLIRContext *context,
   inferredReturnTypes.push_back(
       RankedTensorType::get(shape, x->getElementType()));
   return success();
+}
+
+LogicalResult
+Conv2dOp::inferReturnTypes(MLIRContext *context,
+                           std::optional<Location> location, Adaptor adaptor,
+                           SmallVectorImpl<Type> &inferredReturnTypes) {
+  return inferConv2d(ShapeDiagnostics(location, getOperationName()), adaptor,
+                     adaptor.getBias(), inferredReturnTypes);
 }
 
 LogicalResult GlobalAvgPoolOp::inferReturnTypes(
@@ -879,6 +896,127 @@ OpFoldResult BroadcastToOp::fold(FoldAdaptor adaptor) {
 }
 
 OpFoldResult ConstantOp::fold(FoldAdaptor adaptor) { return getValueAttr(); }
+
+//===----------------------------------------------------------------------===//
+// Fused ops
+//===----------------------------------------------------------------------===//
+
+/// Checks the epilogue chain of a fused op against its extras and scales:
+/// known steps, one extra per `add_*` step and one scale per `scale` step,
+/// biases broadcast along `channelDim` of `result`, residuals of its type.
+static LogicalResult verifyEpilogue(const ShapeDiagnostics &diag,
+                                    RankedTensorType result, int64_t channelDim,
+                                    ArrayAttr epilogue, ArrayAttr scales,
+                                    ArrayAttr epsilons, ValueRange extras) {
+  static const StringRef activations[] = {"relu", "gelu", "gelu_tanh",
+                                          "silu", "tanh", "sigmoid"};
+  size_t nextExtra = 0, nextScale = 0, nextEpsilon = 0;
+  for (auto [index, attr] : llvm::enumerate(epilogue)) {
+    StringRef step = cast<StringAttr>(attr).getValue();
+    if (step == "scale") {
+      ++nextScale;
+      continue;
+    }
+    if (llvm::is_contained(activations, step))
+      continue;
+    if (step != "add_bias" && step != "add_residual" && step != "batch_norm")
+      return diag.error("epilogue step ", index, " is '", step,
+                        "', expected add_bias, add_residual, batch_norm, "
+                        "scale, relu, gelu, gelu_tanh, silu, tanh or sigmoid");
+    size_t operands = step == "batch_norm" ? 4 : 1;
+    if (step == "batch_norm") {
+      if (channelDim != 1)
+        return diag.error("epilogue step ", index,
+                          " 'batch_norm' needs the channels at dim 1");
+      ++nextEpsilon;
+    }
+    if (nextExtra + operands > extras.size())
+      return diag.error("epilogue step ", index, " '", step, "' needs ",
+                        operands, " extra operand(s) from #", nextExtra, " (",
+                        extras.size(), " given)");
+    for (size_t i = 1; i < operands; ++i) {
+      std::string name = "extra operand " + std::to_string(nextExtra);
+      FailureOr<RankedTensorType> param = getTensor(
+          diag, name, extras[nextExtra++].getType(), ElementKind::Float);
+      if (failed(param) ||
+          failed(
+              checkSameElementType(diag, "the result", result, name, *param)) ||
+          failed(checkShape(diag, name + " (batch_norm)", *param,
+                            {result.getDimSize(channelDim)})))
+        return failure();
+    }
+    std::string name = "extra operand " + std::to_string(nextExtra);
+    FailureOr<RankedTensorType> extra = getTensor(
+        diag, name, extras[nextExtra++].getType(), ElementKind::Float);
+    if (failed(extra) ||
+        failed(checkSameElementType(diag, "the result", result, name, *extra)))
+      return failure();
+    if (step == "add_residual") {
+      if (failed(checkShape(diag, name + " (residual)", *extra,
+                            result.getShape())))
+        return failure();
+      continue;
+    }
+    if (step == "batch_norm") {
+      if (failed(checkShape(diag, name + " (batch_norm)", *extra,
+                            {result.getDimSize(channelDim)})))
+        return failure();
+      continue;
+    }
+    // A bias is [C], or C at the channel dim right-aligned to the result
+    // with every other dim 1.
+    int64_t channels = result.getDimSize(channelDim);
+    ArrayRef<int64_t> shape = extra->getShape();
+    int64_t offset = result.getRank() - extra->getRank();
+    bool ok = shape.size() == 1 && shape[0] == channels;
+    if (!ok && offset >= 0 && offset <= channelDim) {
+      ok = true;
+      for (auto [d, size] : llvm::enumerate(shape))
+        ok &= size == (int64_t(d) + offset == channelDim ? channels : 1);
+    }
+    if (!ok)
+      return diag.error("expected ", name, " (bias) to broadcast along dim ",
+                        channelDim, " of the result (", channels,
+                        " channels), got ", ShapeString{shape});
+  }
+  if (nextExtra != extras.size())
+    return diag.error("epilogue consumes ", nextExtra, " extra operands, got ",
+                      extras.size());
+  if (nextScale != scales.size())
+    return diag.error("epilogue has ", nextScale, " scale steps, got ",
+                      scales.size(), " scales");
+  if (nextEpsilon != epsilons.size())
+    return diag.error("epilogue has ", nextEpsilon, " batch_norm steps, got ",
+                      epsilons.size(), " epsilons");
+  return success();
+}
+
+LogicalResult FusedMatmulOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  ShapeDiagnostics diag(location, getOperationName());
+  if (failed(inferMatmul(diag, adaptor, inferredReturnTypes)))
+    return failure();
+  auto result = cast<RankedTensorType>(inferredReturnTypes.back());
+  if (!isElementOfKind(result.getElementType(), ElementKind::Float))
+    return diag.error("expected a float element type, got ",
+                      result.getElementType());
+  return verifyEpilogue(diag, result, result.getRank() - 1,
+                        adaptor.getEpilogue(), adaptor.getScales(),
+                        adaptor.getEpsilons(), adaptor.getExtras());
+}
+
+LogicalResult FusedConv2dOp::inferReturnTypes(
+    MLIRContext *context, std::optional<Location> location, Adaptor adaptor,
+    SmallVectorImpl<Type> &inferredReturnTypes) {
+  ShapeDiagnostics diag(location, getOperationName());
+  if (failed(inferConv2d(diag, adaptor, Value(), inferredReturnTypes)))
+    return failure();
+  auto result = cast<RankedTensorType>(inferredReturnTypes.back());
+  return verifyEpilogue(diag, result, 1, adaptor.getEpilogue(),
+                        adaptor.getScales(), adaptor.getEpsilons(),
+                        adaptor.getExtras());
+}
 
 #define GET_OP_CLASSES
 #include "ir/KilnOps.cpp.inc"

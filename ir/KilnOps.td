@@ -58,6 +58,12 @@ def Kiln_SiluOp : Kiln_FloatUnaryOp<"silu", "x * sigmoid(x)">;
 def Kiln_ErfOp : Kiln_FloatUnaryOp<"erf", "erf(x)">;
 def Kiln_ReciprocalOp : Kiln_FloatUnaryOp<"reciprocal", "1 / x">;
 
+// Trigonometric ops for the ONNX importer: Sin and Cos map onto them, Tan,
+// Asin, Acos and Atan are compositions with atan (radians throughout).
+def Kiln_SinOp : Kiln_FloatUnaryOp<"sin", "sin(x)">;
+def Kiln_CosOp : Kiln_FloatUnaryOp<"cos", "cos(x)">;
+def Kiln_AtanOp : Kiln_FloatUnaryOp<"atan", "atan(x), in (-pi/2, pi/2)">;
+
 def Kiln_GeluOp : Kiln_Op<"gelu"> {
   let summary = "elementwise gelu";
   let description = [{
@@ -583,6 +589,69 @@ def Kiln_ConstantOp : Kiln_Op<"constant", [ConstantLike]> {
   let results = (outs Kiln_AnyTensor:$result);
   let assemblyFormat = "$value attr-dict";
   let hasFolder = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Fused ops (produced by kiln-fuse-epilogues)
+//===----------------------------------------------------------------------===//
+
+// A matmul or conv2d followed by a chain of pointwise steps, run as one kernel
+// (oneDNN post-ops on the cpu backend). `epilogue` lists the steps in order;
+// each `add_*` step consumes the next `extras` operand, `batch_norm` the next
+// four and the next `epsilons` value, each `scale` step the next `scales`
+// value. Result inference (KilnOps.cpp) checks the chain.
+class Kiln_FusedOp<string mnemonic, string anchor, string example,
+                   dag anchorArguments>
+    : Kiln_Op<mnemonic> {
+  let summary = "kiln." # anchor # " with a fused epilogue";
+  let description = "`kiln." # anchor # "` followed by the pointwise steps "
+      "of `epilogue`, applied in order to its result:\n\n"
+      "- `add_bias`: add the next `extras` operand, a per-channel vector "
+      "(matmul: shape `[N]`, or `[1, ..., 1, N]`, broadcast along the last "
+      "dim; conv2d: `[O]`, or `[1, O, 1, 1]` / `[O, 1, 1]`, broadcast along "
+      "dim 1);\n"
+      "- `add_residual`: add the next `extras` operand, of the result's type;\n"
+      "- `scale`: multiply by the next value of `scales`;\n"
+      "- `batch_norm`: `kiln.batch_norm` over dim 1 with the next four "
+      "`extras` (scale, bias, mean, var, each `[C]`) and the next value of "
+      "`epsilons`;\n"
+      "- `relu`, `gelu` (erf), `gelu_tanh`, `silu`, `tanh`, `sigmoid`: "
+      "the activation, as the kiln op of that name.\n\n"
+      "Every step computes in the element type of the result, exactly as "
+      "the unfused ops would, so fusion does not change numbers on the "
+      "reference backend. Produced by `kiln-fuse-epilogues`.\n\n"
+      "Example:\n\n```mlir\n" # example # "\n```";
+  let arguments = !con(anchorArguments,
+      (ins Variadic<Kiln_FloatTensor>:$extras, StrArrayAttr:$epilogue,
+           DefaultValuedAttr<F64ArrayAttr, "{}">:$scales,
+           DefaultValuedAttr<F64ArrayAttr, "{}">:$epsilons));
+  let results = (outs Kiln_FloatTensor:$result);
+}
+
+def Kiln_FusedMatmulOp : Kiln_FusedOp<"fused_matmul", "matmul",
+    "%y = kiln.fused_matmul %x, %w, %bias, %res {transpose_b = true,\n"
+    "        epilogue = [\"add_bias\", \"gelu\", \"add_residual\"]}\n"
+    "    : (tensor<2x8xf32>, tensor<16x8xf32>, tensor<16xf32>,\n"
+    "       tensor<2x16xf32>) -> tensor<2x16xf32>",
+    (ins Kiln_FloatTensor:$a, Kiln_FloatTensor:$b,
+         DefaultValuedAttr<BoolAttr, "false">:$transpose_a,
+         DefaultValuedAttr<BoolAttr, "false">:$transpose_b)> {
+  let assemblyFormat = "$a `,` $b (`,` $extras^)? attr-dict `:` "
+                       "functional-type(operands, results)";
+}
+
+def Kiln_FusedConv2dOp : Kiln_FusedOp<"fused_conv2d", "conv2d",
+    "%y = kiln.fused_conv2d %x, %w, %bias {pads = array<i64: 1, 1, 1, 1>,\n"
+    "        epilogue = [\"add_bias\", \"relu\"]}\n"
+    "    : (tensor<1x3x8x8xf32>, tensor<16x3x3x3xf32>, tensor<16xf32>)\n"
+    "    -> tensor<1x16x8x8xf32>",
+    (ins Kiln_FloatTensor:$x, Kiln_FloatTensor:$w,
+         DefaultValuedAttr<DenseI64ArrayAttr, "{1, 1}">:$strides,
+         DefaultValuedAttr<DenseI64ArrayAttr, "{0, 0, 0, 0}">:$pads,
+         DefaultValuedAttr<DenseI64ArrayAttr, "{1, 1}">:$dilations,
+         DefaultValuedAttr<I64Attr, "1">:$groups)> {
+  let assemblyFormat = "$x `,` $w (`,` $extras^)? attr-dict `:` "
+                       "functional-type(operands, results)";
 }
 
 #endif // KILN_IR_KILNOPS_TD

@@ -1,5 +1,4 @@
-//===- ShapeUtils.h - shape helpers shared by kiln ops and builders -*- C++
-//-*-===//
+//===- ShapeUtils.h - shape helpers shared by kiln ops and builders -------===//
 //
 // Small, dependency-free helpers for the shape rules of the kiln dialect
 // (NumPy broadcasting, negative axes, element-type classes). The op verifiers

@@ -19,7 +19,11 @@ namespace kiln {
 #include "passes/Passes.h.inc"
 
 /// Options of the whole pipeline (grows with the rewrites).
-struct PipelineOptions {};
+struct PipelineOptions {
+  /// Run kiln-fuse-epilogues (last): pointwise ops after matmul/conv2d
+  /// become fused_matmul/fused_conv2d epilogues.
+  bool fuseEpilogues = true;
+};
 
 /// The compilation pipeline, in order; see Pipeline.cpp for why this order.
 void buildKilnPipeline(mlir::OpPassManager &pm,

@@ -37,4 +37,48 @@ def VerifyProgramPass : Pass<"kiln-verify-program", "mlir::ModuleOp"> {
   }];
 }
 
+def FuseEpiloguesPass : Pass<"kiln-fuse-epilogues", "mlir::ModuleOp"> {
+  let summary = "Fuse bias, scale, activation and residual into matmul/conv2d";
+  let description = [{
+    The last pass of the pipeline. Pointwise ops that follow a `kiln.matmul`
+    or `kiln.conv2d` become steps of a `kiln.fused_matmul` /
+    `kiln.fused_conv2d` epilogue, which the cpu backend runs as oneDNN
+    post-ops. The rewrites, applied greedily so that chains grow one step at
+    a time (`anchor` is a matmul, conv2d or an already fused op):
+
+    - `add(anchor, bias)` => `fused(..., bias) {epilogue = [..., "add_bias"]}`
+      where `bias` broadcasts along the last dim (matmul) or dim 1 (conv2d);
+    - `add(anchor, r)` => `fused(..., r) {epilogue = [..., "add_residual"]}`
+      where `r` has the result's type;
+    - `mul(anchor, splat constant c)` => `fused {epilogue = [..., "scale"],
+      scales = [..., c]}`;
+    - `relu | gelu | silu | tanh | sigmoid (anchor)` => `fused {epilogue =
+      [..., "<activation>"]}` (`gelu {approximate = "tanh"}` is `gelu_tanh`);
+    - `batch_norm(conv anchor, s, b, m, v)` => `fused_conv2d(..., s, b, m, v)
+      {epilogue = [..., "batch_norm"], epsilons = [..., eps]}`;
+    - `kiln.conv2d` with a bias operand becomes `fused_conv2d` whose epilogue
+      starts with `add_bias`.
+
+    A step is fused only when the anchor's result has that single use (the
+    unfused value would otherwise still be needed) and has a float type.
+
+    Example:
+
+    ```mlir
+    %h = kiln.matmul %x, %w : (tensor<2x8xf32>, tensor<8x16xf32>) -> tensor<2x16xf32>
+    %b = kiln.add %h, %bias : (tensor<2x16xf32>, tensor<16xf32>) -> tensor<2x16xf32>
+    %y = kiln.gelu %b : tensor<2x16xf32>
+    // becomes
+    %y = kiln.fused_matmul %x, %w, %bias {epilogue = ["add_bias", "gelu"]}
+        : (tensor<2x8xf32>, tensor<8x16xf32>, tensor<16xf32>) -> tensor<2x16xf32>
+    ```
+  }];
+  let dependentDialects = ["kiln::KilnDialect"];
+  let options = [
+    Option<"remarks", "remarks", "bool", /*default=*/"false",
+           "Emit a remark for every fused step and every candidate that is "
+           "not fused, saying why">
+  ];
+}
+
 #endif // KILN_PASSES_TD

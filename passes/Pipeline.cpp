@@ -15,6 +15,11 @@
 // MoE dispatch lowering, mixed precision, autodiff + optimizer, recompute (on
 // the joint forward+backward function), and epilogue fusion last.
 //
+// 4. kiln-fuse-epilogues last (PipelineOptions::fuseEpilogues): it folds the
+//    bias/scale/activation/residual ops after each matmul and conv2d into one
+//    fused op, so every earlier rewrite sees (and may change) the plain ops,
+//    and what reaches codegen is the kernel list the backends run.
+//
 //===----------------------------------------------------------------------===//
 #include "passes/Passes.h"
 
@@ -28,10 +33,13 @@ namespace {
 #include "passes/Passes.h.inc"
 } // namespace
 
-void buildKilnPipeline(mlir::OpPassManager &pm, const PipelineOptions &) {
+void buildKilnPipeline(mlir::OpPassManager &pm,
+                       const PipelineOptions &options) {
   pm.addPass(createVerifyProgramPass());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
+  if (options.fuseEpilogues)
+    pm.addPass(createFuseEpiloguesPass());
 }
 
 void registerKilnPasses() {

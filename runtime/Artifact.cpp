@@ -1,5 +1,4 @@
-//===- Artifact.cpp - safetensors writer and reader
-//------------------------===//
+//===- Artifact.cpp - safetensors writer and reader -----------------------===//
 //
 // The reader treats the file as untrusted: every length and extent is checked
 // before it is used, so a truncated or corrupted file gives a status naming

@@ -1,5 +1,4 @@
-//===- Executable.cpp - Load, bind, run and save Programs
-//------------------===//
+//===- Executable.cpp - Load, bind, run and save Programs -----------------===//
 //
 // create() does every check that does not depend on the inputs (Program
 // validity, kernels known to the backend, weights present with the right

@@ -1,5 +1,4 @@
-//===- Npy.cpp - NumPy .npy reader and writer
-//------------------------------===//
+//===- Npy.cpp - NumPy .npy reader and writer -----------------------------===//
 //
 // Supports C-order little-endian arrays of f32 f16 f64 i64 i32 i8 u8 bool.
 // NumPy has no bfloat16: writeNpy refuses bf16 with a message (cast to f32

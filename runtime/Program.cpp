@@ -1,5 +1,4 @@
-//===- Program.cpp - Program JSON form, validation and listing
-//-------------===//
+//===- Program.cpp - Program JSON form, validation and listing ------------===//
 //
 // The Program is the contract between codegen and the runtime; fromJson is the
 // single place that checks a Program before anything executes it, so kernels

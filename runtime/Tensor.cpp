@@ -1,5 +1,4 @@
-//===- Tensor.cpp - Host tensors and element types
-//-------------------------===//
+//===- Tensor.cpp - Host tensors and element types ------------------------===//
 //
 // The dtype table and the Tensor value type of the public API.
 //

@@ -1,5 +1,4 @@
-//===- codegen/plan/BufferPlan.h - Liveness-based buffer planning -*- C++
-//-*-===//
+//===- codegen/plan/BufferPlan.h - Liveness-based buffer planning ---------===//
 //
 // The single source of memory figures. Every intermediate value of a model
 // function gets a byte range in one arena; two values share bytes only when

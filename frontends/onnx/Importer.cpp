@@ -233,6 +233,7 @@ const HandlerRegistry &handlerRegistry() {
     registerNNHandlers(r);
     registerTensorHandlers(r);
     registerReductionHandlers(r);
+    registerIndexingHandlers(r);
     return r;
   }();
   return registry;

@@ -182,6 +182,7 @@ void registerMathHandlers(HandlerRegistry &registry);
 void registerNNHandlers(HandlerRegistry &registry);
 void registerTensorHandlers(HandlerRegistry &registry);
 void registerReductionHandlers(HandlerRegistry &registry);
+void registerIndexingHandlers(HandlerRegistry &registry);
 
 /// Host tensors: import-time evaluation of small shape computations.
 namespace host {

@@ -231,6 +231,9 @@ void registerMathHandlers(HandlerRegistry &r) {
   addUnary(r, "Sigmoid", "kiln.sigmoid");
   addUnary(r, "Erf", "kiln.erf");
   addUnary(r, "Reciprocal", "kiln.reciprocal");
+  addUnary(r, "Sin", "kiln.sin");
+  addUnary(r, "Cos", "kiln.cos");
+  addUnary(r, "Atan", "kiln.atan");
 
   addVariadic(r, "Sum", "kiln.add", false);
   addVariadic(r, "Mean", "kiln.add", true);
@@ -423,6 +426,109 @@ void registerMathHandlers(HandlerRegistry &r) {
       rem = n.where(fix, n.binary("kiln.add", rem, b), rem);
     }
     n.setOutput(0, rem);
+  });
+
+  // Round(x): half to even. f = floor(x), d = x - f;
+  //   out = f + (d > 1/2 ? 1 : d == 1/2 ? f - 2 * floor(f / 2) : 0)
+  r.add("Round", 11, [](NodeContext &n) {
+    mlir::Value x = n.input(0);
+    if (!isFloat(dtypeOf(x)))
+      n.unsupported(std::string("element type ") + dtypeName(dtypeOf(x)));
+    mlir::Value f = floorOf(n, x, false);
+    mlir::Value d = n.binary("kiln.sub", x, f);
+    mlir::Value half = n.scalarLike(0.5, x);
+    mlir::Value odd =
+        n.binary("kiln.sub", f,
+                 n.binary("kiln.mul", n.scalarLike(2, x),
+                          floorOf(n, n.binary("kiln.mul", f, half), false)));
+    mlir::Value up =
+        n.where(n.compare("gt", d, half), n.scalarLike(1, x),
+                n.where(n.compare("eq", d, half), odd, n.scalarLike(0, x)));
+    n.setOutput(0, n.binary("kiln.add", f, up));
+  });
+
+  // IsNaN(x) = x != x
+  r.add("IsNaN", 9, [](NodeContext &n) {
+    mlir::Value x = n.input(0);
+    n.setOutput(0, n.compare("ne", x, x));
+  });
+  // IsInf(x) = (x == +inf and detect_positive) or (x == -inf and
+  // detect_negative)
+  r.add("IsInf", 10, [](NodeContext &n) {
+    mlir::Value x = n.input(0);
+    bool pos = n.attrInt("detect_positive", 1) != 0;
+    bool neg = n.attrInt("detect_negative", 1) != 0;
+    mlir::Value no = n.scalar(0, DType::i1);
+    mlir::Value isPos =
+        pos ? n.compare("eq", x, n.scalarLike(INFINITY, x)) : no;
+    mlir::Value isNeg =
+        neg ? n.compare("eq", x, n.scalarLike(-INFINITY, x)) : no;
+    n.setOutput(0, n.broadcastTo(n.where(isPos, n.scalar(1, DType::i1), isNeg),
+                                 shapeOf(x)));
+  });
+
+  // Trigonometric and hyperbolic functions kiln has no op for.
+  // Tan(x) = sin(x) / cos(x)
+  addComposite(r, "Tan", [](NodeContext &n, mlir::Value x) {
+    return n.binary("kiln.div", n.unary("kiln.sin", x), n.unary("kiln.cos", x));
+  });
+  // Asin(x) = atan(x / sqrt(1 - x^2))  (x = +-1 gives atan(+-inf) = +-pi/2)
+  auto asinOf = [](NodeContext &n, mlir::Value x) {
+    mlir::Value c =
+        n.unary("kiln.sqrt", n.binary("kiln.sub", n.scalarLike(1, x),
+                                      n.binary("kiln.mul", x, x)));
+    return n.unary("kiln.atan", n.binary("kiln.div", x, c));
+  };
+  addComposite(r, "Asin", asinOf);
+  // Acos(x) = pi/2 - asin(x)
+  addComposite(r, "Acos", [asinOf](NodeContext &n, mlir::Value x) {
+    return n.binary("kiln.sub", n.scalarLike(M_PI / 2, x), asinOf(n, x));
+  });
+  // Sinh(x) = (e^x - e^-x) / 2, Cosh(x) = (e^x + e^-x) / 2
+  auto hyperbolic = [](NodeContext &n, mlir::Value x, bool sinh) {
+    mlir::Value ep = n.unary("kiln.exp", x);
+    mlir::Value em = n.unary("kiln.exp", n.unary("kiln.neg", x));
+    return n.binary("kiln.mul",
+                    n.binary(sinh ? "kiln.sub" : "kiln.add", ep, em),
+                    n.scalarLike(0.5, x));
+  };
+  addComposite(r, "Sinh", [hyperbolic](NodeContext &n, mlir::Value x) {
+    return hyperbolic(n, x, true);
+  });
+  addComposite(r, "Cosh", [hyperbolic](NodeContext &n, mlir::Value x) {
+    return hyperbolic(n, x, false);
+  });
+  // Asinh(x) = log(x + sqrt(x^2 + 1)), Acosh(x) = log(x + sqrt(x^2 - 1))
+  auto inverseHyperbolic = [](NodeContext &n, mlir::Value x, double c) {
+    mlir::Value root =
+        n.unary("kiln.sqrt", n.binary("kiln.add", n.binary("kiln.mul", x, x),
+                                      n.scalarLike(c, x)));
+    return n.unary("kiln.log", n.binary("kiln.add", x, root));
+  };
+  addComposite(r, "Asinh", [inverseHyperbolic](NodeContext &n, mlir::Value x) {
+    return inverseHyperbolic(n, x, 1);
+  });
+  addComposite(r, "Acosh", [inverseHyperbolic](NodeContext &n, mlir::Value x) {
+    return inverseHyperbolic(n, x, -1);
+  });
+  // Atanh(x) = log((1 + x) / (1 - x)) / 2
+  addComposite(r, "Atanh", [](NodeContext &n, mlir::Value x) {
+    mlir::Value one = n.scalarLike(1, x);
+    mlir::Value q = n.binary("kiln.div", n.binary("kiln.add", one, x),
+                             n.binary("kiln.sub", one, x));
+    return n.binary("kiln.mul", n.unary("kiln.log", q), n.scalarLike(0.5, x));
+  });
+
+  // Shrink(x) = x < -lambd ? x + bias : x > lambd ? x - bias : 0
+  r.add("Shrink", 9, [](NodeContext &n) {
+    mlir::Value x = n.input(0);
+    double lambd = n.attrFloat("lambd", 0.5), bias = n.attrFloat("bias", 0.0);
+    mlir::Value low = n.compare("lt", x, n.scalarLike(-lambd, x));
+    mlir::Value high = n.compare("gt", x, n.scalarLike(lambd, x));
+    mlir::Value b = n.scalarLike(bias, x);
+    n.setOutput(0, n.where(low, n.binary("kiln.add", x, b),
+                           n.where(high, n.binary("kiln.sub", x, b),
+                                   n.scalarLike(0, x))));
   });
 }
 

@@ -7,6 +7,10 @@
 //===----------------------------------------------------------------------===//
 #include "frontends/onnx/Importer.h"
 
+#include "llvm/ADT/STLExtras.h"
+
+#include <cmath>
+
 namespace kiln::onnx_import {
 
 namespace {
@@ -18,16 +22,20 @@ struct Window {
   std::vector<int64_t> pads; ///< [top, left, bottom, right]
 };
 
+/// Kernel geometry of a Conv or pool node with any number of spatial dims.
+struct WindowNd {
+  std::vector<int64_t> kernel, strides, dilations;
+  std::vector<int64_t> pads; ///< [begin..., end...]
+};
+
 /// Reads kernel_shape/strides/dilations/pads/auto_pad for an input of shape
-/// `x` ([N, C, spatial...]) and kernel dims `kernel`.
-Window readWindow(NodeContext &n, const std::vector<int64_t> &x,
-                  std::vector<int64_t> kernel) {
-  size_t spatial = x.size() - 2;
+/// `x` ([N, C, spatial...]) and kernel dims `kernel`, any spatial rank.
+WindowNd readWindowNd(NodeContext &n, const std::vector<int64_t> &x,
+                      std::vector<int64_t> kernel) {
   if (x.size() < 3)
     n.fail("expected an input of rank >= 3 [N, C, ...], got rank " +
            std::to_string(x.size()));
-  if (spatial > 2)
-    n.unsupported(std::to_string(spatial) + "-D " + n.opType());
+  size_t spatial = x.size() - 2;
   if (kernel.size() != spatial)
     n.fail("kernel has " + std::to_string(kernel.size()) +
            " dims, the input has " + std::to_string(spatial) + " spatial dims");
@@ -54,20 +62,196 @@ Window readWindow(NodeContext &n, const std::vector<int64_t> &x,
   } else if (autoPad != "NOTSET" && !autoPad.empty()) {
     n.fail("unknown auto_pad '" + autoPad + "'");
   }
+  return {kernel, strides, dilations, pads};
+}
+
+/// readWindowNd made 2-D; more than two spatial dims are unsupported.
+Window readWindow(NodeContext &n, const std::vector<int64_t> &x,
+                  std::vector<int64_t> kernel) {
+  WindowNd nd = readWindowNd(n, x, kernel);
+  size_t spatial = x.size() - 2;
+  if (spatial > 2)
+    n.unsupported(std::to_string(spatial) + "-D " + n.opType());
   Window w;
   w.oneD = spatial == 1;
   if (w.oneD) {
-    w.kernel = {1, kernel[0]};
-    w.strides = {1, strides[0]};
-    w.dilations = {1, dilations[0]};
-    w.pads = {0, pads[0], 0, pads[1]};
+    w.kernel = {1, nd.kernel[0]};
+    w.strides = {1, nd.strides[0]};
+    w.dilations = {1, nd.dilations[0]};
+    w.pads = {0, nd.pads[0], 0, nd.pads[1]};
   } else {
-    w.kernel = kernel;
-    w.strides = strides;
-    w.dilations = dilations;
-    w.pads = pads;
+    w.kernel = nd.kernel;
+    w.strides = nd.strides;
+    w.dilations = nd.dilations;
+    w.pads = nd.pads;
   }
   return w;
+}
+
+/// Pads `x` along `axis` with `begin` and `end` elements of `fill`.
+mlir::Value padAxis(NodeContext &n, mlir::Value x, int64_t axis, int64_t begin,
+                    int64_t end, double fill) {
+  if (begin == 0 && end == 0)
+    return x;
+  auto s = shapeOf(x);
+  llvm::SmallVector<mlir::Value> parts;
+  auto filled = [&](int64_t count) {
+    auto shape = s;
+    shape[axis] = count;
+    return n.broadcastTo(n.scalarLike(fill, x), shape);
+  };
+  if (begin > 0)
+    parts.push_back(filled(begin));
+  parts.push_back(x);
+  if (end > 0)
+    parts.push_back(filled(end));
+  return n.create("kiln.concat", parts, {n.i64Attr("axis", axis)});
+}
+
+/// `x` sliced along every spatial dim d (dims 2...) from `starts[d]` with
+/// step `steps[d]`, `counts[d]` elements.
+mlir::Value sliceSpatial(NodeContext &n, mlir::Value x,
+                         const std::vector<int64_t> &starts,
+                         const std::vector<int64_t> &steps,
+                         const std::vector<int64_t> &counts) {
+  auto s = shapeOf(x);
+  std::vector<int64_t> b(s.size(), 0), e(s), st(s.size(), 1);
+  for (size_t d = 0; d < starts.size(); ++d) {
+    b[2 + d] = starts[d];
+    st[2 + d] = steps[d];
+    e[2 + d] =
+        counts[d] == 0 ? starts[d] : starts[d] + (counts[d] - 1) * steps[d] + 1;
+  }
+  return n.create("kiln.slice", {x},
+                  {n.arrayAttr("starts", b), n.arrayAttr("ends", e),
+                   n.arrayAttr("steps", st)});
+}
+
+/// Pooling kiln.max_pool2d / avg_pool2d cannot express (3-D, dilated), as
+/// a combination of strided slices of the padded input, one per kernel
+/// offset k:
+///   max: out[o] = max_k xpad[o * stride + k * dilation]   (pad = -inf)
+///   avg: out[o] = sum_k xpad[...] / count[o]               (pad = 0)
+/// count[o] (the window's elements inside the input, or inside the padded
+/// input with count_include_pad) is an import-time constant.
+mlir::Value windowedPool(NodeContext &n, mlir::Value x, const WindowNd &w,
+                         bool max, bool ceilMode, bool countIncludePad) {
+  auto s = shapeOf(x);
+  size_t spatial = s.size() - 2;
+  std::vector<int64_t> out(spatial), span(spatial);
+  for (size_t d = 0; d < spatial; ++d) {
+    int64_t in = s[2 + d], padded = in + w.pads[d] + w.pads[spatial + d];
+    span[d] = (w.kernel[d] - 1) * w.dilations[d] + 1;
+    int64_t room = padded - span[d];
+    if (room < 0)
+      n.fail("the kernel is larger than the padded input on spatial dim " +
+             std::to_string(d));
+    out[d] = (ceilMode ? (room + w.strides[d] - 1) / w.strides[d]
+                       : room / w.strides[d]) +
+             1;
+    // The last window must start inside the input or its begin padding.
+    if (ceilMode && (out[d] - 1) * w.strides[d] >= in + w.pads[d])
+      --out[d];
+  }
+  double fill = max ? -INFINITY : 0.0;
+  mlir::Value xp = x;
+  for (size_t d = 0; d < spatial; ++d) {
+    int64_t in = s[2 + d];
+    int64_t needed = (out[d] - 1) * w.strides[d] + span[d];
+    int64_t end = std::max<int64_t>(0, needed - in - w.pads[d]);
+    xp = padAxis(n, xp, 2 + d, w.pads[d], end, fill);
+  }
+  mlir::Value acc;
+  std::vector<int64_t> k(spatial, 0);
+  while (true) {
+    std::vector<int64_t> starts(spatial);
+    for (size_t d = 0; d < spatial; ++d)
+      starts[d] = k[d] * w.dilations[d];
+    mlir::Value part = sliceSpatial(n, xp, starts, w.strides, out);
+    acc = !acc ? part : n.binary(max ? "kiln.max" : "kiln.add", acc, part);
+    size_t d = spatial;
+    while (d > 0 && ++k[d - 1] == w.kernel[d - 1])
+      k[--d] = 0;
+    if (d == 0)
+      break;
+  }
+  if (max)
+    return acc;
+  // count[o] = prod_d |window_d(o_d) intersected with the counted range|
+  std::vector<int64_t> countShape(s.size(), 1);
+  std::copy(out.begin(), out.end(), countShape.begin() + 2);
+  std::vector<double> count(numElements(out), 1.0);
+  for (int64_t flat = 0; flat < static_cast<int64_t>(count.size()); ++flat) {
+    int64_t rest = flat;
+    for (size_t d = spatial; d-- > 0;) {
+      int64_t o = rest % out[d];
+      rest /= out[d];
+      int64_t lo = countIncludePad ? 0 : w.pads[d];
+      int64_t hi = countIncludePad ? s[2 + d] + w.pads[d] + w.pads[spatial + d]
+                                   : s[2 + d] + w.pads[d];
+      int64_t inside = 0;
+      for (int64_t i = 0; i < w.kernel[d]; ++i) {
+        int64_t p = o * w.strides[d] + i * w.dilations[d];
+        inside += p >= lo && p < hi;
+      }
+      count[flat] *= inside;
+    }
+  }
+  return n.binary(
+      "kiln.div", acc,
+      n.constantValue(host::fromDoubles(countShape, count, dtypeOf(x))));
+}
+
+/// 3-D convolution as a sum of 2-D ones, one per kernel depth offset kd,
+/// with the output depth folded into the batch:
+///   y[:, :, od] = sum_kd conv2d(xpad[:, :, od * sd + kd * dd], w[:, :, kd])
+mlir::Value conv3d(NodeContext &n, mlir::Value x, mlir::Value w,
+                   mlir::Value bias, const WindowNd &win, int64_t groups) {
+  auto xs = shapeOf(x), ws = shapeOf(w);
+  int64_t batch = xs[0], channels = xs[1], outChannels = ws[0];
+  mlir::Value xp = padAxis(n, x, 2, win.pads[0], win.pads[3], 0.0);
+  int64_t depth = shapeOf(xp)[2];
+  int64_t span = (win.kernel[0] - 1) * win.dilations[0] + 1;
+  if (depth < span)
+    n.fail("the kernel is deeper than the padded input");
+  int64_t outDepth = (depth - span) / win.strides[0] + 1;
+  mlir::Value sum;
+  for (int64_t kd = 0; kd < win.kernel[0]; ++kd) {
+    // [N, C, OD, H, W] -> [N * OD, C, H, W]
+    std::vector<int64_t> b(5, 0), e(xs), st(5, 1);
+    b[2] = kd * win.dilations[0];
+    st[2] = win.strides[0];
+    e[2] = b[2] + (outDepth - 1) * win.strides[0] + 1;
+    e[1] = channels;
+    mlir::Value slab =
+        n.create("kiln.slice", {xp},
+                 {n.arrayAttr("starts", b), n.arrayAttr("ends", e),
+                  n.arrayAttr("steps", st)});
+    slab = n.reshape(n.transpose(slab, {0, 2, 1, 3, 4}),
+                     {batch * outDepth, channels, xs[3], xs[4]});
+    // w[:, :, kd] as [O, C / groups, KH, KW]
+    mlir::Value wk =
+        n.create("kiln.slice", {w},
+                 {n.arrayAttr("starts", {0, 0, kd, 0, 0}),
+                  n.arrayAttr("ends", {ws[0], ws[1], kd + 1, ws[3], ws[4]}),
+                  n.arrayAttr("steps", {1, 1, 1, 1, 1})});
+    wk = n.reshape(wk, {ws[0], ws[1], ws[3], ws[4]});
+    llvm::SmallVector<mlir::Value> operands = {slab, wk};
+    if (bias && kd == 0)
+      operands.push_back(bias);
+    mlir::Value y = n.create(
+        "kiln.conv2d", operands,
+        {n.arrayAttr("strides", {win.strides[1], win.strides[2]}),
+         n.arrayAttr("pads",
+                     {win.pads[1], win.pads[2], win.pads[4], win.pads[5]}),
+         n.arrayAttr("dilations", {win.dilations[1], win.dilations[2]}),
+         n.i64Attr("groups", groups)});
+    sum = !sum ? y : n.binary("kiln.add", sum, y);
+  }
+  // [N * OD, O, OH, OW] -> [N, O, OD, OH, OW]
+  auto ys = shapeOf(sum);
+  mlir::Value y = n.reshape(sum, {batch, outDepth, outChannels, ys[2], ys[3]});
+  return n.transpose(y, {0, 2, 1, 3, 4});
 }
 
 /// [N, C, L] -> [N, C, 1, L]
@@ -90,6 +274,12 @@ void conv(NodeContext &n) {
            std::to_string(ws.size()));
   auto kernel = n.attrInts("kernel_shape",
                            std::vector<int64_t>(ws.begin() + 2, ws.end()));
+  if (shapeOf(x).size() == 5 && ws.size() == 5) {
+    WindowNd nd = readWindowNd(n, shapeOf(x), kernel);
+    n.setOutput(0, conv3d(n, x, w, n.hasInput(2) ? n.input(2) : mlir::Value(),
+                          nd, n.attrInt("group", 1)));
+    return;
+  }
   Window win = readWindow(n, shapeOf(x), kernel);
   if (win.oneD) {
     x = to2d(n, x);
@@ -106,6 +296,161 @@ void conv(NodeContext &n) {
   n.setOutput(0, win.oneD ? from2d(n, y) : y);
 }
 
+/// ConvTranspose as a direct convolution of the zero-upsampled input with
+/// the flipped, in/out-swapped kernel:
+///   up = x with stride - 1 zeros between elements ([(H - 1) * s + 1, ...])
+///   y = conv2d(pad(up, (k - 1) * d - pad_begin, (k - 1) * d - pad_end +
+///              output_padding), flip(w)^T, dilation d, groups g)
+/// Negative padding crops. 1-D runs as 2-D with a unit height.
+void convTranspose(NodeContext &n) {
+  mlir::Value x = n.input(0), w = n.input(1);
+  auto xs = shapeOf(x), ws = shapeOf(w);
+  if (xs.size() != 3 && xs.size() != 4)
+    n.unsupported(std::to_string(xs.size() < 2 ? 0 : xs.size() - 2) +
+                  "-D ConvTranspose");
+  if (ws.size() != xs.size())
+    n.fail("weight rank " + std::to_string(ws.size()) +
+           " does not match input rank " + std::to_string(xs.size()));
+  size_t spatial = xs.size() - 2;
+  int64_t groups = n.attrInt("group", 1);
+  auto kernel = n.attrInts("kernel_shape",
+                           std::vector<int64_t>(ws.begin() + 2, ws.end()));
+  auto strides = n.attrInts("strides", std::vector<int64_t>(spatial, 1));
+  auto dilations = n.attrInts("dilations", std::vector<int64_t>(spatial, 1));
+  auto outPad = n.attrInts("output_padding", std::vector<int64_t>(spatial, 0));
+  auto pads = n.attrInts("pads", std::vector<int64_t>(2 * spatial, 0));
+  if (kernel.size() != spatial || strides.size() != spatial ||
+      dilations.size() != spatial || outPad.size() != spatial ||
+      pads.size() != 2 * spatial)
+    n.fail("kernel_shape, strides, dilations, output_padding or pads do not "
+           "match " +
+           std::to_string(spatial) + " spatial dims");
+  std::string autoPad = n.attrString("auto_pad", "NOTSET");
+  auto outShape = n.attrInts("output_shape");
+  if (!outShape.empty() || autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER") {
+    if (outShape.empty())
+      for (size_t i = 0; i < spatial; ++i)
+        outShape.push_back(xs[2 + i] * strides[i]);
+    if (outShape.size() != spatial)
+      n.fail("output_shape has " + std::to_string(outShape.size()) +
+             " dims, expected " + std::to_string(spatial));
+    for (size_t i = 0; i < spatial; ++i) {
+      int64_t total = strides[i] * (xs[2 + i] - 1) + outPad[i] +
+                      (kernel[i] - 1) * dilations[i] + 1 - outShape[i];
+      // Floor division, as the ONNX reference: a negative total (output
+      // padding) extends the end.
+      int64_t small = total >= 0 ? total / 2 : -((-total + 1) / 2);
+      bool upper = autoPad == "SAME_UPPER";
+      pads[i] = upper ? small : total - small;
+      pads[spatial + i] = upper ? total - small : small;
+    }
+  } else if (autoPad == "VALID") {
+    std::fill(pads.begin(), pads.end(), 0);
+  }
+  if (spatial == 1) {
+    x = n.reshape(x, {xs[0], xs[1], 1, xs[2]});
+    w = n.reshape(w, {ws[0], ws[1], 1, ws[2]});
+    kernel.insert(kernel.begin(), 1);
+    strides.insert(strides.begin(), 1);
+    dilations.insert(dilations.begin(), 1);
+    outPad.insert(outPad.begin(), 0);
+    pads = {0, pads[0], 0, pads[1]};
+    xs = shapeOf(x);
+    ws = shapeOf(w);
+  }
+  int64_t batch = xs[0], channels = xs[1], h = xs[2], wd = xs[3];
+  // Zero-upsample: [N, C, H, 1, W, 1] + zeros -> [N, C, H, sh, W, sw].
+  if (strides[0] > 1 || strides[1] > 1) {
+    mlir::Value up = n.reshape(x, {batch, channels, h, 1, wd, 1});
+    up = padAxis(n, up, 3, 0, strides[0] - 1, 0.0);
+    up = padAxis(n, up, 5, 0, strides[1] - 1, 0.0);
+    up = n.reshape(up, {batch, channels, h * strides[0], wd * strides[1]});
+    x = sliceSpatial(n, up, {0, 0}, {1, 1},
+                     {(h - 1) * strides[0] + 1, (wd - 1) * strides[1] + 1});
+  }
+  // Full-convolution padding; negative amounts crop.
+  std::vector<int64_t> convPads(4, 0);
+  for (size_t i = 0; i < 2; ++i) {
+    int64_t reach = (kernel[i] - 1) * dilations[i];
+    int64_t begin = reach - pads[i], end = reach - pads[2 + i] + outPad[i];
+    if (begin < 0 || end < 0) {
+      auto s = shapeOf(x);
+      int64_t dim = s[2 + i];
+      int64_t from = std::max<int64_t>(0, -begin);
+      int64_t to = dim - std::max<int64_t>(0, -end);
+      if (to <= from)
+        n.fail("padding leaves no input on spatial dim " + std::to_string(i));
+      std::vector<int64_t> b(4, 0), e(s), st(4, 1);
+      b[2 + i] = from;
+      e[2 + i] = to;
+      x = n.create("kiln.slice", {x},
+                   {n.arrayAttr("starts", b), n.arrayAttr("ends", e),
+                    n.arrayAttr("steps", st)});
+    }
+    convPads[i] = std::max<int64_t>(0, begin);
+    convPads[2 + i] = std::max<int64_t>(0, end);
+  }
+  // Weight [Cin, Cout / g, kh, kw] -> flipped [Cout, Cin / g, kh, kw].
+  int64_t inPerGroup = ws[0] / groups, outPerGroup = ws[1];
+  mlir::Value flipped =
+      n.create("kiln.slice", {w},
+               {n.arrayAttr("starts", {0, 0, ws[2] - 1, ws[3] - 1}),
+                n.arrayAttr("ends", {ws[0], ws[1], -1, -1}),
+                n.arrayAttr("steps", {1, 1, -1, -1})});
+  flipped = n.reshape(flipped, {groups, inPerGroup, outPerGroup, ws[2], ws[3]});
+  flipped = n.transpose(flipped, {0, 2, 1, 3, 4});
+  flipped =
+      n.reshape(flipped, {groups * outPerGroup, inPerGroup, ws[2], ws[3]});
+  llvm::SmallVector<mlir::Value> operands = {x, flipped};
+  if (n.hasInput(2))
+    operands.push_back(n.input(2));
+  mlir::Value y = n.create(
+      "kiln.conv2d", operands,
+      {n.arrayAttr("strides", {1, 1}), n.arrayAttr("pads", convPads),
+       n.arrayAttr("dilations", dilations), n.i64Attr("groups", groups)});
+  if (spatial == 1) {
+    auto ys = shapeOf(y);
+    y = n.reshape(y, {ys[0], ys[1], ys[3]});
+  }
+  n.setOutput(0, y);
+}
+
+/// LRN(x) = x / (bias + alpha / size * square_sum)^beta, square_sum[c] the
+/// sum of x^2 over channels [c - floor((size - 1) / 2), c + ceil((size - 1)
+/// / 2)] (zero outside), as `size` channel-shifted slices of the padded x^2.
+void lrn(NodeContext &n) {
+  mlir::Value x = n.input(0);
+  auto s = shapeOf(x);
+  if (s.size() < 3)
+    n.fail("expected an input of rank >= 3 [N, C, ...], got rank " +
+           std::to_string(s.size()));
+  if (!isFloat(dtypeOf(x)))
+    n.unsupported(std::string("element type ") + dtypeName(dtypeOf(x)));
+  int64_t size = n.requireAttrInt("size");
+  if (size <= 0)
+    n.fail("size must be positive, got " + std::to_string(size));
+  double alpha = n.attrFloat("alpha", 1e-4), beta = n.attrFloat("beta", 0.75),
+         bias = n.attrFloat("bias", 1.0);
+  mlir::Value padded =
+      padAxis(n, n.binary("kiln.mul", x, x), 1, (size - 1) / 2, size / 2, 0.0);
+  mlir::Value sum;
+  for (int64_t k = 0; k < size; ++k) {
+    std::vector<int64_t> b(s.size(), 0), e(s), st(s.size(), 1);
+    b[1] = k;
+    e[1] = k + s[1];
+    mlir::Value part =
+        n.create("kiln.slice", {padded},
+                 {n.arrayAttr("starts", b), n.arrayAttr("ends", e),
+                  n.arrayAttr("steps", st)});
+    sum = !sum ? part : n.binary("kiln.add", sum, part);
+  }
+  mlir::Value base = n.binary(
+      "kiln.add", n.scalarLike(bias, x),
+      n.binary("kiln.mul", sum, n.scalarLike(alpha / double(size), x)));
+  n.setOutput(0, n.binary("kiln.div", x,
+                          n.binary("kiln.pow", base, n.scalarLike(beta, x))));
+}
+
 void pool(NodeContext &n, bool max) {
   mlir::Value x = n.input(0);
   DType type = dtypeOf(x);
@@ -120,10 +465,16 @@ void pool(NodeContext &n, bool max) {
   auto kernel = n.attrInts("kernel_shape");
   if (kernel.empty())
     n.fail("missing required attribute 'kernel_shape'");
+  WindowNd nd = readWindowNd(n, shapeOf(x), kernel);
+  bool dilated = llvm::any_of(nd.dilations, [](int64_t d) { return d != 1; });
+  if (dilated || nd.kernel.size() > 2) {
+    // Beyond kiln's 2-D pooling ops: a composition.
+    mlir::Value y = windowedPool(n, x, nd, max, n.attrInt("ceil_mode", 0) != 0,
+                                 n.attrInt("count_include_pad", 0) != 0);
+    n.setOutput(0, n.cast(y, type));
+    return;
+  }
   Window win = readWindow(n, shapeOf(x), kernel);
-  for (int64_t d : win.dilations)
-    if (d != 1)
-      n.unsupported("dilated pooling");
   if (win.oneD)
     x = to2d(n, x);
   llvm::SmallVector<mlir::NamedAttribute> attrs = {
@@ -332,6 +683,8 @@ void registerNNHandlers(HandlerRegistry &r) {
     n.setOutput(1, logProb);
   });
   r.add("Conv", 1, conv);
+  r.add("ConvTranspose", 1, convTranspose);
+  r.add("LRN", 1, lrn);
   r.add("MaxPool", 1, [](NodeContext &n) { pool(n, true); });
   r.add("AveragePool", 1, [](NodeContext &n) { pool(n, false); });
   r.add("GlobalAveragePool", 1, [](NodeContext &n) {
@@ -351,6 +704,25 @@ void registerNNHandlers(HandlerRegistry &r) {
   r.add("BatchNormalization", 1, batchNorm);
   r.add("LayerNormalization", 17, layerNorm);
   r.add("InstanceNormalization", 1, instanceNorm);
+  // MeanVarianceNormalization(x) = (x - E[x]) / (sqrt(E[x^2] - E[x]^2) + 1e-9)
+  // over `axes` (default [0, 2, 3]), as the ONNX function body computes it.
+  r.add("MeanVarianceNormalization", 9, [](NodeContext &n) {
+    mlir::Value x = n.input(0);
+    if (!isFloat(dtypeOf(x)))
+      n.unsupported(std::string("element type ") + dtypeName(dtypeOf(x)));
+    auto axes = n.attrInts("axes", {0, 2, 3});
+    for (auto &a : axes)
+      if (a < 0)
+        a += shapeOf(x).size();
+    mlir::Value mean = n.reduce("kiln.reduce_mean", x, axes, true);
+    mlir::Value meanSq =
+        n.reduce("kiln.reduce_mean", n.binary("kiln.mul", x, x), axes, true);
+    mlir::Value std =
+        n.unary("kiln.sqrt",
+                n.binary("kiln.sub", meanSq, n.binary("kiln.mul", mean, mean)));
+    n.setOutput(0, n.binary("kiln.div", n.binary("kiln.sub", x, mean),
+                            n.binary("kiln.add", std, n.scalarLike(1e-9, x))));
+  });
   r.add("LpNormalization", 1, lpNorm);
 
   r.add(
@@ -367,8 +739,12 @@ void registerNNHandlers(HandlerRegistry &r) {
   // Inference: Dropout is the identity; its mask is all true.
   r.add("Dropout", 1, [](NodeContext &n) {
     if (const Tensor *training = n.constant(2))
-      if (host::toInts(*training).at(0) != 0)
-        n.unsupported("training mode");
+      if (host::toInts(*training).at(0) != 0) {
+        // Training with ratio 0 drops nothing: still the identity.
+        const Tensor *ratio = n.hasInput(1) ? n.constant(1) : nullptr;
+        if (!ratio || ratio->toDoubles().at(0) != 0.0)
+          n.unsupported("training mode");
+      }
     if (n.hasInput(2) && !n.constant(2))
       n.unsupported("a training_mode computed at run time");
     if (const Tensor *t = n.constant(0))

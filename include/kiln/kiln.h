@@ -40,6 +40,9 @@ struct CompileOptions {
   std::string dumpIrDir;
   /// Progress and remarks go here (e.g. std::cerr), when set.
   std::function<void(const std::string &)> log;
+  /// Fold bias/scale/activation/residual ops into the matmul or conv2d they
+  /// follow (kiln-fuse-epilogues); off to compare with the unfused Program.
+  bool fuseEpilogues = true;
 
   CompileOptions &setTarget(std::string t) {
     target = std::move(t);
@@ -47,6 +50,10 @@ struct CompileOptions {
   }
   CompileOptions &setDumpIrDir(std::string d) {
     dumpIrDir = std::move(d);
+    return *this;
+  }
+  CompileOptions &setFuseEpilogues(bool on) {
+    fuseEpilogues = on;
     return *this;
   }
 };

@@ -1,5 +1,4 @@
-//===- kiln/program.h - The Program: kernels over a planned arena -*- C++
-//-*-===//
+//===- kiln/program.h - The Program: kernels over a planned arena ---------===//
 //
 // A Program is what codegen produces and the runtime executes: a flat,
 // topologically ordered list of kernel calls over buffers. Arena buffers have

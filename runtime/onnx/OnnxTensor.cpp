@@ -1,5 +1,4 @@
-//===- OnnxTensor.cpp - ONNX TensorProto reader
-//----------------------------===//
+//===- OnnxTensor.cpp - ONNX TensorProto reader ---------------------------===//
 #include "OnnxTensor.h"
 
 #include "onnx/onnx_pb.h"

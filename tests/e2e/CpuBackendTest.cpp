@@ -46,7 +46,8 @@ TEST_P(CpuZoo, MatchesReference) {
 
   for (const KernelImpl &k : cpu->kernelImpls()) {
     EXPECT_FALSE(k.fallback) << k.op << " at " << k.loc << " falls back";
-    if (k.op == "matmul" || k.op == "conv2d")
+    if (k.op == "matmul" || k.op == "conv2d" || k.op == "fused_matmul" ||
+        k.op == "fused_conv2d")
       EXPECT_EQ(k.impl, "onednn:" + k.op) << k.loc;
   }
 

@@ -30,3 +30,9 @@ tools = [
 ]
 tools.append(ToolSubst("not", command=os.path.join(config.llvm_tools_dir, "not")))
 llvm_config.add_tool_substitutions(tools, [config.kiln_tools_dir, config.llvm_tools_dir])
+
+# The ONNX backend test data (Debian's libonnx-testdata) for tools/onnx.mlir.
+onnx_testdata = "/usr/share/libonnx-testdata/data"
+if os.path.isdir(os.path.join(onnx_testdata, "node")):
+    config.available_features.add("onnx-testdata")
+config.substitutions.append(("%onnx_node", os.path.join(onnx_testdata, "node")))

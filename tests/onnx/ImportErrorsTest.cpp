@@ -3,7 +3,8 @@
 // Small ONNX models built here with the protobuf API (no binary files in the
 // repository): a model that imports and runs, and each error path a user can
 // hit (unsupported ops listed all at once, malformed file, undefined names,
-// cycles, dynamic dims, shape contradictions, escaping external data).
+// cycles, dynamic dims, shape contradictions, escaping external data), and
+// compositions for ops kiln has no op for (Trilu) with their limits.
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/kiln.h"
@@ -266,6 +267,74 @@ TEST(OnnxImport, RefusesExternalDataOutsideTheModelFolder) {
     EXPECT_THAT(refused.status().message(),
                 HasSubstr("escapes the model's folder"));
   }
+}
+
+//===----------------------------------------------------------------------===//
+// Compositions of ops kiln has no op for (Indexing.cpp)
+//===----------------------------------------------------------------------===//
+
+TEST(OnnxImport, TriluOnRuntimeValuesMasksWithAConstant) {
+  // A causal mask as torch.onnx.export writes it (opset 14), on a run-time
+  // input: y = triu(x, k = 1).
+  auto m = makeModel(14);
+  auto &g = *m.mutable_graph();
+  addValue(g.mutable_input(), "x", {3, 4});
+  addValue(g.mutable_output(), "y", {3, 4});
+  auto *k = g.add_initializer();
+  k->set_name("k");
+  k->set_data_type(::onnx::TensorProto::INT64);
+  k->add_int64_data(1);
+  addNode(m, "Trilu", {"x", "k"}, {"y"}, "causal_mask");
+
+  auto module = import(m);
+  ASSERT_TRUE(module) << module.status().message();
+  EXPECT_THAT(module->toText(/*withLocations=*/true),
+              HasSubstr("\"causal_mask\""));
+  auto exe = kiln::compile(*module);
+  ASSERT_TRUE(exe) << exe.status().message();
+  std::vector<float> x(12);
+  for (int i = 0; i < 12; ++i)
+    x[i] = float(i + 1);
+  auto out = exe->run({{"x", kiln::Tensor::fromFloats({3, 4}, x)}});
+  ASSERT_TRUE(out) << out.status().message();
+  // Kept where column - row >= 1.
+  std::vector<double> want = {0, 2, 3, 4, 0, 0, 7, 8, 0, 0, 0, 12};
+  EXPECT_EQ(out->at("y").toDoubles(), want);
+}
+
+TEST(OnnxImport, TriluNeedsKAtImportTime) {
+  auto m = makeModel(14);
+  auto &g = *m.mutable_graph();
+  addValue(g.mutable_input(), "x", {3, 3});
+  addValue(g.mutable_input(), "k", {}, ::onnx::TensorProto::INT64);
+  addValue(g.mutable_output(), "y", {3, 3});
+  addNode(m, "Trilu", {"x", "k"}, {"y"}, "mask");
+
+  auto module = import(m);
+  ASSERT_FALSE(module);
+  EXPECT_THAT(module.status().message(),
+              HasSubstr("Trilu (opset 14): 1 node, first: 'mask' (input 'k' "
+                        "(k) must be known at import time"));
+}
+
+TEST(OnnxImport, ResizeNamesTheUnsupportedFeature) {
+  auto m = makeModel(13);
+  auto &g = *m.mutable_graph();
+  addValue(g.mutable_input(), "x", {1, 1, 2, 2});
+  addValue(g.mutable_output(), "y", {1, 1, 4, 4});
+  addInitializer(m, "scales", {4}, {1, 1, 2, 2});
+  auto *node = addNode(m, "Resize", {"x", "", "scales"}, {"y"}, "up");
+  auto *attr = node->add_attribute();
+  attr->set_name("coordinate_transformation_mode");
+  attr->set_type(::onnx::AttributeProto::STRING);
+  attr->set_s("tf_crop_and_resize");
+
+  auto module = import(m);
+  ASSERT_FALSE(module);
+  EXPECT_THAT(module.status().message(),
+              HasSubstr("Resize (opset 13): 1 node, first: 'up' "
+                        "(coordinate_transformation_mode "
+                        "'tf_crop_and_resize')"));
 }
 
 } // namespace

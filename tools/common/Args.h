@@ -1,5 +1,4 @@
-//===- tools/common/Args.h - Command-line parsing for the kiln tools -*- C++
-//-*-===//
+//===- tools/common/Args.h - Command-line parsing for the kiln tools ------===//
 //
 // A small parser shared by kilnc and kiln-run (kiln-run links no MLIR, so it
 // cannot use llvm::cl). Accepts `--flag`, `--key=value`, `--key value`, `-o

@@ -148,8 +148,9 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/// Floating-point operations of a matmul or conv2d kernel (2 per
-/// multiply-add), from its buffers' shapes; 0 for other ops.
+/// Floating-point operations of a matmul or conv2d kernel, fused or not (2
+/// per multiply-add; epilogue steps not counted), from its buffers' shapes;
+/// 0 for other ops.
 double kernelFlops(const kiln::Program &program, const kiln::KernelCall &k) {
   if (k.inputs.size() < 2 || k.outputs.empty())
     return 0;
@@ -157,12 +158,12 @@ double kernelFlops(const kiln::Program &program, const kiln::KernelCall &k) {
   const auto &w = program.buffers[k.inputs[1]].shape;
   double outElems = static_cast<double>(
       kiln::numElements(program.buffers[k.outputs[0]].shape));
-  if (k.op == "matmul" && a.size() >= 2) {
+  if ((k.op == "matmul" || k.op == "fused_matmul") && a.size() >= 2) {
     bool ta = k.attrs.value("transpose_a", false);
     double K = static_cast<double>(ta ? a[a.size() - 2] : a.back());
     return 2 * outElems * K;
   }
-  if (k.op == "conv2d" && w.size() == 4)
+  if ((k.op == "conv2d" || k.op == "fused_conv2d") && w.size() == 4)
     return 2 * outElems * static_cast<double>(w[1] * w[2] * w[3]);
   return 0;
 }

@@ -40,6 +40,8 @@ Options:
   --random-weights      for .mlir input: initialize parameters with seeded
                         random values (there is no weight file yet)
   --debug-locations     print locations in emitted IR
+  --no-fuse-epilogues   keep bias/activation/residual ops after matmul and
+                        conv2d unfused (skip kiln-fuse-epilogues)
   -q, --quiet           no summary
   -h, --help            this text
 )";
@@ -87,7 +89,8 @@ int main(int argc, char **argv) {
                          {"-o", "--emit", "--model", "--batch", "--seq",
                           "--seed", "--target", "--dump-ir-dir"},
                          {"-h", "--help", "--list-models", "--random-weights",
-                          "--debug-locations", "-q", "--quiet"},
+                          "--debug-locations", "--no-fuse-epilogues", "-q",
+                          "--quiet"},
                          {"--input-shape"});
   if (!args.parse(argc, argv))
     return args.usageError(args.error());
@@ -196,6 +199,7 @@ int main(int argc, char **argv) {
   kiln::CompileOptions options;
   options.target = args.get("--target", "cpu");
   options.dumpIrDir = args.get("--dump-ir-dir");
+  options.fuseEpilogues = !args.has("--no-fuse-epilogues");
   if (args.has("--random-weights"))
     module->initializeMissingWeights(static_cast<uint64_t>(*seed));
   auto result = kiln::compileToProgram(*module, options);

@@ -7,13 +7,23 @@
 // time an OnednnKernel only sets data handles and executes. Anything that
 // throws during preparation declines the call.
 //
+// fused_matmul and fused_conv2d (kiln-fuse-epilogues) run their epilogue as
+// post-ops (a leading bias as the primitive's bias argument). For f32
+// convolutions a leading batch norm with bound parameters is folded into the
+// prepacked weight and bias, and the other steps run in one parallel pass
+// after the primitive (TailKernel): oneDNN 2.6's gemm convolution, which it
+// picks for plain NCHW, runs post-ops slowly.
+//
 //===----------------------------------------------------------------------===//
 #include "backends/cpu/Cpu.h"
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <cmath>
 #include <cstring>
 #include <numeric>
+#include <optional>
+#include <tuple>
 
 namespace kiln::cpu {
 namespace {
@@ -94,6 +104,9 @@ public:
   }
   /// Argument `arg` is memory the kernel owns.
   void own(int arg, memory m) { args_[arg] = std::move(m); }
+  /// Operand `index` is copied into the result before the primitive runs
+  /// (the residual of a sum post-op, which accumulates into dst).
+  void copyIntoResult(size_t index) { resultFrom_ = index; }
   /// Argument `arg` is operand `index` reordered from `user` to `md` on each
   /// run (an operand that is not a weight, in a layout the primitive picked).
   void bindReordered(int arg, size_t index, const memory::desc &user,
@@ -108,6 +121,12 @@ public:
   Status run(const KernelContext &ctx) override {
     try {
       applyThreads();
+      if (resultFrom_) {
+        const BufferView &in = ctx.inputs[*resultFrom_];
+        if (in.data != ctx.outputs[0].data)
+          std::memcpy(ctx.outputs[0].data, in.data,
+                      in.numElements() * dtypeSize(in.dtype));
+      }
       std::vector<uint8_t> copy;
       for (Binding &b : bindings_) {
         if (b.isResult) {
@@ -148,6 +167,7 @@ private:
   std::unordered_map<int, memory> args_;
   std::vector<Binding> bindings_;
   std::vector<Reorder> reorders_;
+  std::optional<size_t> resultFrom_;
 };
 
 /// Memory of layout `md` holding the weight `w` (given in layout `user`),
@@ -176,11 +196,316 @@ KernelFactory declineOnError(
 }
 
 //===----------------------------------------------------------------------===//
+// Epilogues of fused_matmul and fused_conv2d as post-ops
+//===----------------------------------------------------------------------===//
+
+/// A fused call's `epilogue` as oneDNN post-ops: a leading add_bias becomes
+/// the primitive's own bias argument, other biases and residuals binary_add
+/// post-ops, batch_norm (with bound parameters) a binary_mul and a
+/// binary_add of per-channel vectors computed once, scale eltwise_linear,
+/// activations eltwise post-ops.
+/// One epilogue step run by the kernel itself after the primitive (f32
+/// convolutions: oneDNN 2.6 runs post-ops of its gemm convolution, the one it
+/// picks for plain NCHW, slowly).
+struct TailStep {
+  enum Kind { addOperand, addValues, mulValues, scale, activation } kind;
+  size_t operand = 0;        // addOperand
+  bool perChannel = false;   // addOperand: a [C] bias, else a residual
+  std::vector<float> values; // addValues, mulValues: per channel
+  float factor = 1;          // scale
+  std::string name;          // activation
+};
+
+struct Epilogue {
+  dnnl::primitive_attr attr;
+  /// The same steps as the post-ops in `attr`, for a kernel that runs them
+  /// itself (see TailStep).
+  std::vector<TailStep> tail;
+  /// Operand index of the primitive's own bias, if any, and its descriptor.
+  std::optional<size_t> bias;
+  memory::desc biasMd;
+  /// (argument, operand index, descriptor) of each binary post-op operand.
+  std::vector<std::tuple<int, size_t, memory::desc>> args;
+  /// (argument, descriptor, values) of binary post-op operands computed at
+  /// preparation (a batch_norm's per-channel multiplier and shift, in f32).
+  std::vector<std::tuple<int, memory::desc, std::vector<float>>> owned;
+  /// A leading batch_norm folded into the conv (f32, weights bound): the
+  /// weight is scaled per output channel and the bias is computed.
+  std::vector<float> weightScale, foldedBias;
+  /// Operand accumulated through a sum post-op (conv residual).
+  std::optional<size_t> sumOperand;
+
+  void bind(OnednnKernel &k) const {
+    if (bias)
+      k.bind(DNNL_ARG_BIAS, false, *bias, biasMd);
+    for (const auto &[arg, operand, md] : args)
+      k.bind(arg, false, operand, md);
+    for (const auto &[arg, md, values] : owned) {
+      memory m(md, engine());
+      std::memcpy(m.get_data_handle(), values.data(),
+                  values.size() * sizeof(float));
+      k.own(arg, m);
+    }
+    if (!foldedBias.empty()) {
+      memory m(biasMd, engine());
+      std::memcpy(m.get_data_handle(), foldedBias.data(),
+                  foldedBias.size() * sizeof(float));
+      k.own(DNNL_ARG_BIAS, m);
+    }
+    if (sumOperand)
+      k.copyIntoResult(*sumOperand);
+  }
+};
+
+/// Builds the post-ops of the call's epilogue for a primitive writing
+/// `dstMd`, whose dim `channelDim` is the one biases broadcast along; the
+/// primitive's own bias is `[C]` when `rank1Bias` (conv), else dst-ranked
+/// (matmul). nullopt when a step, operand or scale does not fit (the
+/// reference kernel then runs the call and reports what is wrong).
+std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
+                                      const memory::desc &dstMd,
+                                      size_t channelDim, bool rank1Bias) {
+  // conv (rank1Bias): a leading batch_norm folds into an f32 weight that is
+  // bound, and residuals use the sum post-op; oneDNN 2.6's gemm convolution
+  // runs binary post-ops slowly.
+  bool isConv = rank1Bias;
+  bool canFold = isConv && pc.weights[1] && pc.inputs[1].dtype == DType::f32;
+  const nlohmann::json &attrs = pc.call->attrs;
+  auto steps = attrs.find("epilogue");
+  if (steps == attrs.end() || !steps->is_array())
+    return std::nullopt;
+  std::vector<double> scales, epsilons;
+  for (auto [name, values] :
+       {std::pair{"scales", &scales}, std::pair{"epsilons", &epsilons}}) {
+    auto it = attrs.find(name);
+    if (it == attrs.end() || it->is_null())
+      continue;
+    if (!it->is_array())
+      return std::nullopt;
+    for (const auto &v : *it) {
+      if (!v.is_number())
+        return std::nullopt;
+      values->push_back(v.get<double>());
+    }
+  }
+  memory::dims dims = dstMd.dims();
+  dt type = dstMd.data_type();
+  const BufferDesc &out = pc.outputs[0];
+  int64_t channels = dims[channelDim];
+  memory::dims biasDims(dims.size(), 1);
+  biasDims[channelDim] = channels;
+  memory::desc binaryBias(biasDims, type, denseStrides(biasDims));
+
+  using A = dnnl::algorithm;
+  Epilogue e;
+  dnnl::post_ops ops;
+  size_t nextExtra = 2, nextScale = 0, nextEpsilon = 0;
+  for (const auto &v : *steps) {
+    if (!v.is_string())
+      return std::nullopt;
+    std::string step = v.get<std::string>();
+    if (step == "batch_norm") {
+      // y = x * a + b with a = scale / sqrt(var + eps), b = bias - mean * a,
+      // from the four parameters, which must be bound weights.
+      if (nextExtra + 4 > pc.inputs.size() || nextEpsilon >= epsilons.size())
+        return std::nullopt;
+      std::vector<std::vector<double>> p;
+      for (int i = 0; i < 4; ++i) {
+        const Tensor *w = pc.weights[nextExtra];
+        const BufferDesc &d = pc.inputs[nextExtra++];
+        if (!w || d.dtype != out.dtype ||
+            d.shape != std::vector<int64_t>{channels})
+          return std::nullopt;
+        p.push_back(w->toDoubles());
+      }
+      double eps = epsilons[nextEpsilon++];
+      std::vector<float> mul(channels), add(channels);
+      for (int64_t c = 0; c < channels; ++c) {
+        double a = p[0][c] / std::sqrt(p[3][c] + eps);
+        mul[c] = static_cast<float>(a);
+        add[c] = static_cast<float>(p[1][c] - p[2][c] * a);
+      }
+      if (canFold && ops.len() == 0 && !e.bias && e.foldedBias.empty()) {
+        e.weightScale = std::move(mul);
+        e.foldedBias = std::move(add);
+        e.biasMd = memory::desc({channels}, dt::f32, memory::format_tag::x);
+        continue;
+      }
+      e.tail.push_back({TailStep::mulValues, 0, true, mul});
+      e.tail.push_back({TailStep::addValues, 0, true, add});
+      memory::desc perChannel(biasDims, dt::f32, denseStrides(biasDims));
+      ops.append_binary(A::binary_mul, perChannel);
+      e.owned.emplace_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(ops.len() - 1) |
+                               DNNL_ARG_SRC_1,
+                           perChannel, std::move(mul));
+      ops.append_binary(A::binary_add, perChannel);
+      e.owned.emplace_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(ops.len() - 1) |
+                               DNNL_ARG_SRC_1,
+                           perChannel, std::move(add));
+      continue;
+    }
+    if (step == "add_bias" || step == "add_residual") {
+      if (nextExtra >= pc.inputs.size())
+        return std::nullopt;
+      size_t operand = nextExtra++;
+      const BufferDesc &extra = pc.inputs[operand];
+      if (extra.dtype != out.dtype)
+        return std::nullopt;
+      if (step == "add_residual") {
+        if (extra.shape != out.shape)
+          return std::nullopt;
+        e.tail.push_back({TailStep::addOperand, operand, false});
+        if (isConv && !e.sumOperand) {
+          ops.append_sum(1.f);
+          e.sumOperand = operand;
+          continue;
+        }
+        ops.append_binary(A::binary_add, dstMd);
+        e.args.emplace_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(ops.len() - 1) |
+                                DNNL_ARG_SRC_1,
+                            operand, dstMd);
+        continue;
+      }
+      if (numElements(extra.shape) != channels)
+        return std::nullopt;
+      if (ops.len() == 0 && !e.bias && e.foldedBias.empty()) {
+        e.bias = operand;
+        e.biasMd = rank1Bias
+                       ? memory::desc({channels}, type, memory::format_tag::x)
+                       : binaryBias;
+        continue;
+      }
+      e.tail.push_back({TailStep::addOperand, operand, true});
+      ops.append_binary(A::binary_add, binaryBias);
+      e.args.emplace_back(DNNL_ARG_ATTR_MULTIPLE_POST_OP(ops.len() - 1) |
+                              DNNL_ARG_SRC_1,
+                          operand, binaryBias);
+      continue;
+    }
+    if (step == "scale") {
+      if (nextScale >= scales.size())
+        return std::nullopt;
+      float factor = static_cast<float>(scales[nextScale++]);
+      e.tail.push_back({TailStep::scale, 0, false, {}, factor});
+      ops.append_eltwise(1.f, A::eltwise_linear, factor, 0.f);
+      continue;
+    }
+    if (step == "relu" || step == "gelu" || step == "gelu_tanh" ||
+        step == "silu" || step == "tanh" || step == "sigmoid")
+      e.tail.push_back({TailStep::activation, 0, false, {}, 1, step});
+    if (step == "relu") {
+      ops.append_eltwise(1.f, A::eltwise_relu, 0.f, 0.f);
+    } else if (step == "gelu") {
+      ops.append_eltwise(1.f, A::eltwise_gelu_erf, 0.f, 0.f);
+    } else if (step == "gelu_tanh") {
+      ops.append_eltwise(1.f, A::eltwise_gelu_tanh, 0.f, 0.f);
+    } else if (step == "silu") {
+      ops.append_eltwise(1.f, A::eltwise_swish, 1.f, 0.f);
+    } else if (step == "tanh") {
+      ops.append_eltwise(1.f, A::eltwise_tanh, 0.f, 0.f);
+    } else if (step == "sigmoid") {
+      ops.append_eltwise(1.f, A::eltwise_logistic, 0.f, 0.f);
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (nextExtra != pc.inputs.size() || nextScale != scales.size() ||
+      nextEpsilon != epsilons.size())
+    return std::nullopt;
+  e.attr.set_post_ops(ops);
+  return e;
+}
+
+/// A oneDNN primitive followed by epilogue steps run here, in one pass over
+/// each [N, C] plane of an f32 NCHW result, in parallel.
+class TailKernel : public OnednnKernel {
+public:
+  TailKernel(std::string impl, dnnl::primitive primitive,
+             std::vector<TailStep> tail)
+      : OnednnKernel(std::move(impl), std::move(primitive)),
+        tail_(std::move(tail)) {}
+
+  Status run(const KernelContext &ctx) override {
+    if (Status s = OnednnKernel::run(ctx); !s)
+      return s;
+    const BufferView &out = ctx.outputs[0];
+    int64_t channels = out.shape[1];
+    int64_t planes = out.shape[0] * channels;
+    int64_t inner = out.numElements() / std::max<int64_t>(planes, 1);
+    float *y = out.as<float>();
+#pragma omp parallel for num_threads(numThreads()) schedule(static)
+    for (int64_t p = 0; p < planes; ++p) {
+      int64_t c = p % channels;
+      float *row = y + p * inner;
+      for (const TailStep &t : tail_)
+        apply(t, ctx, row, p * inner, c, inner);
+    }
+    return Status::ok();
+  }
+
+private:
+  static void apply(const TailStep &t, const KernelContext &ctx, float *row,
+                    int64_t offset, int64_t c, int64_t inner) {
+    switch (t.kind) {
+    case TailStep::addOperand: {
+      const float *x = ctx.inputs[t.operand].as<float>();
+      if (t.perChannel)
+        for (int64_t i = 0; i < inner; ++i)
+          row[i] += x[c];
+      else
+        for (int64_t i = 0; i < inner; ++i)
+          row[i] += x[offset + i];
+      return;
+    }
+    case TailStep::addValues:
+      for (int64_t i = 0; i < inner; ++i)
+        row[i] += t.values[c];
+      return;
+    case TailStep::mulValues:
+      for (int64_t i = 0; i < inner; ++i)
+        row[i] *= t.values[c];
+      return;
+    case TailStep::scale:
+      for (int64_t i = 0; i < inner; ++i)
+        row[i] *= t.factor;
+      return;
+    case TailStep::activation:
+      break;
+    }
+    if (t.name == "relu") {
+      for (int64_t i = 0; i < inner; ++i)
+        row[i] = row[i] > 0 || row[i] != row[i] ? row[i] : 0.f;
+    } else if (t.name == "tanh") {
+      for (int64_t i = 0; i < inner; ++i)
+        row[i] = std::tanh(row[i]);
+    } else if (t.name == "sigmoid") {
+      for (int64_t i = 0; i < inner; ++i)
+        row[i] = 1.f / (1.f + std::exp(-row[i]));
+    } else if (t.name == "silu") {
+      for (int64_t i = 0; i < inner; ++i)
+        row[i] = row[i] / (1.f + std::exp(-row[i]));
+    } else if (t.name == "gelu_tanh") {
+      for (int64_t i = 0; i < inner; ++i) {
+        float x = row[i];
+        row[i] = 0.5f * x *
+                 (1.f + std::tanh(0.7978845608f * (x + 0.044715f * x * x * x)));
+      }
+    } else {
+      for (int64_t i = 0; i < inner; ++i)
+        row[i] = 0.5f * row[i] * (1.f + std::erf(row[i] * 0.70710678f));
+    }
+  }
+
+  std::vector<TailStep> tail_;
+};
+
+//===----------------------------------------------------------------------===//
 // matmul
 //===----------------------------------------------------------------------===//
 
 std::unique_ptr<PreparedKernel> prepareMatmul(const PrepareContext &pc) {
-  if (!simpleArity(pc, 2, 2))
+  bool fused = pc.call->op == "fused_matmul";
+  if (!simpleArity(pc, 2, fused ? std::max<size_t>(pc.inputs.size(), 2) : 2))
     return nullptr;
   const BufferDesc &a = pc.inputs[0], &b = pc.inputs[1], &out = pc.outputs[0];
   if (!isFloat32Or16(a.dtype) || b.dtype != a.dtype || out.dtype != a.dtype)
@@ -242,11 +567,23 @@ std::unique_ptr<PreparedKernel> prepareMatmul(const PrepareContext &pc) {
   memory::desc weiMd = weiUser;
   if (weight && weiUser.dims().size() == 2)
     weiMd = memory::desc(weiUser.dims(), type, memory::format_tag::any);
-  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(srcMd, weiMd, dstMd),
-                                  engine());
-  auto k = std::make_unique<OnednnKernel>("onednn:matmul", dnnl::matmul(pd));
+  std::optional<Epilogue> epilogue;
+  if (fused &&
+      !(epilogue = buildEpilogue(pc, dstMd, dstMd.dims().size() - 1, false)))
+    return nullptr;
+  dnnl::matmul::desc desc =
+      epilogue && epilogue->bias
+          ? dnnl::matmul::desc(srcMd, weiMd, epilogue->biasMd, dstMd)
+          : dnnl::matmul::desc(srcMd, weiMd, dstMd);
+  dnnl::matmul::primitive_desc pd =
+      epilogue ? dnnl::matmul::primitive_desc(desc, epilogue->attr, engine())
+               : dnnl::matmul::primitive_desc(desc, engine());
+  auto k = std::make_unique<OnednnKernel>(
+      fused ? "onednn:fused_matmul" : "onednn:matmul", dnnl::matmul(pd));
   k->bind(DNNL_ARG_SRC, false, 0, srcMd);
   k->bind(DNNL_ARG_DST, true, 0, dstMd);
+  if (epilogue)
+    epilogue->bind(*k);
   if (weight && pd.weights_desc() != weiUser)
     k->own(DNNL_ARG_WEIGHTS, prepack(*weight, weiUser, pd.weights_desc()));
   else
@@ -259,10 +596,11 @@ std::unique_ptr<PreparedKernel> prepareMatmul(const PrepareContext &pc) {
 //===----------------------------------------------------------------------===//
 
 std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
-  if (!simpleArity(pc, 2, 3))
+  bool fused = pc.call->op == "fused_conv2d";
+  if (!simpleArity(pc, 2, fused ? std::max<size_t>(pc.inputs.size(), 2) : 3))
     return nullptr;
   const BufferDesc &x = pc.inputs[0], &w = pc.inputs[1], &out = pc.outputs[0];
-  bool hasBias = pc.inputs.size() == 3;
+  bool hasBias = !fused && pc.inputs.size() == 3;
   if (!isFloat32Or16(x.dtype) || w.dtype != x.dtype || out.dtype != x.dtype ||
       (hasBias && pc.inputs[2].dtype != x.dtype))
     return nullptr;
@@ -307,19 +645,54 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
   memory::desc weiMd(weiUser.dims(), type, memory::format_tag::any);
   memory::desc biasMd =
       hasBias ? memory::desc({O}, type, memory::format_tag::x) : memory::desc();
+  std::optional<Epilogue> epilogue;
+  if (fused && !(epilogue = buildEpilogue(pc, dstMd, 1, true)))
+    return nullptr;
+  // f32: the steps after a folded batch norm or bias run in a TailKernel,
+  // the primitive gets no post-ops.
+  bool ownTail = epilogue && x.dtype == DType::f32;
+  if (ownTail) {
+    epilogue->attr = dnnl::primitive_attr();
+    epilogue->args.clear();
+    epilogue->owned.clear();
+    epilogue->sumOperand.reset();
+  }
+  if (epilogue && (epilogue->bias || !epilogue->foldedBias.empty()))
+    biasMd = epilogue->biasMd;
   dnnl::convolution_forward::desc desc(
       dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
       srcMd, weiMd, biasMd, dstMd, {(*strides)[0], (*strides)[1]},
       {(*dil)[0] - 1, (*dil)[1] - 1}, {(*pads)[0], (*pads)[1]},
       {(*pads)[2], (*pads)[3]});
-  dnnl::convolution_forward::primitive_desc pd(desc, engine());
-  auto k = std::make_unique<OnednnKernel>("onednn:conv2d",
-                                          dnnl::convolution_forward(pd));
+  dnnl::convolution_forward::primitive_desc pd =
+      epilogue ? dnnl::convolution_forward::primitive_desc(desc, epilogue->attr,
+                                                           engine())
+               : dnnl::convolution_forward::primitive_desc(desc, engine());
+  std::unique_ptr<OnednnKernel> k =
+      ownTail ? std::make_unique<TailKernel>("onednn:fused_conv2d",
+                                             dnnl::convolution_forward(pd),
+                                             epilogue->tail)
+              : std::make_unique<OnednnKernel>(fused ? "onednn:fused_conv2d"
+                                                     : "onednn:conv2d",
+                                               dnnl::convolution_forward(pd));
   k->bind(DNNL_ARG_SRC, false, 0, srcMd);
   k->bind(DNNL_ARG_DST, true, 0, dstMd);
   if (hasBias)
     k->bind(DNNL_ARG_BIAS, false, 2, biasMd);
-  if (pd.weights_desc() == weiUser)
+  if (epilogue)
+    epilogue->bind(*k);
+  if (epilogue && !epilogue->weightScale.empty()) {
+    // The batch norm's per-channel multiplier, folded into the weight.
+    Tensor scaled = Tensor::zeros(DType::f32, w.shape);
+    const float *from = pc.weights[1]->dataAs<float>();
+    float *to = scaled.dataAs<float>();
+    int64_t perChannel = CG * KH * KW;
+    for (int64_t o = 0; o < O; ++o)
+      for (int64_t i = 0; i < perChannel; ++i)
+        to[o * perChannel + i] =
+            from[o * perChannel + i] * epilogue->weightScale[o];
+    k->own(DNNL_ARG_WEIGHTS, prepack(scaled, weiUser, pd.weights_desc()));
+  } else if (pd.weights_desc() == weiUser)
     k->bind(DNNL_ARG_WEIGHTS, false, 1, weiUser);
   else if (pc.weights[1])
     k->own(DNNL_ARG_WEIGHTS,
@@ -721,6 +1094,8 @@ std::unique_ptr<PreparedKernel> prepareCast(const PrepareContext &pc) {
 void registerOnednnKernels(Backend &b) {
   b.addFactory("matmul", declineOnError(prepareMatmul));
   b.addFactory("conv2d", declineOnError(prepareConv));
+  b.addFactory("fused_matmul", declineOnError(prepareMatmul));
+  b.addFactory("fused_conv2d", declineOnError(prepareConv));
   b.addFactory("max_pool2d", declineOnError(preparePool<true>));
   b.addFactory("avg_pool2d", declineOnError(preparePool<false>));
   // log is not here: oneDNN's is a polynomial ~1.5e-6 off near 1 (log(1)

@@ -1,5 +1,4 @@
-//===- Conv.cpp - 2-D convolution
-//------------------------------------------===//
+//===- Conv.cpp - 2-D convolution -----------------------------------------===//
 //
 // conv2d(x [N,C,H,W], w [O,C/g,KH,KW], bias? [O]) by direct summation over
 // the window; padding positions contribute nothing.

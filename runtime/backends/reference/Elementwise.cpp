@@ -1,5 +1,4 @@
-//===- Elementwise.cpp - Unary, binary, compare, where, cast, copy
-//---------===//
+//===- Elementwise.cpp - Unary, binary, compare, where, cast, copy --------===//
 //
 // Binary ops broadcast through stride-0 dimensions (StridedWalk). Integer
 // arithmetic wraps (computed on unsigned 64-bit) so no input can reach signed

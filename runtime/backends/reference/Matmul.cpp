@@ -1,5 +1,4 @@
-//===- Matmul.cpp - Batched matrix multiplication
-//--------------------------===//
+//===- Matmul.cpp - Batched matrix multiplication -------------------------===//
 //
 // matmul(a, b) with optional transposes and broadcast batch dims; accumulates
 // in Elem<D>::Acc (f64 for f32/f64, f32 for f16/bf16, wrapping i64 for ints).

@@ -1,5 +1,4 @@
-//===- Norm.cpp - batch_norm, layer_norm, rms_norm, softmax
-//----------------===//
+//===- Norm.cpp - batch_norm, layer_norm, rms_norm, softmax ---------------===//
 //
 // Statistics are computed in Elem<D>::Acc (f64 for f32/f64, f32 for f16/bf16),
 // two-pass for the variance. Softmax subtracts the row maximum first.

@@ -1,5 +1,4 @@
-//===- Pool.cpp - max/avg pooling and global average pooling
-//---------------===//
+//===- Pool.cpp - max/avg pooling and global average pooling --------------===//
 //
 // Window geometry follows ONNX: output size floor((H + pads - k)/s) + 1, or
 // ceil with ceil_mode, where the last window must start inside the input or

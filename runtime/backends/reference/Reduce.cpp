@@ -1,5 +1,4 @@
-//===- Reduce.cpp - reduce_sum, reduce_mean, reduce_max, reduce_min
-//--------===//
+//===- Reduce.cpp - reduce_sum, reduce_mean, reduce_max, reduce_min -------===//
 //
 // One pass over the input; each element lands in its output slot through
 // output strides that are zero along reduced dims. Float sums accumulate in

@@ -1,5 +1,4 @@
-//===- Reference.cpp - The reference backend's kernel table
-//----------------===//
+//===- Reference.cpp - The reference backend's kernel table ---------------===//
 #include "Common.h"
 
 namespace kiln {
@@ -12,6 +11,8 @@ void registerReferenceKernels(Backend &b) {
   reference::registerNormKernels(b);
   reference::registerReduceKernels(b);
   reference::registerShapeKernels(b);
+  reference::registerOnnxTrigKernels(b);
+  reference::registerFusedKernels(b);
 }
 
 } // namespace kiln

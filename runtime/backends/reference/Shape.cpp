@@ -1,5 +1,4 @@
-//===- Shape.cpp - reshape, transpose, concat, slice, gather, broadcast_to
-//-===//
+//===- Shape.cpp - reshape, transpose, concat, slice, gather, broadcast_to ===//
 //
 // Shape ops move bytes and never look at values (except gather's indices),
 // so they work for every element type.

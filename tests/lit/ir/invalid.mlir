@@ -98,6 +98,14 @@ func.func @exp_integer(%a: tensor<3xi32>) {
 
 // -----
 
+func.func @sin_integer(%a: tensor<3xi64>) {
+  // expected-error@+1 {{expected x to have a float type (f32, f16, bf16, f64), got i64}}
+  %0 = kiln.sin %a : tensor<3xi64>
+  return
+}
+
+// -----
+
 func.func @pow_integer(%a: tensor<3xi32>) {
   // expected-error@+1 {{'kiln.pow' op operand #0 must be statically shaped tensor of}}
   %0 = kiln.pow %a, %a : (tensor<3xi32>, tensor<3xi32>) -> tensor<3xi32>
@@ -489,5 +497,68 @@ func.func @broadcast_to(%x: tensor<3x2xf32>) {
 func.func @constant_element_type() {
   // expected-error@+1 {{'kiln.constant' op expected value to have a kiln element type (f32, f16, bf16, f64, i64, i32, i8, ui8, i1), got i16}}
   %0 = kiln.constant dense<1> : tensor<2xi16>
+  return
+}
+
+// -----
+
+func.func @fused_unknown_step(%a: tensor<2x8xf32>, %b: tensor<8x4xf32>) {
+  // expected-error@+2 {{'kiln.fused_matmul' op epilogue step 0 is 'softmax', expected add_bias, add_residual, batch_norm, scale, relu, gelu, gelu_tanh, silu, tanh or sigmoid}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = kiln.fused_matmul %a, %b {epilogue = ["softmax"]} : (tensor<2x8xf32>, tensor<8x4xf32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @fused_missing_extra(%a: tensor<2x8xf32>, %b: tensor<8x4xf32>) {
+  // expected-error@+2 {{'kiln.fused_matmul' op epilogue step 1 'add_residual' needs 1 extra operand(s) from #0 (0 given)}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = kiln.fused_matmul %a, %b {epilogue = ["relu", "add_residual"]} : (tensor<2x8xf32>, tensor<8x4xf32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @fused_bias_shape(%a: tensor<2x8xf32>, %b: tensor<8x4xf32>, %bias: tensor<2x1xf32>) {
+  // expected-error@+2 {{'kiln.fused_matmul' op expected extra operand 0 (bias) to broadcast along dim 1 of the result (4 channels), got [2, 1]}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = kiln.fused_matmul %a, %b, %bias {epilogue = ["add_bias"]} : (tensor<2x8xf32>, tensor<8x4xf32>, tensor<2x1xf32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @fused_residual_shape(%x: tensor<1x3x8x8xf32>, %w: tensor<4x3x3x3xf32>, %r: tensor<1x4x8x8xf32>) {
+  // expected-error@+2 {{'kiln.fused_conv2d' op expected extra operand 0 (residual) of shape [1, 4, 6, 6], got [1, 4, 8, 8]}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = kiln.fused_conv2d %x, %w, %r {epilogue = ["add_residual"]} : (tensor<1x3x8x8xf32>, tensor<4x3x3x3xf32>, tensor<1x4x8x8xf32>) -> tensor<1x4x6x6xf32>
+  return
+}
+
+// -----
+
+func.func @fused_scales(%a: tensor<2x8xf32>, %b: tensor<8x4xf32>) {
+  // expected-error@+2 {{'kiln.fused_matmul' op epilogue has 1 scale steps, got 2 scales}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = kiln.fused_matmul %a, %b {epilogue = ["scale"], scales = [2.0, 3.0]} : (tensor<2x8xf32>, tensor<8x4xf32>) -> tensor<2x4xf32>
+  return
+}
+
+// -----
+
+func.func @fused_batch_norm_param(%x: tensor<1x3x8x8xf32>, %w: tensor<4x3x1x1xf32>, %p: tensor<4xf32>, %q: tensor<3xf32>) {
+  // expected-error@+2 {{'kiln.fused_conv2d' op expected extra operand 2 (batch_norm) of shape [4], got [3]}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = kiln.fused_conv2d %x, %w, %p, %p, %q, %p {epilogue = ["batch_norm"], epsilons = [1.0e-05]} : (tensor<1x3x8x8xf32>, tensor<4x3x1x1xf32>, tensor<4xf32>, tensor<4xf32>, tensor<3xf32>, tensor<4xf32>) -> tensor<1x4x8x8xf32>
+  return
+}
+
+// -----
+
+func.func @fused_batch_norm_matmul(%a: tensor<2x4x8xf32>, %b: tensor<8x4xf32>, %p: tensor<4xf32>) {
+  // expected-error@+2 {{'kiln.fused_matmul' op epilogue step 0 'batch_norm' needs the channels at dim 1}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = kiln.fused_matmul %a, %b, %p, %p, %p, %p {epilogue = ["batch_norm"], epsilons = [1.0e-05]} : (tensor<2x4x8xf32>, tensor<8x4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<2x4x4xf32>
   return
 }

@@ -37,6 +37,17 @@ func.func @unary(%f: tensor<2x4xf32>, %i: tensor<3xi32>) {
   return
 }
 
+// CHECK-LABEL: func.func @trigonometric
+func.func @trigonometric(%f: tensor<2x4xf32>, %h: tensor<3xf16>) {
+  // CHECK: kiln.sin %{{.*}} : tensor<2x4xf32>
+  %0 = kiln.sin %f : tensor<2x4xf32>
+  // CHECK: kiln.cos %{{.*}} : tensor<3xf16>
+  %1 = kiln.cos %h : tensor<3xf16>
+  // CHECK: kiln.atan %{{.*}} : tensor<2x4xf32>
+  %2 = kiln.atan %f : tensor<2x4xf32>
+  return
+}
+
 // CHECK-LABEL: func.func @binary
 func.func @binary(%a: tensor<2x4xf32>, %b: tensor<4xf32>, %s: tensor<f32>,
                   %i: tensor<2x1xi64>, %j: tensor<3xi64>, %p: tensor<2xi1>) {
@@ -152,4 +163,22 @@ func.func @constants() -> (tensor<2xf32>, tensor<i1>, tensor<2x2xbf16>) {
   // CHECK: kiln.constant dense<5.000000e-01> : tensor<2x2xbf16>
   %2 = kiln.constant dense<0.5> : tensor<2x2xbf16>
   return %0, %1, %2 : tensor<2xf32>, tensor<i1>, tensor<2x2xbf16>
+}
+
+// CHECK-LABEL: func.func @fused
+func.func @fused(%x: tensor<2x8xf32>, %w: tensor<16x8xf32>, %b: tensor<16xf32>,
+                 %r: tensor<2x16xf32>, %img: tensor<1x3x8x8xf32>,
+                 %k: tensor<4x3x3x3xf32>, %cb: tensor<1x4x1x1xf32>, %p: tensor<4xf32>)
+    -> (tensor<2x16xf32>, tensor<1x4x8x8xf32>) {
+  // CHECK: kiln.fused_matmul %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {epilogue = ["add_bias", "scale", "gelu", "add_residual"], scales = [1.250000e-01], transpose_b = true} : (tensor<2x8xf32>, tensor<16x8xf32>, tensor<16xf32>, tensor<2x16xf32>) -> tensor<2x16xf32>
+  %0 = kiln.fused_matmul %x, %w, %b, %r {transpose_b = true,
+      epilogue = ["add_bias", "scale", "gelu", "add_residual"], scales = [0.125]}
+      : (tensor<2x8xf32>, tensor<16x8xf32>, tensor<16xf32>, tensor<2x16xf32>) -> tensor<2x16xf32>
+  // CHECK: kiln.fused_conv2d %{{.*}}, %{{.*}}, %{{.*}} {epilogue = ["add_bias", "relu"], pads = array<i64: 1, 1, 1, 1>} : (tensor<1x3x8x8xf32>, tensor<4x3x3x3xf32>, tensor<1x4x1x1xf32>) -> tensor<1x4x8x8xf32>
+  %1 = kiln.fused_conv2d %img, %k, %cb {pads = array<i64: 1, 1, 1, 1>, epilogue = ["add_bias", "relu"]}
+      : (tensor<1x3x8x8xf32>, tensor<4x3x3x3xf32>, tensor<1x4x1x1xf32>) -> tensor<1x4x8x8xf32>
+  // CHECK: kiln.fused_conv2d %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} {epilogue = ["batch_norm", "relu"], epsilons = [1.000000e-03]} : (tensor<1x3x8x8xf32>, tensor<4x3x3x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<1x4x6x6xf32>
+  %2 = kiln.fused_conv2d %img, %k, %p, %p, %p, %p {epilogue = ["batch_norm", "relu"], epsilons = [1.0e-03]}
+      : (tensor<1x3x8x8xf32>, tensor<4x3x3x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<1x4x6x6xf32>
+  return %0, %1 : tensor<2x16xf32>, tensor<1x4x8x8xf32>
 }

@@ -1,11 +1,11 @@
-// The whole pipeline (kiln-verify-program, canonicalize, cse) on a model with
-// identities to fold and duplicate work to merge.
+// The whole pipeline (kiln-verify-program, canonicalize, cse,
+// kiln-fuse-epilogues) on a model with identities to fold, duplicate work to
+// merge and an activation to fuse (the add reads the result twice: unfused).
 // RUN: kiln-opt %s --kiln-pipeline | FileCheck %s
 
 // CHECK-LABEL: func.func @model
 // CHECK-SAME: (%[[X:.*]]: tensor<2x3xf32> {kiln.name = "x"}, %[[W:.*]]: tensor<3x4xf32> {kiln.param = "w"})
-// CHECK-NEXT: %[[MM:.*]] = kiln.matmul %[[X]], %[[W]]
-// CHECK-NEXT: %[[R:.*]] = kiln.relu %[[MM]]
+// CHECK-NEXT: %[[R:.*]] = kiln.fused_matmul %[[X]], %[[W]] {epilogue = ["relu"]}
 // CHECK-NEXT: %[[S:.*]] = kiln.add %[[R]], %[[R]]
 // CHECK-NEXT: return %[[S]]
 func.func @model(%x: tensor<2x3xf32> {kiln.name = "x"},

@@ -5,16 +5,19 @@
 
 // RUN: kilnc %S/Inputs/model.mlir --emit=mlir --random-weights | FileCheck %s --check-prefix=MLIR
 // MLIR-LABEL: func.func @small
-// MLIR: kiln.matmul
-// MLIR: kiln.gelu {{.*}}approximate = "tanh"
+// MLIR: kiln.fused_matmul {{.*}}epilogue = ["gelu_tanh"]
+
+// RUN: kilnc %S/Inputs/model.mlir --emit=mlir --random-weights --no-fuse-epilogues | FileCheck %s --check-prefix=UNFUSED
+// UNFUSED-LABEL: func.func @small
+// UNFUSED: kiln.matmul
+// UNFUSED: kiln.gelu {{.*}}approximate = "tanh"
 
 // RUN: kilnc %S/Inputs/model.mlir --emit=plan --random-weights | FileCheck %s --check-prefix=PLAN
 // PLAN: program 'small'
 // PLAN: input 'x'
 // PLAN: param 'w'
 // PLAN: output 'y'
-// PLAN: matmul(
-// PLAN: gelu(
+// PLAN: fused_matmul(
 
 // Weights are required unless --random-weights says otherwise.
 // RUN: not kilnc %S/Inputs/model.mlir -o %t.kiln 2>&1 | FileCheck %s --check-prefix=MISSING
@@ -31,6 +34,7 @@
 // DUMPS-NEXT: 01-kiln-verify-program.mlir
 // DUMPS-NEXT: 02-canonicalize.mlir
 // DUMPS-NEXT: 03-cse.mlir
+// DUMPS-NEXT: 04-kiln-fuse-epilogues.mlir
 // DUMPS-NEXT: program.txt
 
 // The artifact runs; outputs land as .npy files.

@@ -812,6 +812,134 @@ std::vector<OpCase> buildCases() {
                DType::f32,
                {3},
                kExact});
+
+  // Fused matmul/conv2d epilogues (kiln-fuse-epilogues): oneDNN post-ops on
+  // the cpu backend. A leading add_bias uses the primitive's bias argument,
+  // a later one a binary post-op.
+  {
+    auto steps = [](std::initializer_list<const char *> names) {
+      json a = json::array();
+      for (const char *n : names)
+        a.push_back(n);
+      return a;
+    };
+    Tolerance mm16 = matmulTol(DType::f32, 16);
+    c.push_back(
+        {"fused_matmul_bias_gelu_residual",
+         "fused_matmul",
+         {f32({2, 5, 16}), weight(f32({16, 24})), f32({24}), f32({2, 5, 24})},
+         {{"epilogue", steps({"add_bias", "gelu", "add_residual"})}},
+         DType::f32,
+         {2, 5, 24},
+         mm16});
+    c.push_back({"fused_matmul_scale_bias_silu",
+                 "fused_matmul",
+                 {f32({2, 5, 16}), weight(f32({24, 16})), f32({1, 1, 24})},
+                 {{"transpose_b", true},
+                  {"epilogue", steps({"scale", "add_bias", "silu"})},
+                  {"scales", json::array({0.125})}},
+                 DType::f32,
+                 {2, 5, 24},
+                 mm16});
+    c.push_back({"fused_matmul_gelu_tanh_scale_sigmoid",
+                 "fused_matmul",
+                 {f32({7, 16}), f32({16, 9})},
+                 {{"epilogue", steps({"gelu_tanh", "scale", "sigmoid"})},
+                  {"scales", json::array({2.0})}},
+                 DType::f32,
+                 {7, 9},
+                 mm16});
+    c.push_back({"fused_matmul_batched_relu_tanh_residual",
+                 "fused_matmul",
+                 {f32({3, 4, 16}), f32({3, 16, 6}), f32({3, 4, 6})},
+                 {{"epilogue", steps({"relu", "tanh", "add_residual"})}},
+                 DType::f32,
+                 {3, 4, 6},
+                 mm16});
+    c.push_back({"fused_matmul_bf16_bias_gelu",
+                 "fused_matmul",
+                 {of(DType::bf16, {4, 32}), weight(of(DType::bf16, {32, 16})),
+                  of(DType::bf16, {16})},
+                 {{"epilogue", steps({"add_bias", "gelu"})}},
+                 DType::bf16,
+                 {4, 16},
+                 matmulTol(DType::bf16, 32)});
+    Tolerance conv27 = {1e-5 * std::sqrt(27.0), 1e-5};
+    c.push_back(
+        {"fused_conv2d_bias_relu",
+         "fused_conv2d",
+         {f32({1, 3, 9, 9}), weight(f32({8, 3, 3, 3})), f32({8})},
+         {{"pads", {1, 1, 1, 1}}, {"epilogue", steps({"add_bias", "relu"})}},
+         DType::f32,
+         {1, 8, 9, 9},
+         conv27});
+    c.push_back({"fused_conv2d_bias_residual_relu",
+                 "fused_conv2d",
+                 {f32({2, 4, 6, 6}), weight(f32({4, 4, 3, 3})),
+                  f32({1, 4, 1, 1}), f32({2, 4, 6, 6})},
+                 {{"pads", {1, 1, 1, 1}},
+                  {"epilogue", steps({"add_bias", "add_residual", "relu"})}},
+                 DType::f32,
+                 {2, 4, 6, 6},
+                 {1e-5 * 6, 1e-5}});
+    c.push_back({"fused_conv2d_groups_scale_silu_bias",
+                 "fused_conv2d",
+                 {f32({1, 4, 7, 7}), weight(f32({6, 2, 3, 3})), f32({6})},
+                 {{"groups", 2},
+                  {"strides", {2, 2}},
+                  {"epilogue", steps({"scale", "silu", "add_bias"})},
+                  {"scales", json::array({0.5})}},
+                 DType::f32,
+                 {1, 6, 3, 3},
+                 conv27});
+    // batch_norm parameters are weights (ResNet): the cpu backend folds
+    // them into a per-channel multiply-add.
+    c.push_back({"fused_conv2d_batch_norm_relu_residual",
+                 "fused_conv2d",
+                 {f32({2, 3, 9, 9}), weight(f32({8, 3, 3, 3})),
+                  weight(f32({8})), weight(f32({8})), weight(f32({8})),
+                  weight(f32({8}, 0.5, 2)), f32({2, 8, 9, 9})},
+                 {{"pads", {1, 1, 1, 1}},
+                  {"epilogue", steps({"batch_norm", "relu", "add_residual"})},
+                  {"epsilons", json::array({1e-5})}},
+                 DType::f32,
+                 {2, 8, 9, 9},
+                 conv27});
+    // bf16 keeps oneDNN post-ops (the residual as a sum post-op).
+    c.push_back(
+        {"fused_conv2d_bf16_bias_residual_relu",
+         "fused_conv2d",
+         {of(DType::bf16, {1, 4, 6, 6}), weight(of(DType::bf16, {8, 4, 3, 3})),
+          of(DType::bf16, {8}), of(DType::bf16, {1, 8, 4, 4})},
+         {{"epilogue", steps({"add_bias", "add_residual", "relu"})}},
+         DType::bf16,
+         {1, 8, 4, 4},
+         {2e-2 * 6, 1e-2}});
+  }
+  // Trigonometric ops of the ONNX importer (OnnxTrig.cpp).
+  for (const char *op : {"sin", "cos", "atan"}) {
+    c.push_back({std::string(op) + "_f32",
+                 op,
+                 {f32({3, 17}, -4, 4)},
+                 json::object(),
+                 DType::f32,
+                 {3, 17},
+                 kF32});
+    c.push_back({std::string(op) + "_f64",
+                 op,
+                 {of(DType::f64, {9}, -4, 4)},
+                 json::object(),
+                 DType::f64,
+                 {9},
+                 forType(DType::f64)});
+    c.push_back({std::string(op) + "_bf16",
+                 op,
+                 {of(DType::bf16, {33}, -4, 4)},
+                 json::object(),
+                 DType::bf16,
+                 {33},
+                 kBf16});
+  }
   return c;
 }
 
@@ -930,7 +1058,11 @@ TEST(BackendDiffTable, CoversEveryReferenceOp) {
                          "softmax",     "log_softmax", "reduce_sum",
                          "reduce_mean", "reduce_max",  "reduce_min",
                          "reshape",     "transpose",   "concat",
-                         "slice",       "gather",      "broadcast_to"})
+                         "slice",       "gather",      "broadcast_to",
+                         "fused_matmul", "fused_conv2d"})
+    EXPECT_TRUE(covered.count(op)) << "no differential case for " << op;
+  // The ONNX importer's trigonometric ops (OnnxTrig.cpp).
+  for (const char *op : {"sin", "cos", "atan"})
     EXPECT_TRUE(covered.count(op)) << "no differential case for " << op;
 }
 
@@ -963,6 +1095,13 @@ TEST(CpuBackend, ChoosesOnednnOwnOrReference) {
       {"matmul_f32_batch_bcast", "onednn:matmul"},
       {"matmul_bf16_weight", "onednn:matmul"},
       {"conv2d_f32_groups", "onednn:conv2d"},
+      {"fused_matmul_bias_gelu_residual", "onednn:fused_matmul"},
+      {"fused_matmul_scale_bias_silu", "onednn:fused_matmul"},
+      {"fused_matmul_bf16_bias_gelu", "onednn:fused_matmul"},
+      {"fused_conv2d_bias_residual_relu", "onednn:fused_conv2d"},
+      {"fused_conv2d_groups_scale_silu_bias", "onednn:fused_conv2d"},
+      {"fused_conv2d_batch_norm_relu_residual", "onednn:fused_conv2d"},
+      {"fused_conv2d_bf16_bias_residual_relu", "onednn:fused_conv2d"},
       {"max_pool2d_ceil_pad", "onednn:max_pool2d"},
       {"avg_pool2d_k3_s2_pad", "onednn:avg_pool2d"},
       {"gelu_f32", "onednn:eltwise"},

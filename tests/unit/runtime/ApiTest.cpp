@@ -1,5 +1,4 @@
-//===- ApiTest.cpp - Executable, Program and error paths
-//-------------------===//
+//===- ApiTest.cpp - Executable, Program and error paths ------------------===//
 //
 // A hand-built two-layer Program (params, a constant, arena intermediates)
 // exercises binding and arena reuse; the error tests check each status names

@@ -1,5 +1,4 @@
-//===- ArtifactTest.cpp - Artifact and npy files
-//---------------------------===//
+//===- ArtifactTest.cpp - Artifact and npy files --------------------------===//
 //
 // The artifact must round-trip bit-exactly, and every damaged file (cut at
 // any length, corrupted bytes, another format version) must give an error

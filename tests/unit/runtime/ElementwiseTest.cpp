@@ -1,5 +1,4 @@
-//===- ElementwiseTest.cpp - Reference elementwise kernels
-//-----------------===//
+//===- ElementwiseTest.cpp - Reference elementwise kernels ----------------===//
 //
 // Each kernel against a formula evaluated in double here. Tolerances:
 // f32 unary 1e-6 relative (+1e-7 absolute), f16 2^-10 and bf16 2^-7 relative

@@ -1,5 +1,4 @@
-//===- LinalgTest.cpp - matmul, conv, pooling, norms, softmax
-//--------------===//
+//===- LinalgTest.cpp - matmul, conv, pooling, norms, softmax -------------===//
 //
 // Independent references: matmul as a double triple loop over explicitly
 // transposed copies; conv2d as im2col + GEMM; pooling by enumerating each

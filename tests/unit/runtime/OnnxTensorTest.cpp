@@ -1,5 +1,4 @@
-//===- OnnxTensorTest.cpp - ONNX TensorProto reader
-//------------------------===//
+//===- OnnxTensorTest.cpp - ONNX TensorProto reader -----------------------===//
 #include "OnnxTensor.h"
 
 #include "onnx/onnx_pb.h"

@@ -1,5 +1,4 @@
-//===- ReduceShapeTest.cpp - Reductions and shape ops
-//----------------------===//
+//===- ReduceShapeTest.cpp - Reductions and shape ops ---------------------===//
 //
 // Reductions against explicit loops (f32 sums 1e-6 relative; integer exact);
 // shape ops against manual index arithmetic (exact: they only move bytes).

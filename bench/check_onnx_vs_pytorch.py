@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+"""Exports the zoo's architectures from PyTorch to ONNX, imports them with
+kilnc, runs them with kiln-run and compares the outputs with PyTorch's.
+
+An independent oracle for the ONNX frontend and the cpu backend on whole
+models that are not in the repository. Needs the peers of bench/setup.sh:
+  build/bench-venv/bin/python bench/check_onnx_vs_pytorch.py [BIN_DIR] [WORKDIR]
+Exits non-zero when any relative error exceeds 1e-4.
+"""
+import os, sys, subprocess, tempfile
+import numpy as np
+import torch
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cpu_models import torch_model
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "bin")
+WORK = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="kiln-onnx-check-")
+torch.manual_seed(0)
+worst = 0.0
+for name in ["resnet50", "bert-base", "gpt2-small"]:
+    m, ex = torch_model(name, 1)
+    # random, non-trivial parameters
+    with torch.no_grad():
+        for p in m.parameters():
+            p.normal_(0, 0.02)
+        for b in m.buffers():
+            if b.dtype.is_floating_point: b.uniform_(0.5, 1.5)
+    kwargs = {"dynamo": False} if "dynamo" in torch.onnx.export.__code__.co_varnames else {}
+    torch.onnx.export(m, (ex,), f"{WORK}/{name}.onnx", input_names=["x"], output_names=["y"], opset_version=17, **kwargs)
+    with torch.no_grad():
+        ref = m(ex).numpy()
+    np.save(f"{WORK}/{name}-x.npy", ex.numpy())
+    subprocess.run([f"{BIN}/kilnc", f"{WORK}/{name}.onnx", "-q", "-o", f"{WORK}/{name}.kiln"], check=True)
+    subprocess.run([f"{BIN}/kiln-run", f"{WORK}/{name}.kiln", "--input", f"x={WORK}/{name}-x.npy", "--output-dir", f"{WORK}/{name}-out"], check=True, capture_output=True)
+    got = np.load(f"{WORK}/{name}-out/y.npy")
+    err = np.abs(got - ref).max(); scale = np.abs(ref).max()
+    print(f"{name}: shape {got.shape} max abs err {err:.3g} (max |ref| {scale:.3g}, rel {err/scale:.3g})", flush=True)
+    worst = max(worst, err / scale)
+sys.exit(0 if worst <= 1e-4 else 1)
