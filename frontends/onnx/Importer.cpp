@@ -16,6 +16,7 @@
 #include "frontends/ModuleImpl.h"
 #include "ir/ElementTypes.h"
 #include "kiln/onnx.h"
+#include "runtime/onnx/OnnxTensor.h"
 
 #include "mlir/IR/Verifier.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
@@ -38,31 +39,7 @@ bool isFloat(DType t) {
          t == DType::f64;
 }
 
-std::optional<DType> dtypeFromOnnx(int32_t t) {
-  using TP = ::onnx::TensorProto;
-  switch (t) {
-  case TP::FLOAT:
-    return DType::f32;
-  case TP::DOUBLE:
-    return DType::f64;
-  case TP::FLOAT16:
-    return DType::f16;
-  case TP::BFLOAT16:
-    return DType::bf16;
-  case TP::INT64:
-    return DType::i64;
-  case TP::INT32:
-    return DType::i32;
-  case TP::INT8:
-    return DType::i8;
-  case TP::UINT8:
-    return DType::u8;
-  case TP::BOOL:
-    return DType::i1;
-  default:
-    return std::nullopt;
-  }
-}
+std::optional<DType> dtypeFromOnnx(int32_t t) { return dtypeFromOnnxType(t); }
 
 std::string onnxTypeName(int32_t t) {
   if (::onnx::TensorProto::DataType_IsValid(t))
@@ -133,77 +110,18 @@ std::string readExternalData(const ::onnx::TensorProto &proto,
 /// A TensorProto's value. Throws Unsupported for element types kiln lacks.
 Tensor tensorFromProto(const ::onnx::TensorProto &proto,
                        const fs::path &modelDir) {
-  auto dtype = dtypeFromOnnx(proto.data_type());
-  if (!dtype)
+  if (!dtypeFromOnnx(proto.data_type()))
     throw Unsupported("tensor '" + proto.name() + "' has element type " +
                       onnxTypeName(proto.data_type()));
-  std::vector<int64_t> shape(proto.dims().begin(), proto.dims().end());
-  for (int64_t d : shape)
-    if (d < 0)
-      throw ImportError("tensor '" + proto.name() + "' has negative dim in " +
-                        shapeToString(shape));
-  Tensor t = Tensor::zeros(*dtype, shape);
-  int64_t n = t.numElements();
-  size_t size = dtypeSize(*dtype);
-  auto countError = [&](int64_t got) {
-    return ImportError("tensor '" + proto.name() + "' holds " +
-                       std::to_string(got) + " values, shape " +
-                       shapeToString(shape) + " needs " + std::to_string(n));
-  };
-  auto fillRaw = [&](const std::string &raw) {
-    if (raw.size() != static_cast<size_t>(n) * size)
-      throw ImportError("tensor '" + proto.name() + "' has " +
-                        std::to_string(raw.size()) + " bytes of data, " +
-                        dtypeName(*dtype) + " " + shapeToString(shape) +
-                        " needs " + std::to_string(n * size));
-    if (!raw.empty())
-      std::memcpy(t.data(), raw.data(), raw.size());
-  };
-  if (proto.data_location() == ::onnx::TensorProto::EXTERNAL) {
-    fillRaw(readExternalData(proto, modelDir));
-    return t;
-  }
-  if (proto.has_raw_data()) {
-    fillRaw(proto.raw_data());
-    return t;
-  }
-  switch (*dtype) {
-  case DType::f32:
-    if (proto.float_data_size() != n)
-      throw countError(proto.float_data_size());
-    for (int64_t i = 0; i < n; ++i)
-      t.dataAs<float>()[i] = proto.float_data(i);
-    break;
-  case DType::f64:
-    if (proto.double_data_size() != n)
-      throw countError(proto.double_data_size());
-    for (int64_t i = 0; i < n; ++i)
-      t.dataAs<double>()[i] = proto.double_data(i);
-    break;
-  case DType::i64:
-    if (proto.int64_data_size() != n)
-      throw countError(proto.int64_data_size());
-    for (int64_t i = 0; i < n; ++i)
-      t.dataAs<int64_t>()[i] = proto.int64_data(i);
-    break;
-  default:
-    // INT32, INT8, UINT8, BOOL, FLOAT16 and BFLOAT16 (as bits) live in
-    // int32_data, one value per element.
-    if (proto.int32_data_size() != n)
-      throw countError(proto.int32_data_size());
-    for (int64_t i = 0; i < n; ++i) {
-      int32_t v = proto.int32_data(i);
-      uint8_t *p = static_cast<uint8_t *>(t.data()) + i * size;
-      if (size == 4)
-        std::memcpy(p, &v, 4);
-      else if (size == 2) {
-        uint16_t h = static_cast<uint16_t>(v);
-        std::memcpy(p, &h, 2);
-      } else
-        *p = *dtype == DType::i1 ? (v != 0) : static_cast<uint8_t>(v);
-    }
-  }
-  return t;
+  std::string external;
+  bool isExternal = proto.data_location() == ::onnx::TensorProto::EXTERNAL;
+  if (isExternal)
+    external = readExternalData(proto, modelDir);
+  StatusOr<Tensor> t =
+      tensorFromOnnxProto(proto, isExternal ? &external : nullptr);
+  if (!t)
+    throw ImportError(t.status().message());
+  return *t;
 }
 
 //===----------------------------------------------------------------------===//

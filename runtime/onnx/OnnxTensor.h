@@ -10,9 +10,24 @@
 
 #include "kiln/runtime.h"
 
+#include <optional>
 #include <string>
 
+namespace onnx {
+class TensorProto;
+} // namespace onnx
+
 namespace kiln {
+
+/// The kiln dtype of an ONNX TensorProto data_type, or nullopt when kiln has
+/// no such element type.
+std::optional<DType> dtypeFromOnnxType(int32_t dataType);
+
+/// Decodes a TensorProto message (raw_data or the typed fields). When the
+/// tensor's data is stored externally the caller reads it (and checks its
+/// path) and passes the bytes as `externalData`. Errors name the tensor.
+StatusOr<Tensor> tensorFromOnnxProto(const ::onnx::TensorProto &proto,
+                                     const std::string *externalData = nullptr);
 
 /// Reads a serialized onnx.TensorProto. Accepts raw_data and the typed fields
 /// (float_data, int64_data, int32_data, double_data) for FLOAT, DOUBLE, INT64,

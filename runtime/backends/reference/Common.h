@@ -356,8 +356,6 @@ void registerPoolKernels(Backend &b);
 void registerNormKernels(Backend &b);
 void registerReduceKernels(Backend &b);
 void registerShapeKernels(Backend &b);
-/// sin, cos, atan (OnnxTrig.cpp).
-void registerOnnxTrigKernels(Backend &b);
 void registerFusedKernels(Backend &b);
 
 } // namespace kiln::reference

@@ -25,7 +25,10 @@ enum class Unary {
   silu,
   erf,
   reciprocal,
-  gelu
+  gelu,
+  sin,
+  cos,
+  atan
 };
 
 template <Unary U, typename C> C applyUnary(C x, bool tanhGelu) {
@@ -66,6 +69,12 @@ template <Unary U, typename C> C applyUnary(C x, bool tanhGelu) {
       return std::erf(x);
     case Unary::reciprocal:
       return C(1) / x;
+    case Unary::sin:
+      return std::sin(x);
+    case Unary::cos:
+      return std::cos(x);
+    case Unary::atan:
+      return std::atan(x);
     case Unary::gelu:
       if (tanhGelu) {
         const C k = static_cast<C>(0.7978845608028654); // sqrt(2/pi)
@@ -429,6 +438,9 @@ void registerElementwiseKernels(Backend &b) {
   b.add("erf", unaryKernel<Unary::erf>);
   b.add("reciprocal", unaryKernel<Unary::reciprocal>);
   b.add("gelu", unaryKernel<Unary::gelu>);
+  b.add("sin", unaryKernel<Unary::sin>);
+  b.add("cos", unaryKernel<Unary::cos>);
+  b.add("atan", unaryKernel<Unary::atan>);
   b.add("add", binaryKernel<Binary::add>);
   b.add("sub", binaryKernel<Binary::sub>);
   b.add("mul", binaryKernel<Binary::mul>);

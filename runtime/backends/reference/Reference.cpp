@@ -11,7 +11,6 @@ void registerReferenceKernels(Backend &b) {
   reference::registerNormKernels(b);
   reference::registerReduceKernels(b);
   reference::registerShapeKernels(b);
-  reference::registerOnnxTrigKernels(b);
   reference::registerFusedKernels(b);
 }
 

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/dsl.h"
 #include "kiln/kiln.h"
+#include "tests/common/ZooInputs.h"
 
 #include <gtest/gtest.h>
 
@@ -19,21 +20,7 @@ using namespace kiln;
 
 namespace {
 
-TensorMap randomInputs(const Executable &exe, uint32_t seed) {
-  std::mt19937 rng(seed);
-  TensorMap in;
-  for (const auto &sig : exe.inputSignature()) {
-    Tensor t = Tensor::zeros(sig.dtype, sig.shape);
-    for (int64_t i = 0; i < t.numElements(); ++i) {
-      if (sig.dtype == DType::f32)
-        t.dataAs<float>()[i] = std::normal_distribution<float>()(rng);
-      else if (sig.dtype == DType::i64)
-        t.dataAs<int64_t>()[i] = rng() % 512;
-    }
-    in[sig.name] = t;
-  }
-  return in;
-}
+using kiln::test::randomInputs;
 
 size_t countFused(const Program &program) {
   return std::count_if(
