@@ -208,6 +208,29 @@ class KilnEngine:
         m = re.search(r"median ([0-9.]+) ms", out)
         return [float(m.group(1)) / 1e3]  # the median of this round
 
+    def gemm_gflops(self, runs=3):
+        """Achieved GFLOP/s of the matmul/conv kernels, from --profile: the
+        median of `runs` profiled runs (one run is noisy on a shared machine)."""
+        env = dict(os.environ, KILN_NUM_THREADS=str(THREADS), OMP_NUM_THREADS=str(THREADS))
+        values = []
+        for _ in range(runs):
+            out = subprocess.run([os.path.join(BIN, "kiln-run"), self.art, "--backend",
+                                  self.backend, "--profile"],
+                                 check=True, capture_output=True, text=True, env=env).stdout
+            m = re.search(r"matmul/conv2d: .* ([0-9.]+) GFLOP/s", out)
+            if m:
+                values.append(float(m.group(1)))
+        return statistics.median(values) if values else float("nan")
+
+
+def onednn_ceiling():
+    """Raw oneDNN f32 matmul GFLOP/s per shape (bench/onednn_matmul.cpp)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS))
+    out = subprocess.run([os.path.join(BIN, "kiln-bench-onednn-matmul")], check=True,
+                         capture_output=True, text=True, env=env).stdout
+    return {m.group(1): float(m.group(2))
+            for m in re.finditer(r"onednn-matmul (\S+) ([0-9.]+) GFLOP/s", out)}
+
 
 class TorchEngine:
     def __init__(self, model, example, compiled):
@@ -283,13 +306,13 @@ def main():
                     samples[k] += eng.run(args.iters)
                 print(f"[bench] {tag}: round {r + 1}/{args.rounds}", file=sys.stderr, flush=True)
             med = {k: statistics.median(v) * 1e3 for k, v in samples.items()}
-            rows.append((tag, med))
+            rows.append((tag, med, engines["kiln"].gemm_gflops()))
 
     peers = ["torch-eager", "torch-compile", "onnxruntime"]
     print(f"\nKiln ({args.backend} backend) vs peers, fp32, {THREADS} threads; "
           "median ms; ratio = peer / kiln (> 1: Kiln faster)\n")
     print(f"{'workload':<16}{'kiln':>10}" + "".join(f"{p:>16}{'ratio':>8}" for p in peers))
-    for tag, med in rows:
+    for tag, med, _ in rows:
         line = f"{tag:<16}{med['kiln']:>10.2f}"
         for p in peers:
             if p in med:
@@ -297,6 +320,14 @@ def main():
             else:
                 line += f"{'-':>16}{'-':>8}"
         print(line)
+
+    ceiling = onednn_ceiling()
+    best = max(ceiling.values())
+    print("\nRaw oneDNN f32 matmul, same run: " +
+          ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in ceiling.items()))
+    print(f"{'workload':<16}{'GEMM GFLOP/s':>14}{'of raw oneDNN':>16}")
+    for tag, _, gflops in rows:
+        print(f"{tag:<16}{gflops:>14.1f}{gflops / best:>15.0%}")
 
 
 if __name__ == "__main__":
