@@ -15,6 +15,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace kiln::tools {
@@ -117,6 +118,32 @@ private:
   std::vector<std::string> positional_;
   std::string error_;
 };
+
+/// "pixels=1x3x224x224" -> ("pixels", {1, 3, 224, 224}); "x=" is rank 0.
+/// nullopt when malformed (or a dim has more than 15 digits).
+inline std::optional<std::pair<std::string, std::vector<int64_t>>>
+parseInputShape(const std::string &spec) {
+  auto eq = spec.rfind('=');
+  if (eq == std::string::npos || eq == 0)
+    return std::nullopt;
+  std::vector<int64_t> dims;
+  std::string rest = spec.substr(eq + 1);
+  size_t pos = 0;
+  while (pos < rest.size()) {
+    size_t x = rest.find('x', pos);
+    std::string d = rest.substr(pos, x == std::string::npos ? x : x - pos);
+    if (d.empty() || d.size() > 15 ||
+        d.find_first_not_of("0123456789") != std::string::npos)
+      return std::nullopt;
+    dims.push_back(std::stoll(d));
+    if (x == std::string::npos)
+      break;
+    pos = x + 1;
+    if (pos == rest.size())
+      return std::nullopt;
+  }
+  return std::make_pair(spec.substr(0, eq), dims);
+}
 
 } // namespace kiln::tools
 

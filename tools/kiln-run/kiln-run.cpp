@@ -13,6 +13,10 @@
 #ifdef KILN_HAVE_ONNX_TENSOR
 #include "runtime/onnx/OnnxTensor.h"
 #endif
+#ifdef KILN_RUN_HAS_COMPILER
+#include "kiln/kiln.h"
+#include "kiln/onnx.h"
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -30,6 +34,8 @@ const char *kUsage = R"(kiln-run - run a compiled kiln artifact
 
 Usage:
   kiln-run ARTIFACT [options]
+  kiln-run MODEL.onnx|MODEL.mlir [options]   compile in process, then run
+                                             (builds with the compiler only)
 
 Options:
   --input NAME=FILE   value of input NAME from a .npy file or an ONNX
@@ -41,6 +47,9 @@ Options:
   --bench N           after one warm-up run, time N runs; print median and min
   --profile           print per-kernel time, sorted, with share of total
   --seed N            seed of the random inputs (default 0)
+  --input-shape NAME=DIMS
+                      for .onnx models: shape of an input with dynamic dims,
+                      e.g. pixels=1x3x224x224 (repeatable)
   --summary           print the model, its inputs and outputs with checksums
   -h, --help          this text
 )";
@@ -115,6 +124,48 @@ kiln::Tensor randomInput(const kiln::Executable::Signature &sig, int64_t bound,
   return t;
 }
 
+/// An artifact is loaded; a model file (.onnx, .mlir) is compiled in process
+/// when this kiln-run was built with the compiler.
+kiln::StatusOr<kiln::Executable>
+loadOrCompile(const std::string &path, const std::string &backend,
+              const std::vector<std::string> &inputShapes) {
+  std::string ext = std::filesystem::path(path).extension().string();
+  if (ext != ".onnx" && ext != ".mlir")
+    return kiln::Executable::load(path, backend);
+#ifdef KILN_RUN_HAS_COMPILER
+  kiln::StatusOr<kiln::Module> module = kiln::Status::error("no module");
+  if (ext == ".onnx") {
+    kiln::onnx::ImportOptions options;
+    for (const std::string &spec : inputShapes) {
+      auto shape = kiln::tools::parseInputShape(spec);
+      if (!shape)
+        return kiln::Status::error("--input-shape expects NAME=D0xD1x..., "
+                                   "got '" +
+                                   spec + "'");
+      options.setInputShape(shape->first, shape->second);
+    }
+    module = kiln::onnx::importModel(path, options);
+  } else {
+    module = kiln::Module::parseFile(path);
+  }
+  if (!module)
+    return kiln::Status::error("'" + path + "': " + module.status().message());
+  kiln::CompileOptions options;
+  if (!backend.empty())
+    options.setTarget(backend);
+  auto exe = kiln::compile(*module, options);
+  if (!exe)
+    return kiln::Status::error("'" + path + "': " + exe.status().message());
+  return exe;
+#else
+  (void)inputShapes;
+  return kiln::Status::error("'" + path +
+                             "' is a model, not an artifact, and "
+                             "this kiln-run was built without the compiler; "
+                             "compile it with kilnc first");
+#endif
+}
+
 kiln::StatusOr<kiln::Tensor> readTensorFile(const std::string &path) {
   auto ext = std::filesystem::path(path).extension().string();
   if (ext == ".pb") {
@@ -179,7 +230,7 @@ std::string ms(double seconds) {
 int main(int argc, char **argv) {
   kiln::tools::Args args(
       "kiln-run", {"--output-dir", "--backend", "--bench", "--seed"},
-      {"-h", "--help", "--profile", "--summary"}, {"--input"});
+      {"-h", "--help", "--profile", "--summary"}, {"--input", "--input-shape"});
   if (!args.parse(argc, argv))
     return args.usageError(args.error());
   if (args.has("-h") || args.has("--help")) {
@@ -199,7 +250,11 @@ int main(int argc, char **argv) {
     return args.usageError("--bench must be >= 0");
 
   const std::string path = args.positional().front();
-  auto exe = kiln::Executable::load(path, args.get("--backend", ""));
+  if (args.has("--input-shape") &&
+      std::filesystem::path(path).extension() != ".onnx")
+    return args.usageError("--input-shape applies to .onnx models only");
+  auto exe =
+      loadOrCompile(path, args.get("--backend", ""), args.all("--input-shape"));
   if (!exe) {
     std::cerr << "kiln-run: error: " << exe.status().message() << "\n";
     return 1;

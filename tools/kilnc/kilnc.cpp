@@ -58,30 +58,6 @@ std::string humanBytes(double b) {
   return buf;
 }
 
-/// "pixels=1x3x224x224" -> ("pixels", {1, 3, 224, 224}); "x=" is rank 0.
-std::optional<std::pair<std::string, std::vector<int64_t>>>
-parseInputShape(const std::string &spec) {
-  auto eq = spec.rfind('=');
-  if (eq == std::string::npos || eq == 0)
-    return std::nullopt;
-  std::vector<int64_t> dims;
-  std::string rest = spec.substr(eq + 1);
-  size_t pos = 0;
-  while (pos < rest.size()) {
-    size_t x = rest.find('x', pos);
-    std::string d = rest.substr(pos, x == std::string::npos ? x : x - pos);
-    if (d.empty() || d.find_first_not_of("0123456789") != std::string::npos)
-      return std::nullopt;
-    dims.push_back(std::stoll(d));
-    if (x == std::string::npos)
-      break;
-    pos = x + 1;
-    if (pos == rest.size())
-      return std::nullopt;
-  }
-  return std::make_pair(spec.substr(0, eq), dims);
-}
-
 } // namespace
 
 int main(int argc, char **argv) {
@@ -151,7 +127,7 @@ int main(int argc, char **argv) {
     if (ext == ".onnx") {
       kiln::onnx::ImportOptions io;
       for (const auto &spec : args.all("--input-shape")) {
-        auto shape = parseInputShape(spec);
+        auto shape = kiln::tools::parseInputShape(spec);
         if (!shape)
           return args.usageError("--input-shape expects NAME=D0xD1x..., got '" +
                                  spec + "'");

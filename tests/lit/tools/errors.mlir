@@ -26,8 +26,11 @@
 // SYNTAX: bad.mlir:1:
 
 // kiln-run on files that are not artifacts, truncated or corrupted ones.
-// RUN: not kiln-run %s 2>&1 | FileCheck %s --check-prefix=NOTART
-// NOTART: kiln-run: error: artifact '{{.*}}errors.mlir'
+// RUN: echo "not an artifact" > %t.notart
+// RUN: not kiln-run %t.notart 2>&1 | FileCheck %s --check-prefix=NOTART
+// NOTART: kiln-run: error: artifact '{{.*}}notart'
+// RUN: not kiln-run %s 2>&1 | FileCheck %s --check-prefix=NOFUNC
+// NOFUNC: kiln-run: error: '{{.*}}errors.mlir': module has no public function
 // RUN: kilnc --model mlp -q -o %t.kiln
 // RUN: head -c 2000 %t.kiln > %t.trunc.kiln
 // RUN: not kiln-run %t.trunc.kiln 2>&1 | FileCheck %s --check-prefix=TRUNC
