@@ -7,7 +7,7 @@ models that are not in the repository. Needs the peers of bench/setup.sh:
   build/bench-venv/bin/python bench/check_onnx_vs_pytorch.py [BIN_DIR] [WORKDIR]
 Exits non-zero when any relative error exceeds 1e-4.
 """
-import os, sys, subprocess, tempfile
+import os, sys, subprocess, tempfile, time
 import numpy as np
 import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -17,9 +17,22 @@ BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "bin")
 WORK = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="kiln-onnx-check-")
 torch.manual_seed(0)
 worst = 0.0
-for name in ["resnet50", "bert-base", "gpt2-small"]:
-    m, ex = torch_model(name, 1)
-    # random, non-trivial parameters
+def models():
+    """The zoo's architectures, then torchvision's (when installed)."""
+    for name in ["resnet50", "bert-base", "gpt2-small"]:
+        yield (name,) + torch_model(name, 1)
+    try:
+        import torchvision
+    except ImportError:
+        print("torchvision not installed: skipping its models", flush=True)
+        return
+    for name in ["mobilenet_v2", "efficientnet_b0", "resnet50", "vit_b_16"]:
+        m = getattr(torchvision.models, name)(weights=None).eval()
+        yield "torchvision-" + name, m, torch.randn(1, 3, 224, 224)
+
+
+for name, m, ex in models():
+    # Random, non-trivial parameters (default inits zero some heads).
     with torch.no_grad():
         for p in m.parameters():
             p.normal_(0, 0.02)
@@ -30,10 +43,13 @@ for name in ["resnet50", "bert-base", "gpt2-small"]:
     with torch.no_grad():
         ref = m(ex).numpy()
     np.save(f"{WORK}/{name}-x.npy", ex.numpy())
+    t = time.time()
     subprocess.run([f"{BIN}/kilnc", f"{WORK}/{name}.onnx", "-q", "-o", f"{WORK}/{name}.kiln"], check=True)
+    seconds = time.time() - t
     subprocess.run([f"{BIN}/kiln-run", f"{WORK}/{name}.kiln", "--input", f"x={WORK}/{name}-x.npy", "--output-dir", f"{WORK}/{name}-out"], check=True, capture_output=True)
     got = np.load(f"{WORK}/{name}-out/y.npy")
     err = np.abs(got - ref).max(); scale = np.abs(ref).max()
-    print(f"{name}: shape {got.shape} max abs err {err:.3g} (max |ref| {scale:.3g}, rel {err/scale:.3g})", flush=True)
+    print(f"{name}: kilnc {seconds:.1f} s, output {got.shape}, max abs err {err:.3g} "
+          f"(max |ref| {scale:.3g}, rel {err/scale:.3g})", flush=True)
     worst = max(worst, err / scale)
 sys.exit(0 if worst <= 1e-4 else 1)

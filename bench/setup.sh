@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the benchmark peers (PyTorch, ONNX Runtime, onnx, numpy) from PyPI
+# Installs the benchmark peers (PyTorch, torchvision, ONNX Runtime, onnx,
+# numpy) from PyPI
 # into build/bench-venv, leaving the system Python alone. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,5 +9,5 @@ if [ ! -x "$venv/bin/python" ]; then
   /usr/bin/python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install -q --upgrade pip
-"$venv/bin/pip" install -q numpy onnx onnxruntime torch
+"$venv/bin/pip" install -q numpy onnx onnxruntime torch torchvision pillow
 "$venv/bin/python" -c "import torch, onnxruntime; print('bench peers: torch', torch.__version__, '/ onnxruntime', onnxruntime.__version__)"

@@ -308,6 +308,13 @@ Tensor binary(const Tensor &a, const Tensor &b, const std::string &op) {
         if (y == 0)
           throw ImportError("integer division by zero");
         r = x / y;
+      } else if (op == "mod" || op == "fmod") {
+        // fmod: the dividend's sign (C %); mod: the divisor's (Python %).
+        if (y == 0)
+          throw ImportError("integer modulo by zero");
+        r = x % y;
+        if (op == "mod" && r != 0 && ((r < 0) != (y < 0)))
+          r += y;
       } else if (op == "max")
         r = std::max(x, y);
       else if (op == "min")
@@ -350,6 +357,8 @@ Tensor binary(const Tensor &a, const Tensor &b, const std::string &op) {
       r = x / y;
     else if (op == "pow")
       r = std::pow(x, y);
+    else if (op == "fmod")
+      r = std::fmod(x, y);
     else if (op == "max")
       r = std::max(x, y);
     else if (op == "min")

@@ -411,9 +411,18 @@ void registerMathHandlers(HandlerRegistry &r) {
   // only) the divisor's: r = a - trunc(a / b) * b, plus b where the signs
   // of r and b differ and r != 0.
   r.add("Mod", 10, [](NodeContext &n) {
+    bool fmod = n.attrInt("fmod", 0);
+    // Shape arithmetic (e.g. torch's MultiheadAttention export computes slice
+    // bounds with Mod) must fold at import time.
+    if (n.allInputsConstant() &&
+        n.constant(0)->dtype() == n.constant(1)->dtype() &&
+        (fmod || !isFloat(n.constant(0)->dtype()))) {
+      n.setOutput(0, host::binary(*n.constant(0), *n.constant(1),
+                                  fmod ? "fmod" : "mod"));
+      return;
+    }
     mlir::Value a = n.input(0), b = n.input(1);
     DType t = dtypeOf(a);
-    bool fmod = n.attrInt("fmod", 0);
     mlir::Value q = n.binary("kiln.div", a, b);
     if (isFloat(t))
       q = n.cast(n.cast(q, DType::i64), t);

@@ -338,3 +338,48 @@ TEST(OnnxImport, ResizeNamesTheUnsupportedFeature) {
 }
 
 } // namespace
+
+TEST(OnnxImport, ModOfConstantsFoldsIntoASliceBound) {
+  // torch's MultiheadAttention export computes Slice ends with Mod of
+  // constants; they must fold at import, with ONNX's sign rules.
+  auto m = makeModel(13);
+  auto &g = *m.mutable_graph();
+  addValue(g.mutable_input(), "x", {6});
+  addValue(g.mutable_output(), "y", {});
+  addValue(g.mutable_output(), "r", {4}, ::onnx::TensorProto::INT64);
+  auto constant = [&](const std::string &name, std::vector<int64_t> values) {
+    auto *c = addNode(m, "Constant", {}, {name}, name);
+    auto *attr = c->add_attribute();
+    attr->set_name("value");
+    attr->set_type(::onnx::AttributeProto::TENSOR);
+    attr->mutable_t()->set_data_type(::onnx::TensorProto::INT64);
+    attr->mutable_t()->add_dims(static_cast<int64_t>(values.size()));
+    for (int64_t v : values)
+      attr->mutable_t()->add_int64_data(v);
+  };
+  constant("a", {7, -7, 7, -7});
+  constant("b", {3, 3, -3, -3});
+  addNode(m, "Mod", {"a", "b"}, {"r"}, "mod"); // Python %: 1, 2, -2, -1
+  constant("start", {0});
+  constant("ten", {10});
+  constant("four", {4});
+  addNode(m, "Mod", {"ten", "four"}, {"end"}, "end_mod"); // 2
+  addNode(m, "Slice", {"x", "start", "end"}, {"s"}, "slice");
+  addNode(m, "ReduceSum", {"s"}, {"y"}, "sum")
+      ->add_attribute()
+      ->set_name("keepdims");
+  g.mutable_node(g.node_size() - 1)->mutable_attribute(0)->set_i(0);
+  g.mutable_node(g.node_size() - 1)
+      ->mutable_attribute(0)
+      ->set_type(::onnx::AttributeProto::INT);
+
+  auto module = import(m);
+  ASSERT_TRUE(module) << module.status().message();
+  auto exe = kiln::compile(*module);
+  ASSERT_TRUE(exe) << exe.status().message();
+  auto out =
+      exe->run({{"x", kiln::Tensor::fromFloats({6}, {1, 2, 4, 8, 16, 32})}});
+  ASSERT_TRUE(out) << out.status().message();
+  EXPECT_EQ(out->at("y").toDoubles(), std::vector<double>{3}); // x[0:2]
+  EXPECT_EQ(out->at("r").toDoubles(), (std::vector<double>{1, 2, -2, -1}));
+}
