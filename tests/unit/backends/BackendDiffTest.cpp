@@ -1044,21 +1044,21 @@ TEST(BackendDiffTable, CoversEveryReferenceOp) {
   std::set<std::string> covered;
   for (const OpCase &k : buildCases())
     covered.insert(k.op);
-  for (const char *op : {"neg",         "abs",         "relu",
-                         "exp",         "log",         "sqrt",
-                         "rsqrt",       "tanh",        "sigmoid",
-                         "silu",        "erf",         "reciprocal",
-                         "gelu",        "add",         "sub",
-                         "mul",         "div",         "max",
-                         "min",         "pow",         "compare",
-                         "where",       "cast",        "copy",
-                         "constant",    "matmul",      "conv2d",
-                         "max_pool2d",  "avg_pool2d",  "global_avg_pool",
-                         "batch_norm",  "layer_norm",  "rms_norm",
-                         "softmax",     "log_softmax", "reduce_sum",
-                         "reduce_mean", "reduce_max",  "reduce_min",
-                         "reshape",     "transpose",   "concat",
-                         "slice",       "gather",      "broadcast_to",
+  for (const char *op : {"neg",          "abs",         "relu",
+                         "exp",          "log",         "sqrt",
+                         "rsqrt",        "tanh",        "sigmoid",
+                         "silu",         "erf",         "reciprocal",
+                         "gelu",         "add",         "sub",
+                         "mul",          "div",         "max",
+                         "min",          "pow",         "compare",
+                         "where",        "cast",        "copy",
+                         "constant",     "matmul",      "conv2d",
+                         "max_pool2d",   "avg_pool2d",  "global_avg_pool",
+                         "batch_norm",   "layer_norm",  "rms_norm",
+                         "softmax",      "log_softmax", "reduce_sum",
+                         "reduce_mean",  "reduce_max",  "reduce_min",
+                         "reshape",      "transpose",   "concat",
+                         "slice",        "gather",      "broadcast_to",
                          "fused_matmul", "fused_conv2d"})
     EXPECT_TRUE(covered.count(op)) << "no differential case for " << op;
   // The ONNX importer's trigonometric ops (OnnxTrig.cpp).
