@@ -117,6 +117,17 @@ public:
     bindings_.push_back({src, false, index, true});
     args_[arg] = dst;
   }
+  /// Argument `arg` writes scratch memory of layout `md`, reordered into
+  /// result `index` (layout `user`) after the primitive runs (a result in a
+  /// layout the primitive picked).
+  void bindResultReordered(int arg, size_t index, const memory::desc &user,
+                           const memory::desc &md) {
+    memory src(md, engine());
+    memory dst(user, engine(), DNNL_MEMORY_NONE);
+    postReorders_.push_back({dnnl::reorder(src, dst), src, dst});
+    bindings_.push_back({dst, true, index, true});
+    args_[arg] = src;
+  }
 
   Status run(const KernelContext &ctx) override {
     try {
@@ -145,6 +156,8 @@ public:
       for (Reorder &r : reorders_)
         r.prim.execute(stream(), r.src, r.dst);
       primitive_.execute(stream(), args_);
+      for (Reorder &r : postReorders_)
+        r.prim.execute(stream(), r.src, r.dst);
       stream().wait();
       return Status::ok();
     } catch (const dnnl::error &e) {
@@ -166,7 +179,7 @@ private:
   dnnl::primitive primitive_;
   std::unordered_map<int, memory> args_;
   std::vector<Binding> bindings_;
-  std::vector<Reorder> reorders_;
+  std::vector<Reorder> reorders_, postReorders_;
   std::optional<size_t> resultFrom_;
 };
 
@@ -659,15 +672,27 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
   }
   if (epilogue && (epilogue->bias || !epilogue->foldedBias.empty()))
     biasMd = epilogue->biasMd;
-  dnnl::convolution_forward::desc desc(
-      dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
-      srcMd, weiMd, biasMd, dstMd, {(*strides)[0], (*strides)[1]},
-      {(*dil)[0] - 1, (*dil)[1] - 1}, {(*pads)[0], (*pads)[1]},
-      {(*pads)[2], (*pads)[3]});
+  auto makePd = [&](const memory::desc &src, const memory::desc &dst) {
+    dnnl::convolution_forward::desc desc(
+        dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+        src, weiMd, biasMd, dst, {(*strides)[0], (*strides)[1]},
+        {(*dil)[0] - 1, (*dil)[1] - 1}, {(*pads)[0], (*pads)[1]},
+        {(*pads)[2], (*pads)[3]});
+    return epilogue ? dnnl::convolution_forward::primitive_desc(
+                          desc, epilogue->attr, engine())
+                    : dnnl::convolution_forward::primitive_desc(desc, engine());
+  };
+  // With plain NCHW src/dst oneDNN 2.6 picks its slow gemm convolution; let
+  // it pick the layouts (format_tag::any) and reorder the input in and the
+  // result out. Only when the primitive has no post-ops that read or
+  // accumulate into dst in its layout (f32 tails run on the NCHW result),
+  // and not for 1x1 kernels: on NCHW those are one GEMM, and measured on
+  // ResNet-50 the reorders cost more than the blocked kernel saves.
+  bool blocked = (!epilogue || ownTail) && KH * KW > 1;
+  memory::desc anySrc({N, C, H, W}, type, memory::format_tag::any);
+  memory::desc anyDst({N, O, OH, OW}, type, memory::format_tag::any);
   dnnl::convolution_forward::primitive_desc pd =
-      epilogue ? dnnl::convolution_forward::primitive_desc(desc, epilogue->attr,
-                                                           engine())
-               : dnnl::convolution_forward::primitive_desc(desc, engine());
+      blocked ? makePd(anySrc, anyDst) : makePd(srcMd, dstMd);
   std::unique_ptr<OnednnKernel> k =
       ownTail ? std::make_unique<TailKernel>("onednn:fused_conv2d",
                                              dnnl::convolution_forward(pd),
@@ -675,8 +700,14 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
               : std::make_unique<OnednnKernel>(fused ? "onednn:fused_conv2d"
                                                      : "onednn:conv2d",
                                                dnnl::convolution_forward(pd));
-  k->bind(DNNL_ARG_SRC, false, 0, srcMd);
-  k->bind(DNNL_ARG_DST, true, 0, dstMd);
+  if (pd.src_desc() == srcMd)
+    k->bind(DNNL_ARG_SRC, false, 0, srcMd);
+  else
+    k->bindReordered(DNNL_ARG_SRC, 0, srcMd, pd.src_desc());
+  if (pd.dst_desc() == dstMd)
+    k->bind(DNNL_ARG_DST, true, 0, dstMd);
+  else
+    k->bindResultReordered(DNNL_ARG_DST, 0, dstMd, pd.dst_desc());
   if (hasBias)
     k->bind(DNNL_ARG_BIAS, false, 2, biasMd);
   if (epilogue)
