@@ -179,18 +179,14 @@ int64_t Module::initializeMissingWeights(uint64_t seed) {
   for (const auto &p : parameters()) {
     if (impl_->weights.count(p.name))
       continue;
-    Tensor t = Tensor::zeros(p.dtype, p.shape);
+    std::vector<double> values(numElements(p.shape), 0.0);
     if (p.dtype == DType::f32 || p.dtype == DType::f64) {
       std::mt19937_64 rng(seed ^ std::hash<std::string>()(p.name));
       std::normal_distribution<double> normal(0.0, 0.02);
-      for (int64_t i = 0; i < t.numElements(); ++i) {
-        if (p.dtype == DType::f32)
-          t.dataAs<float>()[i] = static_cast<float>(normal(rng));
-        else
-          t.dataAs<double>()[i] = normal(rng);
-      }
+      for (double &v : values)
+        v = normal(rng);
     }
-    impl_->weights[p.name] = t;
+    impl_->weights[p.name] = Tensor::fromDoubles(p.dtype, p.shape, values);
     ++count;
   }
   return count;

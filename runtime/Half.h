@@ -79,6 +79,20 @@ inline float bf16ToFloat(uint16_t b) {
   return bitsToFloat(static_cast<uint32_t>(b) << 16);
 }
 
+/// Float to integer as kiln.cast converts: truncate toward zero; NaN becomes
+/// 0 and values beyond int64 clamp, so no input reaches undefined behaviour.
+/// Narrower integer types then wrap (static_cast from int64).
+inline int64_t truncateToInt64(double v) {
+  if (std::isnan(v))
+    return 0;
+  double t = std::trunc(v);
+  if (t >= 9.2233720368547758e18)
+    return INT64_MAX;
+  if (t <= -9.2233720368547758e18)
+    return INT64_MIN;
+  return static_cast<int64_t>(t);
+}
+
 } // namespace kiln
 
 #endif // KILN_RUNTIME_HALF_H

@@ -112,6 +112,49 @@ Tensor Tensor::fromFloats(std::vector<int64_t> shape,
   return t;
 }
 
+Tensor Tensor::fromDoubles(DType dtype, std::vector<int64_t> shape,
+                           const std::vector<double> &values) {
+  Tensor t = zeros(dtype, std::move(shape));
+  // A size mismatch is a programmer error; convert what fits.
+  size_t n = std::min<size_t>(values.size(), t.numElements());
+  uint8_t *p = t.storage_->data();
+  for (size_t i = 0; i < n; ++i) {
+    double v = values[i];
+    switch (dtype) {
+    case DType::f32:
+      reinterpret_cast<float *>(p)[i] = static_cast<float>(v);
+      break;
+    case DType::f64:
+      reinterpret_cast<double *>(p)[i] = v;
+      break;
+    case DType::f16:
+      reinterpret_cast<uint16_t *>(p)[i] = floatToHalf(static_cast<float>(v));
+      break;
+    case DType::bf16:
+      reinterpret_cast<uint16_t *>(p)[i] = floatToBf16(static_cast<float>(v));
+      break;
+    case DType::i64:
+      reinterpret_cast<int64_t *>(p)[i] = truncateToInt64(v);
+      break;
+    case DType::i32:
+      reinterpret_cast<int32_t *>(p)[i] =
+          static_cast<int32_t>(truncateToInt64(v));
+      break;
+    case DType::i8:
+      reinterpret_cast<int8_t *>(p)[i] =
+          static_cast<int8_t>(truncateToInt64(v));
+      break;
+    case DType::u8:
+      p[i] = static_cast<uint8_t>(truncateToInt64(v));
+      break;
+    case DType::i1:
+      p[i] = v != 0;
+      break;
+    }
+  }
+  return t;
+}
+
 std::vector<double> Tensor::toDoubles() const {
   std::vector<double> out;
   if (!storage_)

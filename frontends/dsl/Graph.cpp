@@ -228,15 +228,8 @@ Tensor Graph::param(const std::string &name, std::vector<int64_t> shape,
                           dtypeName(dtype));
   Tensor t = addArgument(*impl_, "kiln.param", full, shape, dtype, mloc);
   int64_t n = numElements(shape);
-  std::vector<double> values = initialValues(init, n, impl_->seed, full);
-  kiln::Tensor w = kiln::Tensor::zeros(dtype, shape);
-  for (int64_t i = 0; i < n; ++i) {
-    if (dtype == DType::f32)
-      w.dataAs<float>()[i] = static_cast<float>(values[i]);
-    else
-      w.dataAs<double>()[i] = values[i];
-  }
-  impl_->weights[full] = w;
+  impl_->weights[full] = kiln::Tensor::fromDoubles(
+      dtype, shape, initialValues(init, n, impl_->seed, full));
   impl_->parameterCount += n;
   return t;
 }

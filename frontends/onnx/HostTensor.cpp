@@ -121,41 +121,8 @@ Tensor fromInts(const std::vector<int64_t> &shape,
       t.dataAs<uint8_t>()[i] = v != 0;
       break;
     default:
-      return fromDoubles(
-          shape, std::vector<double>(values.begin(), values.end()), dtype);
-    }
-  }
-  return t;
-}
-
-Tensor fromDoubles(const std::vector<int64_t> &shape,
-                   const std::vector<double> &values, DType dtype) {
-  Tensor t = Tensor::zeros(dtype, shape);
-  for (size_t i = 0; i < values.size(); ++i) {
-    double v = values[i];
-    switch (dtype) {
-    case DType::f32:
-      t.dataAs<float>()[i] = static_cast<float>(v);
-      break;
-    case DType::f64:
-      t.dataAs<double>()[i] = v;
-      break;
-    case DType::f16:
-      t.dataAs<uint16_t>()[i] = floatToHalf(static_cast<float>(v));
-      break;
-    case DType::bf16:
-      t.dataAs<uint16_t>()[i] = floatToBf16(static_cast<float>(v));
-      break;
-    case DType::i1:
-      t.dataAs<uint8_t>()[i] = v != 0;
-      break;
-    default: {
-      // Float -> int truncates toward zero, as kiln.cast does.
-      int64_t iv = std::isfinite(v) ? static_cast<int64_t>(v) : 0;
-      Tensor one = fromInts({1}, {iv}, dtype);
-      std::memcpy(static_cast<uint8_t *>(t.data()) + i * dtypeSize(dtype),
-                  one.data(), dtypeSize(dtype));
-    }
+      return Tensor::fromDoubles(
+          dtype, shape, std::vector<double>(values.begin(), values.end()));
     }
   }
   return t;
@@ -173,7 +140,7 @@ Tensor cast(const Tensor &t, DType dtype) {
     return t;
   if (isInteger(t.dtype()) && isInteger(dtype))
     return fromInts(t.shape(), toInts(t), dtype);
-  return fromDoubles(t.shape(), t.toDoubles(), dtype);
+  return Tensor::fromDoubles(dtype, t.shape(), t.toDoubles());
 }
 
 Tensor broadcastTo(const Tensor &t, const std::vector<int64_t> &shape) {
@@ -379,7 +346,7 @@ Tensor binary(const Tensor &a, const Tensor &b, const std::string &op) {
       throw ImportError("no host evaluation of '" + op + "'");
     out[flat] = r;
   });
-  return fromDoubles(shape, out, outType);
+  return Tensor::fromDoubles(outType, shape, out);
 }
 
 Tensor where(const Tensor &c, const Tensor &a, const Tensor &b) {

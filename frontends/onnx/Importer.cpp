@@ -865,7 +865,7 @@ mlir::Value NodeContext::constantValue(const Tensor &t) {
 }
 
 mlir::Value NodeContext::scalar(double v, DType dtype) {
-  return constantValue(host::fromDoubles({}, {v}, dtype));
+  return constantValue(Tensor::fromDoubles(dtype, {}, {v}));
 }
 
 mlir::Value NodeContext::scalarLike(double v, mlir::Value like) {

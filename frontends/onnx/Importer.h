@@ -189,8 +189,6 @@ namespace host {
 std::vector<int64_t> toInts(const Tensor &t);
 Tensor fromInts(const std::vector<int64_t> &shape,
                 const std::vector<int64_t> &values, DType dtype = DType::i64);
-Tensor fromDoubles(const std::vector<int64_t> &shape,
-                   const std::vector<double> &values, DType dtype);
 Tensor reshape(const Tensor &t, const std::vector<int64_t> &shape);
 Tensor cast(const Tensor &t, DType dtype);
 Tensor broadcastTo(const Tensor &t, const std::vector<int64_t> &shape);

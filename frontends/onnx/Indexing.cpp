@@ -196,7 +196,7 @@ void eyeLike(NodeContext &n) {
   for (int64_t i = 0; i < s[0]; ++i)
     if (i + k >= 0 && i + k < s[1])
       values[i * s[1] + i + k] = 1.0;
-  n.setOutput(0, host::fromDoubles(s, values, type));
+  n.setOutput(0, Tensor::fromDoubles(type, s, values));
 }
 
 /// Trilu(x, k, upper): keeps x[..., i, j] where j - i >= k (upper) or
@@ -223,7 +223,7 @@ void trilu(NodeContext &n) {
   if (const Tensor *x = n.constant(0)) {
     // PyTorch's causal masks: triu(ones) folds to a constant.
     n.setOutput(0, host::where(maskTensor, *x,
-                               host::fromDoubles({}, {0.0}, x->dtype())));
+                               Tensor::fromDoubles(x->dtype(), {}, {0.0})));
     return;
   }
   mlir::Value x = n.input(0);
@@ -294,7 +294,7 @@ void cumSum(NodeContext &n) {
       n.cast(moved, work), {numElements(s) / std::max<int64_t>(size, 1), size});
   mlir::Value summed =
       n.binary("kiln.matmul", rows,
-               n.constantValue(host::fromDoubles({size, size}, tri, work)));
+               n.constantValue(Tensor::fromDoubles(work, {size, size}, tri)));
   mlir::Value y = n.reshape(n.cast(summed, type), shapeOf(moved));
   n.setOutput(0, axis == rank - 1 ? y : n.transpose(y, perm));
 }
@@ -441,7 +441,7 @@ mlir::Value resample(NodeContext &n, mlir::Value x, const Resampling &how,
       if (count > 1)
         g = n.binary("kiln.mul", g,
                      n.constantValue(
-                         host::fromDoubles(weightShape, weight, dtypeOf(x))));
+                         Tensor::fromDoubles(dtypeOf(x), weightShape, weight)));
       sum = !sum ? g : n.binary("kiln.add", sum, g);
     }
     x = sum;

@@ -78,7 +78,7 @@ void addUnary(HandlerRegistry &r, const std::string &onnxOp,
         auto v = t->toDoubles();
         for (auto &x : v)
           x = fold(x);
-        n.setOutput(0, host::fromDoubles(t->shape(), v, t->dtype()));
+        n.setOutput(0, Tensor::fromDoubles(t->dtype(), t->shape(), v));
       } else {
         auto v = host::toInts(*t);
         for (auto &x : v)

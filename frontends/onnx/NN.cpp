@@ -199,7 +199,7 @@ mlir::Value windowedPool(NodeContext &n, mlir::Value x, const WindowNd &w,
   }
   return n.binary(
       "kiln.div", acc,
-      n.constantValue(host::fromDoubles(countShape, count, dtypeOf(x))));
+      n.constantValue(Tensor::fromDoubles(dtypeOf(x), countShape, count)));
 }
 
 /// 3-D convolution as a sum of 2-D ones, one per kernel depth offset kd,

@@ -223,11 +223,10 @@ Tensor constantAttr(NodeContext &n) {
   if (n.hasAttr("value"))
     return n.attrTensor("value");
   if (const auto *a = n.attr("value_float"))
-    return host::fromDoubles({}, {a->f()}, DType::f32);
+    return Tensor::fromDoubles(DType::f32, {}, {a->f()});
   if (const auto *a = n.attr("value_floats"))
-    return host::fromDoubles({a->floats_size()},
-                             {a->floats().begin(), a->floats().end()},
-                             DType::f32);
+    return Tensor::fromDoubles(DType::f32, {a->floats_size()},
+                               {a->floats().begin(), a->floats().end()});
   if (const auto *a = n.attr("value_int"))
     return host::fromInts({}, {a->i()});
   if (const auto *a = n.attr("value_ints"))
@@ -535,7 +534,7 @@ void registerTensorHandlers(HandlerRegistry &r) {
   r.add("Constant", 1, [](NodeContext &n) { n.setOutput(0, constantAttr(n)); });
   r.add("ConstantOfShape", 9, [](NodeContext &n) {
     auto shape = n.requireInts(0, "the shape");
-    Tensor value = host::fromDoubles({1}, {0.0}, DType::f32);
+    Tensor value = Tensor::fromDoubles(DType::f32, {1}, {0.0});
     if (n.hasAttr("value")) {
       value = n.attrTensor("value");
       if (value.numElements() != 1)
@@ -560,7 +559,7 @@ void registerTensorHandlers(HandlerRegistry &r) {
       std::vector<double> v(count);
       for (int64_t i = 0; i < count; ++i)
         v[i] = s + i * d;
-      n.setOutput(0, host::fromDoubles({count}, v, t));
+      n.setOutput(0, Tensor::fromDoubles(t, {count}, v));
     } else {
       int64_t s = host::toInts(start)[0], l = host::toInts(limit)[0],
               d = host::toInts(delta)[0];

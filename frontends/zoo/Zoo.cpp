@@ -38,53 +38,64 @@ StatusOr<Module> build(const std::string &name, const Options &o) {
   auto pick = [](int64_t override, int64_t dflt) {
     return override > 0 ? override : dflt;
   };
-  bool hasSeq = name == "gpt" || name == "gpt2-small" || name == "bert" ||
-                name == "bert-base";
-  if (o.seq > 0 && !hasSeq &&
-      (name == "mlp" || name == "vit" || name == "vit-b16" ||
-       name == "resnet" || name == "resnet50"))
-    return Status::error("model '" + name +
-                         "' has no sequence length; --seq applies to gpt, "
-                         "gpt2-small, bert and bert-base");
+  // Sequence models take --batch and --seq, bounded by their position table.
+  auto sequenceConfig = [&](auto &c) {
+    c.batch = pick(o.batch, c.batch);
+    c.seq = pick(o.seq, c.seq);
+    if (c.seq > c.positions)
+      return Status::error(name + ": --seq " + std::to_string(c.seq) +
+                           " exceeds the " + std::to_string(c.positions) +
+                           " positions of the model");
+    return Status::ok();
+  };
+  // The others take --batch only.
+  auto imageConfig = [&](auto &c) {
+    c.batch = pick(o.batch, c.batch);
+    if (o.seq > 0)
+      return Status::error("model '" + name +
+                           "' has no sequence length; --seq applies to gpt, "
+                           "gpt2-small, bert and bert-base");
+    return Status::ok();
+  };
   try {
-    if (name == "mlp")
-      return buildMlp(pick(o.batch, 1), o.seed);
+    if (name == "mlp") {
+      struct {
+        int64_t batch = 1;
+      } c;
+      if (Status s = imageConfig(c); !s)
+        return s;
+      return buildMlp(c.batch, o.seed);
+    }
     if (name == "gpt" || name == "gpt2-small") {
       GptConfig c;
       if (name == "gpt2-small")
         c = {12, 768, 12, 50257, 1024, 1, 128};
-      c.batch = pick(o.batch, c.batch);
-      c.seq = pick(o.seq, c.seq);
-      if (c.seq > c.positions)
-        return Status::error(name + ": --seq " + std::to_string(c.seq) +
-                             " exceeds the " + std::to_string(c.positions) +
-                             " positions of the model");
+      if (Status s = sequenceConfig(c); !s)
+        return s;
       return buildGpt(name, c, o.seed);
     }
     if (name == "bert" || name == "bert-base") {
       BertConfig c;
       if (name == "bert-base")
         c = {12, 768, 12, 3072, 30522, 512, 1, 128};
-      c.batch = pick(o.batch, c.batch);
-      c.seq = pick(o.seq, c.seq);
-      if (c.seq > c.positions)
-        return Status::error(name + ": --seq " + std::to_string(c.seq) +
-                             " exceeds the " + std::to_string(c.positions) +
-                             " positions of the model");
+      if (Status s = sequenceConfig(c); !s)
+        return s;
       return buildBert(name, c, o.seed);
     }
     if (name == "vit" || name == "vit-b16") {
       VitConfig c;
       if (name == "vit-b16")
         c = {12, 768, 12, 3072, 224, 16, 1000, 1};
-      c.batch = pick(o.batch, c.batch);
+      if (Status s = imageConfig(c); !s)
+        return s;
       return buildVit(name, c, o.seed);
     }
     if (name == "resnet" || name == "resnet50") {
       ResNetConfig c;
       if (name == "resnet50")
         c = {{3, 4, 6, 3}, 64, 224, 1000, 1};
-      c.batch = pick(o.batch, c.batch);
+      if (Status s = imageConfig(c); !s)
+        return s;
       return buildResNet(name, c, o.seed);
     }
   } catch (const dsl::Error &e) {

@@ -99,6 +99,11 @@ public:
   /// f32 tensor from values (size must match the shape).
   static Tensor fromFloats(std::vector<int64_t> shape,
                            const std::vector<float> &values);
+  /// Tensor of any dtype from values (size must match the shape), converted
+  /// as kiln.cast converts: f16/bf16 round to nearest even, float->int
+  /// truncates (NaN -> 0, out-of-range clamps), x->i1 is x != 0.
+  static Tensor fromDoubles(DType dtype, std::vector<int64_t> shape,
+                            const std::vector<double> &values);
 
   DType dtype() const { return dtype_; }
   const std::vector<int64_t> &shape() const { return shape_; }

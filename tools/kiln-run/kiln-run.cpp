@@ -8,7 +8,6 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/program.h"
 #include "kiln/runtime.h"
-#include "runtime/Half.h"
 #include "tools/common/Args.h"
 #ifdef KILN_HAVE_ONNX_TENSOR
 #include "runtime/onnx/OnnxTensor.h"
@@ -86,42 +85,7 @@ kiln::Tensor randomInput(const kiln::Executable::Signature &sig, int64_t bound,
       0, sig.dtype == kiln::DType::i1 ? 1 : bound - 1);
   for (auto &v : values)
     v = isFloat ? normal(rng) : static_cast<double>(ints(rng));
-  kiln::Tensor f64 =
-      kiln::Tensor::fromBytes(kiln::DType::f64, sig.shape, values.data());
-  if (sig.dtype == kiln::DType::f64)
-    return f64;
-  // Convert through the dtype's natural C++ type.
-  kiln::Tensor t = kiln::Tensor::zeros(sig.dtype, sig.shape);
-  for (size_t i = 0; i < values.size(); ++i) {
-    double v = values[i];
-    switch (sig.dtype) {
-    case kiln::DType::f32:
-      t.dataAs<float>()[i] = static_cast<float>(v);
-      break;
-    case kiln::DType::i64:
-      t.dataAs<int64_t>()[i] = static_cast<int64_t>(v);
-      break;
-    case kiln::DType::i32:
-      t.dataAs<int32_t>()[i] = static_cast<int32_t>(v);
-      break;
-    case kiln::DType::i8:
-      t.dataAs<int8_t>()[i] = static_cast<int8_t>(v);
-      break;
-    case kiln::DType::u8:
-    case kiln::DType::i1:
-      t.dataAs<uint8_t>()[i] = static_cast<uint8_t>(v);
-      break;
-    case kiln::DType::f16:
-      t.dataAs<uint16_t>()[i] = kiln::floatToHalf(static_cast<float>(v));
-      break;
-    case kiln::DType::bf16:
-      t.dataAs<uint16_t>()[i] = kiln::floatToBf16(static_cast<float>(v));
-      break;
-    case kiln::DType::f64:
-      break;
-    }
-  }
-  return t;
+  return kiln::Tensor::fromDoubles(sig.dtype, sig.shape, values);
 }
 
 /// An artifact is loaded; a model file (.onnx, .mlir) is compiled in process

@@ -22,8 +22,10 @@
 namespace kiln::cpu {
 namespace {
 
+using reference::convertValue;
 using reference::dispatch;
 using reference::Elem;
+using reference::readGatherIndices;
 using reference::TypeClass;
 
 /// A kernel from a closure that captured its prepared plan.
@@ -466,25 +468,6 @@ std::unique_ptr<PreparedKernel> prepareWhere(const PrepareContext &pc) {
 // cast
 //===----------------------------------------------------------------------===//
 
-/// The contract's cast rules, as the reference backend applies them.
-template <DType To, typename From> typename Elem<To>::C convertValue(From v) {
-  using CT = typename Elem<To>::C;
-  if constexpr (To == DType::i1) {
-    return v != From(0) ? 1 : 0;
-  } else if constexpr (std::is_integral_v<CT> && !std::is_integral_v<From>) {
-    if (std::isnan(v))
-      return 0;
-    double t = std::trunc(static_cast<double>(v));
-    if (t >= 9.2233720368547758e18)
-      return std::numeric_limits<int64_t>::max();
-    if (t <= -9.2233720368547758e18)
-      return std::numeric_limits<int64_t>::min();
-    return static_cast<int64_t>(t);
-  } else {
-    return static_cast<CT>(v);
-  }
-}
-
 std::unique_ptr<PreparedKernel> prepareCast(const PrepareContext &pc) {
   if (!simpleArity(pc, 1, 1))
     return nullptr;
@@ -689,17 +672,9 @@ std::unique_ptr<PreparedKernel> prepareGather(const PrepareContext &pc) {
     const BufferView &idx = ctx.inputs[1];
     int64_t count = idx.numElements();
     // Indices are checked first, so a bad one writes nothing.
-    std::vector<int64_t> indices(count);
-    for (int64_t i = 0; i < count; ++i) {
-      int64_t v =
-          idx.dtype == DType::i64 ? idx.as<int64_t>()[i] : idx.as<int32_t>()[i];
-      if (v < -dim || v >= dim)
-        return Status::error("index " + std::to_string(v) + " at position " +
-                             std::to_string(i) + " out of range for axis " +
-                             std::to_string(ax) + " of size " +
-                             std::to_string(dim));
-      indices[i] = v < 0 ? v + dim : v;
-    }
+    std::vector<int64_t> indices;
+    if (Status s = readGatherIndices(idx, dim, ax, indices); !s)
+      return s;
     const uint8_t *src = ctx.inputs[0].as<uint8_t>();
     uint8_t *dst = ctx.outputs[0].as<uint8_t>();
     if (row == 0)

@@ -358,6 +358,39 @@ void registerReduceKernels(Backend &b);
 void registerShapeKernels(Backend &b);
 void registerFusedKernels(Backend &b);
 
+/// Reads gather indices (i32 or i64) into `out`, counting negative ones from
+/// the end of an axis of size `dim`; an out-of-range index is an error that
+/// names it. Shared by the reference and cpu gather kernels.
+inline Status readGatherIndices(const BufferView &idx, int64_t dim,
+                                int64_t axis, std::vector<int64_t> &out) {
+  int64_t count = idx.numElements();
+  out.resize(count);
+  for (int64_t i = 0; i < count; ++i) {
+    int64_t v =
+        idx.dtype == DType::i64 ? idx.as<int64_t>()[i] : idx.as<int32_t>()[i];
+    if (v < -dim || v >= dim)
+      return Status::error("index " + std::to_string(v) + " at position " +
+                           std::to_string(i) + " out of range for axis " +
+                           std::to_string(axis) + " of size " +
+                           std::to_string(dim));
+    out[i] = v < 0 ? v + dim : v;
+  }
+  return Status::ok();
+}
+
+/// Converts a compute value to the target's compute type with the contract's
+/// cast rules (truncateToInt64 for float->int; x->i1 is x != 0). Shared by
+/// the reference and cpu cast kernels.
+template <DType To, typename From> typename Elem<To>::C convertValue(From v) {
+  using CT = typename Elem<To>::C;
+  if constexpr (To == DType::i1)
+    return v != From(0) ? 1 : 0;
+  else if constexpr (std::is_integral_v<CT> && !std::is_integral_v<From>)
+    return static_cast<CT>(truncateToInt64(static_cast<double>(v)));
+  else
+    return static_cast<CT>(v);
+}
+
 } // namespace kiln::reference
 
 #endif // KILN_RUNTIME_BACKENDS_REFERENCE_COMMON_H

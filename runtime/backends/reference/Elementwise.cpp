@@ -314,27 +314,6 @@ Status whereKernel(const KernelContext &ctx) {
   return Status::ok();
 }
 
-/// Converts a compute value to the target's compute type with the contract's
-/// cast rules (float->int truncates; NaN becomes 0 and values beyond i64 are
-/// clamped so no input reaches undefined behaviour; x->i1 is x != 0).
-template <DType To, typename From> typename Elem<To>::C convertValue(From v) {
-  using CT = typename Elem<To>::C;
-  if constexpr (To == DType::i1) {
-    return v != From(0) ? 1 : 0;
-  } else if constexpr (std::is_integral_v<CT> && !std::is_integral_v<From>) {
-    if (std::isnan(v))
-      return 0;
-    double t = std::trunc(static_cast<double>(v));
-    if (t >= 9.2233720368547758e18)
-      return std::numeric_limits<int64_t>::max();
-    if (t <= -9.2233720368547758e18)
-      return std::numeric_limits<int64_t>::min();
-    return static_cast<int64_t>(t);
-  } else {
-    return static_cast<CT>(v);
-  }
-}
-
 Status castKernel(const KernelContext &ctx) {
   if (Status s = expectArity(ctx, 1, 1, 1); !s)
     return s;

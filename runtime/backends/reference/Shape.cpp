@@ -206,17 +206,9 @@ Status gatherKernel(const KernelContext &ctx) {
   for (int64_t d = axis + 1; d < data.rank(); ++d)
     inner *= data.shape[d];
   int64_t count = idx.numElements();
-  std::vector<int64_t> indices(count);
-  for (int64_t i = 0; i < count; ++i) {
-    int64_t v =
-        idx.dtype == DType::i64 ? idx.as<int64_t>()[i] : idx.as<int32_t>()[i];
-    if (v < -dim || v >= dim)
-      return Status::error("index " + std::to_string(v) + " at position " +
-                           std::to_string(i) + " out of range for axis " +
-                           std::to_string(axis) + " of size " +
-                           std::to_string(dim));
-    indices[i] = v < 0 ? v + dim : v;
-  }
+  std::vector<int64_t> indices;
+  if (Status s = readGatherIndices(idx, dim, axis, indices); !s)
+    return s;
   size_t row = inner * dtypeSize(data.dtype);
   const uint8_t *src = data.as<uint8_t>();
   uint8_t *dst = ctx.outputs[0].as<uint8_t>();

@@ -20,41 +20,8 @@ namespace kiln::test {
 /// A tensor of `dtype` holding `values` (converted; f16/bf16 rounded).
 inline Tensor make(DType dtype, std::vector<int64_t> shape,
                    const std::vector<double> &values) {
-  Tensor t = Tensor::zeros(dtype, std::move(shape));
-  EXPECT_EQ(static_cast<int64_t>(values.size()), t.numElements());
-  for (size_t i = 0; i < values.size() && int64_t(i) < t.numElements(); ++i) {
-    double v = values[i];
-    switch (dtype) {
-    case DType::f32:
-      t.dataAs<float>()[i] = static_cast<float>(v);
-      break;
-    case DType::f64:
-      t.dataAs<double>()[i] = v;
-      break;
-    case DType::f16:
-      t.dataAs<uint16_t>()[i] = floatToHalf(static_cast<float>(v));
-      break;
-    case DType::bf16:
-      t.dataAs<uint16_t>()[i] = floatToBf16(static_cast<float>(v));
-      break;
-    case DType::i64:
-      t.dataAs<int64_t>()[i] = static_cast<int64_t>(v);
-      break;
-    case DType::i32:
-      t.dataAs<int32_t>()[i] = static_cast<int32_t>(v);
-      break;
-    case DType::i8:
-      t.dataAs<int8_t>()[i] = static_cast<int8_t>(v);
-      break;
-    case DType::u8:
-      t.dataAs<uint8_t>()[i] = static_cast<uint8_t>(v);
-      break;
-    case DType::i1:
-      t.dataAs<uint8_t>()[i] = v != 0;
-      break;
-    }
-  }
-  return t;
+  EXPECT_EQ(static_cast<int64_t>(values.size()), numElements(shape));
+  return Tensor::fromDoubles(dtype, std::move(shape), values);
 }
 
 /// `n` deterministic uniform values in [lo, hi).
