@@ -1018,5 +1018,69 @@ LogicalResult FusedConv2dOp::inferReturnTypes(
                         adaptor.getExtras());
 }
 
+//===----------------------------------------------------------------------===//
+// Attention
+//===----------------------------------------------------------------------===//
+
+LogicalResult
+AttentionOp::inferReturnTypes(MLIRContext *context,
+                              std::optional<Location> location,
+                              Adaptor adaptor,
+                              SmallVectorImpl<Type> &inferredReturnTypes) {
+  ShapeDiagnostics diag(location, getOperationName());
+  FailureOr<RankedTensorType> q =
+      getTensor(diag, "q", adaptor.getQ().getType(), ElementKind::Float);
+  if (failed(q) || failed(checkRank(diag, "q", *q, 4, " [B, H, Sq, D]")))
+    return failure();
+  FailureOr<RankedTensorType> k =
+      getTensor(diag, "k", adaptor.getK().getType(), ElementKind::Float);
+  if (failed(k) || failed(checkRank(diag, "k", *k, 4, " [B, Hk, Sk, D]")) ||
+      failed(checkSameElementType(diag, "q", *q, "k", *k)))
+    return failure();
+  FailureOr<RankedTensorType> v =
+      getTensor(diag, "v", adaptor.getV().getType(), ElementKind::Float);
+  if (failed(v) || failed(checkRank(diag, "v", *v, 4, " [B, Hk, Sk, Dv]")) ||
+      failed(checkSameElementType(diag, "q", *q, "v", *v)))
+    return failure();
+  ArrayRef<int64_t> qs = q->getShape(), ks = k->getShape(), vs = v->getShape();
+  int64_t batch = qs[0], heads = qs[1], sq = qs[2], depth = qs[3];
+  int64_t kvHeads = ks[1], sk = ks[2];
+  if (ks[0] != batch || ks[3] != depth)
+    return diag.error("expected k of shape [", batch, ", Hk, Sk, ", depth,
+                      "] (batch and head dim of q), got ", ShapeString{ks});
+  if (vs[0] != batch || vs[1] != kvHeads || vs[2] != sk)
+    return diag.error("expected v of shape [", batch, ", ", kvHeads, ", ", sk,
+                      ", Dv] (batch, heads and keys of k), got ",
+                      ShapeString{vs});
+  if (kvHeads <= 0 || heads % kvHeads != 0)
+    return diag.error("expected the query heads (", heads,
+                      ") to be a multiple of the key/value heads (", kvHeads,
+                      ")");
+  if (std::optional<llvm::APFloat> scale = adaptor.getScale())
+    if (!scale->isFiniteNonZero())
+      return diag.error("expected a finite, nonzero scale");
+  SmallVector<int64_t> scores{batch, heads, sq, sk};
+  if (Value maskValue = adaptor.getMask()) {
+    auto mask = dyn_cast<RankedTensorType>(maskValue.getType());
+    if (!mask || !mask.hasStaticShape())
+      return diag.error("expected mask to be a statically shaped tensor, got ",
+                        maskValue.getType());
+    if (mask.getElementType() != q->getElementType() &&
+        !mask.getElementType().isInteger(1))
+      return diag.error("expected mask of element type ", q->getElementType(),
+                        " (additive) or i1 (boolean), got ",
+                        mask.getElementType());
+    std::optional<SmallVector<int64_t>> shape =
+        broadcastShapes(mask.getShape(), scores);
+    if (mask.getRank() > 4 || !shape || *shape != scores)
+      return diag.error("expected mask to broadcast to the scores' shape ",
+                        ShapeString{scores}, ", got ",
+                        ShapeString{mask.getShape()});
+  }
+  inferredReturnTypes.push_back(
+      RankedTensorType::get({batch, heads, sq, vs[3]}, q->getElementType()));
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "ir/KilnOps.cpp.inc"

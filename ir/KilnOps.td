@@ -592,6 +592,51 @@ def Kiln_ConstantOp : Kiln_Op<"constant", [ConstantLike]> {
 }
 
 //===----------------------------------------------------------------------===//
+// Attention (produced by kiln-fuse-attention, or written directly)
+//===----------------------------------------------------------------------===//
+
+def Kiln_AttentionOp : Kiln_Op<"attention"> {
+  let summary = "scaled dot-product attention, computed without the score "
+                "matrix";
+  let description = [{
+    `out = softmax(scale * q k^T + mask) v` per batch and head, run by a
+    kernel that never materializes the `Sq x Sk` score matrix (flash-style
+    on the cpu backend).
+
+    - `q` is `[B, H, Sq, D]`, `k` is `[B, Hk, Sk, D]`, `v` is
+      `[B, Hk, Sk, Dv]`, one float element type; the result is
+      `[B, H, Sq, Dv]`. `H` must be a multiple of `Hk` (grouped-query
+      attention): query head `h` uses key/value head `h / (H / Hk)`.
+    - `scale` multiplies the scores; when absent it is `1 / sqrt(D)`.
+    - `causal`: query `i` sees key `j` only when `j <= i + (Sk - Sq)`
+      (bottom-right aligned; the usual lower triangle when `Sq == Sk`).
+    - `mask`, optional, broadcasts to `[B, H, Sq, Sk]` without changing that
+      shape. A mask of `q`'s element type is added to the scaled scores; an
+      i1 mask keeps the keys where it is true.
+    - A row in which every key is masked out (by `causal`, a false entry or
+      `-inf`) yields zeros, where the unfused ops would give NaN (or, with a
+      finite fill such as -1e9, the mean of `v`).
+
+    Scores and the softmax accumulate in f32 for f16/bf16 (f64 for f64).
+
+    Example:
+
+    ```mlir
+    %o = kiln.attention %q, %k, %v {scale = 0.125 : f64, causal = true}
+        : (tensor<1x12x128x64xf32>, tensor<1x4x128x64xf32>,
+           tensor<1x4x128x64xf32>) -> tensor<1x12x128x64xf32>
+    ```
+  }];
+  let arguments = (ins Kiln_FloatTensor:$q, Kiln_FloatTensor:$k,
+                       Kiln_FloatTensor:$v, Optional<Kiln_AnyTensor>:$mask,
+                       OptionalAttr<F64Attr>:$scale,
+                       DefaultValuedAttr<BoolAttr, "false">:$causal);
+  let results = (outs Kiln_FloatTensor:$result);
+  let assemblyFormat = "$q `,` $k `,` $v (`,` $mask^)? attr-dict `:` "
+                       "functional-type(operands, results)";
+}
+
+//===----------------------------------------------------------------------===//
 // Fused ops (produced by kiln-fuse-epilogues)
 //===----------------------------------------------------------------------===//
 

@@ -562,3 +562,48 @@ func.func @fused_batch_norm_matmul(%a: tensor<2x4x8xf32>, %b: tensor<8x4xf32>, %
   %0 = kiln.fused_matmul %a, %b, %p, %p, %p, %p {epilogue = ["batch_norm"], epsilons = [1.0e-05]} : (tensor<2x4x8xf32>, tensor<8x4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<2x4x4xf32>
   return
 }
+
+// -----
+
+func.func @attention_heads(%q: tensor<1x6x8x16xf32>, %k: tensor<1x4x8x16xf32>) -> tensor<1x6x8x16xf32> {
+  // expected-error@+2 {{'kiln.attention' op expected the query heads (6) to be a multiple of the key/value heads (4)}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = kiln.attention %q, %k, %k : (tensor<1x6x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>) -> tensor<1x6x8x16xf32>
+  return %0 : tensor<1x6x8x16xf32>
+}
+
+// -----
+
+func.func @attention_depth(%q: tensor<1x4x8x16xf32>, %k: tensor<1x4x8x32xf32>) -> tensor<1x4x8x32xf32> {
+  // expected-error@+2 {{'kiln.attention' op expected k of shape [1, Hk, Sk, 16] (batch and head dim of q), got [1, 4, 8, 32]}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = kiln.attention %q, %k, %k : (tensor<1x4x8x16xf32>, tensor<1x4x8x32xf32>, tensor<1x4x8x32xf32>) -> tensor<1x4x8x32xf32>
+  return %0 : tensor<1x4x8x32xf32>
+}
+
+// -----
+
+func.func @attention_rank(%q: tensor<4x8x16xf32>) -> tensor<4x8x16xf32> {
+  // expected-error@+2 {{'kiln.attention' op expected q of rank 4 [B, H, Sq, D], got rank 3}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = kiln.attention %q, %q, %q : (tensor<4x8x16xf32>, tensor<4x8x16xf32>, tensor<4x8x16xf32>) -> tensor<4x8x16xf32>
+  return %0 : tensor<4x8x16xf32>
+}
+
+// -----
+
+func.func @attention_mask(%q: tensor<1x4x8x16xf32>, %m: tensor<1x4x9x8xf32>) -> tensor<1x4x8x16xf32> {
+  // expected-error@+2 {{'kiln.attention' op expected mask to broadcast to the scores' shape [1, 4, 8, 8], got [1, 4, 9, 8]}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = kiln.attention %q, %q, %q, %m : (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x9x8xf32>) -> tensor<1x4x8x16xf32>
+  return %0 : tensor<1x4x8x16xf32>
+}
+
+// -----
+
+func.func @attention_mask_type(%q: tensor<1x4x8x16xf32>, %m: tensor<8x8xi32>) -> tensor<1x4x8x16xf32> {
+  // expected-error@+2 {{'kiln.attention' op expected mask of element type f32 (additive) or i1 (boolean), got i32}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = kiln.attention %q, %q, %q, %m : (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<8x8xi32>) -> tensor<1x4x8x16xf32>
+  return %0 : tensor<1x4x8x16xf32>
+}

@@ -182,3 +182,20 @@ func.func @fused(%x: tensor<2x8xf32>, %w: tensor<16x8xf32>, %b: tensor<16xf32>,
       : (tensor<1x3x8x8xf32>, tensor<4x3x3x3xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>, tensor<4xf32>) -> tensor<1x4x6x6xf32>
   return %0, %1 : tensor<2x16xf32>, tensor<1x4x8x8xf32>
 }
+
+// CHECK-LABEL: func.func @attention
+func.func @attention(%q: tensor<1x12x128x64xf32>, %k: tensor<1x4x128x64xf32>,
+                     %v: tensor<1x4x128x32xf32>, %am: tensor<1x1x1x128xf32>,
+                     %bm: tensor<128x128xi1>)
+    -> (tensor<1x12x128x32xf32>, tensor<1x12x128x32xf32>, tensor<1x12x128x32xf32>) {
+  // CHECK: kiln.attention %{{.*}}, %{{.*}}, %{{.*}} {causal = true, scale = 1.250000e-01 : f64} : (tensor<1x12x128x64xf32>, tensor<1x4x128x64xf32>, tensor<1x4x128x32xf32>) -> tensor<1x12x128x32xf32>
+  %0 = kiln.attention %q, %k, %v {scale = 0.125 : f64, causal = true}
+      : (tensor<1x12x128x64xf32>, tensor<1x4x128x64xf32>, tensor<1x4x128x32xf32>) -> tensor<1x12x128x32xf32>
+  // CHECK: kiln.attention %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : (tensor<1x12x128x64xf32>, tensor<1x4x128x64xf32>, tensor<1x4x128x32xf32>, tensor<1x1x1x128xf32>) -> tensor<1x12x128x32xf32>
+  %1 = kiln.attention %q, %k, %v, %am
+      : (tensor<1x12x128x64xf32>, tensor<1x4x128x64xf32>, tensor<1x4x128x32xf32>, tensor<1x1x1x128xf32>) -> tensor<1x12x128x32xf32>
+  // CHECK: kiln.attention %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : ({{.*}}, tensor<128x128xi1>) -> tensor<1x12x128x32xf32>
+  %2 = kiln.attention %q, %k, %v, %bm
+      : (tensor<1x12x128x64xf32>, tensor<1x4x128x64xf32>, tensor<1x4x128x32xf32>, tensor<128x128xi1>) -> tensor<1x12x128x32xf32>
+  return %0, %1, %2 : tensor<1x12x128x32xf32>, tensor<1x12x128x32xf32>, tensor<1x12x128x32xf32>
+}
