@@ -64,6 +64,42 @@ private:
   int *counter_;
 };
 
+/// Keeps the flag of the pass that is running, for RemarkCollector.
+class PassNameTracker : public mlir::PassInstrumentation {
+public:
+  explicit PassNameTracker(std::shared_ptr<std::string> name)
+      : name_(std::move(name)) {}
+  void runBeforePass(mlir::Pass *pass, mlir::Operation *) override {
+    *name_ = pass->getArgument().str();
+  }
+
+private:
+  std::shared_ptr<std::string> name_;
+};
+
+/// Takes every remark while alive (errors and warnings pass on to the
+/// DiagnosticCollector registered before it).
+class RemarkCollector {
+public:
+  RemarkCollector(mlir::MLIRContext *ctx, std::shared_ptr<std::string> pass,
+                  std::vector<CompileRemark> *out)
+      : ctx_(ctx) {
+    id_ = ctx->getDiagEngine().registerHandler([pass,
+                                                out](mlir::Diagnostic &diag)
+                                                   -> mlir::LogicalResult {
+      if (diag.getSeverity() != mlir::DiagnosticSeverity::Remark)
+        return mlir::failure();
+      out->push_back({*pass, formatLocation(diag.getLocation()), diag.str()});
+      return mlir::success();
+    });
+  }
+  ~RemarkCollector() { ctx_->getDiagEngine().eraseHandler(id_); }
+
+private:
+  mlir::MLIRContext *ctx_;
+  mlir::DiagnosticEngine::HandlerID id_;
+};
+
 } // namespace
 
 StatusOr<CompileResult> compileToProgram(const Module &module,
@@ -114,9 +150,18 @@ StatusOr<CompileResult> compileToProgram(const Module &module,
   mlir::PassManager pm(ctx);
   PipelineOptions pipelineOptions;
   pipelineOptions.fuseEpilogues = options.fuseEpilogues;
+  pipelineOptions.fuseAttention = options.fuseAttention;
+  pipelineOptions.attentionMinKeys =
+      options.attentionMinKeys.value_or(attentionMinKeysFor(options.target));
+  pipelineOptions.remarks = true;
   buildKilnPipeline(pm, pipelineOptions);
   if (!dumpDir.empty())
     pm.addInstrumentation(std::make_unique<IrDumper>(dumpDir, &dumpIndex));
+  // Remarks go to the report (and the log), not into the error text.
+  std::vector<CompileRemark> remarks;
+  auto currentPass = std::make_shared<std::string>();
+  pm.addInstrumentation(std::make_unique<PassNameTracker>(currentPass));
+  RemarkCollector remarkCollector(ctx, currentPass, &remarks);
   if (mlir::failed(pm.run(*work)))
     return Status::error("compilation of '" + module.name() + "' failed:\n" +
                          diags.str());
@@ -135,6 +180,7 @@ StatusOr<CompileResult> compileToProgram(const Module &module,
   result.program = std::move(built->program);
   result.weights = std::move(built->weights);
   result.irAfterPipeline = printOp(work.get());
+  result.remarks = std::move(remarks);
   for (const auto &b : result.program.buffers)
     if (b.kind == BufferKind::param)
       result.parameterCount += numElements(b.shape);

@@ -20,10 +20,22 @@ namespace kiln {
 
 /// Options of the whole pipeline (grows with the rewrites).
 struct PipelineOptions {
+  /// Run kiln-fuse-attention: matmul -> scale -> mask -> softmax -> matmul
+  /// becomes kiln.attention.
+  bool fuseAttention = true;
+  /// Attention with fewer keys stays unfused (kiln-fuse-attention's
+  /// min-keys); attentionMinKeysFor() gives the measured value per target.
+  int64_t attentionMinKeys = 0;
+  /// Passes that explain their decisions emit remarks.
+  bool remarks = false;
   /// Run kiln-fuse-epilogues (last): pointwise ops after matmul/conv2d
   /// become fused_matmul/fused_conv2d epilogues.
   bool fuseEpilogues = true;
 };
+
+/// The smallest key count at which fused attention beats the decomposed
+/// kernels on `target`, from bench/attention.py.
+int64_t attentionMinKeysFor(const std::string &target);
 
 /// The compilation pipeline, in order; see Pipeline.cpp for why this order.
 void buildKilnPipeline(mlir::OpPassManager &pm,

@@ -37,6 +37,76 @@ def VerifyProgramPass : Pass<"kiln-verify-program", "mlir::ModuleOp"> {
   }];
 }
 
+def FuseAttentionPass : Pass<"kiln-fuse-attention", "mlir::ModuleOp"> {
+  let summary = "Rewrite matmul -> scale -> mask -> softmax -> matmul into "
+                "kiln.attention";
+  let description = [{
+    Finds scaled dot-product attention written as separate ops and replaces
+    it with one `kiln.attention`, whose kernels never materialize the
+    `Sq x Sk` score matrix. Every last-axis `kiln.softmax` whose input comes
+    from a matmul, or whose result feeds one, is a candidate. The pass first
+    puts a candidate into one canonical form and then matches that form:
+
+    - scale: `mul` / `div` by a splat constant anywhere between the two
+      matmuls, or on `q` / `k` before the first matmul (also before their
+      head-split reshapes and transposes), multiply into `scale`;
+    - `k` as `matmul {transpose_b}` or through an explicit transpose (any
+      permutation that ends in swapping the last two dims; transposes of
+      transposes fold); `v` likewise;
+    - casts between float types around the softmax are absorbed (the kernel
+      accumulates in f32);
+    - masks: `add(scores, m)` is an additive mask (scaled by any scale that
+      follows it); `where(c, scores, fill)` / `where(c, fill, scores)` with a
+      splat fill <= -1e4 (-inf, -1e9, the float minimum) is a boolean mask
+      (true keeps / true masks). A mask that is the causal pattern (computed
+      from constants only: a triangular constant, a slice of one, or a
+      comparison of index constants) becomes `causal = true` instead;
+    - grouped-query heads repeated with `reshape -> broadcast_to -> reshape`
+      (how PyTorch's `repeat_kv` / `repeat_interleave` export) become `k` /
+      `v` with fewer heads;
+    - scores of rank 2 or 3 (`[S, S]`, `[B*H, S, S]`) get unit dims in front.
+
+    A candidate is not fused, with a remark saying why, when an
+    intermediate value is used elsewhere (e.g. the attention probabilities
+    are returned), a step is not one of the above, the masks would broadcast
+    the scores to a larger shape, or `q`/`k` and `v` have different element
+    types. A fused candidate whose key count is below `min-keys` is kept
+    unfused: the compile-time choice between the fused kernel and the
+    decomposed one, set per target by the pipeline from measurement.
+
+    The fused op differs from the decomposed ops only in rows where every
+    key is masked out: it yields zeros there (see `kiln.attention`).
+
+    Example:
+
+    ```mlir
+    %s = kiln.matmul %q, %k {transpose_b = true} : ... -> tensor<1x12x128x128xf32>
+    %t = kiln.mul %s, %c0_125 : ...
+    %u = kiln.add %t, %causal_mask : ...   // 0 on and below the diagonal, -inf above
+    %p = kiln.softmax %u : tensor<1x12x128x128xf32>
+    %o = kiln.matmul %p, %v : ... -> tensor<1x12x128x64xf32>
+    // becomes
+    %o = kiln.attention %q, %k, %v {causal = true, scale = 1.250000e-01 : f64}
+        : (...) -> tensor<1x12x128x64xf32>
+    ```
+  }];
+  let dependentDialects = ["kiln::KilnDialect"];
+  let options = [
+    Option<"remarks", "remarks", "bool", /*default=*/"false",
+           "Emit a remark for every fused block and every candidate that is "
+           "not fused, saying why">,
+    Option<"minKeys", "min-keys", "int64_t", /*default=*/"0",
+           "Keep attention with fewer keys than this unfused (the decomposed "
+           "kernels are faster there)">
+  ];
+  let statistics = [
+    Statistic<"numFused", "fused", "attention blocks fused">,
+    Statistic<"numRejected", "rejected", "candidates that do not match">,
+    Statistic<"numKeptUnfused", "kept-unfused",
+              "candidates kept unfused below min-keys">
+  ];
+}
+
 def FuseEpiloguesPass : Pass<"kiln-fuse-epilogues", "mlir::ModuleOp"> {
   let summary = "Fuse bias, scale, activation and residual into matmul/conv2d";
   let description = [{

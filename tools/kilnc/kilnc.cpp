@@ -42,6 +42,14 @@ Options:
   --debug-locations     print locations in emitted IR
   --no-fuse-epilogues   keep bias/activation/residual ops after matmul and
                         conv2d unfused (skip kiln-fuse-epilogues)
+  --no-fuse-attention   keep attention as matmul/softmax/matmul (skip
+                        kiln-fuse-attention)
+  --remarks             print every pass's remarks to stderr: each fused
+                        block, and each candidate not fused with the reason
+  --report              print the compile report: per pass how many blocks
+                        were fused and why the others were not, and which
+                        implementation runs each kernel on the target,
+                        listing every fallback to the reference kernels
   -q, --quiet           no summary
   -h, --help            this text
 )";
@@ -65,7 +73,8 @@ int main(int argc, char **argv) {
                          {"-o", "--emit", "--model", "--batch", "--seq",
                           "--seed", "--target", "--dump-ir-dir"},
                          {"-h", "--help", "--list-models", "--random-weights",
-                          "--debug-locations", "--no-fuse-epilogues", "-q",
+                          "--debug-locations", "--no-fuse-epilogues",
+                          "--no-fuse-attention", "--remarks", "--report", "-q",
                           "--quiet"},
                          {"--input-shape"});
   if (!args.parse(argc, argv))
@@ -176,6 +185,7 @@ int main(int argc, char **argv) {
   options.target = args.get("--target", "cpu");
   options.dumpIrDir = args.get("--dump-ir-dir");
   options.fuseEpilogues = !args.has("--no-fuse-epilogues");
+  options.fuseAttention = !args.has("--no-fuse-attention");
   if (args.has("--random-weights"))
     module->initializeMissingWeights(static_cast<uint64_t>(*seed));
   auto result = kiln::compileToProgram(*module, options);
@@ -183,8 +193,29 @@ int main(int argc, char **argv) {
     std::cerr << "kilnc: error: " << result.status().message() << "\n";
     return 1;
   }
-  if (emit == "mlir")
-    return emitText(result->irAfterPipeline);
+  if (args.has("--remarks"))
+    for (const auto &r : result->remarks)
+      std::cerr << "kilnc: remark: " << r.pass << ": "
+                << (r.location.empty() ? "" : r.location + ": ") << r.message
+                << "\n";
+  // The report needs the Program loaded on its target to name the kernels.
+  auto printReport = [&]() -> int {
+    if (!args.has("--report"))
+      return 0;
+    auto loaded = kiln::Executable::create(result->program, result->weights,
+                                           options.target);
+    if (!loaded) {
+      std::cerr << "kilnc: error: " << loaded.status().message() << "\n";
+      return 1;
+    }
+    std::cout << kiln::compileReport(*result, &*loaded);
+    return 0;
+  };
+  if (emit == "mlir") {
+    if (int rc = emitText(result->irAfterPipeline))
+      return rc;
+    return printReport();
+  }
   if (emit == "plan")
     return emitText(result->program.toText());
 
@@ -230,5 +261,5 @@ int main(int argc, char **argv) {
     if (!options.dumpIrDir.empty())
       std::cout << "  IR dumps:     " << options.dumpIrDir << "/\n";
   }
-  return 0;
+  return printReport();
 }

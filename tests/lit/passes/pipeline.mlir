@@ -1,5 +1,5 @@
 // The whole pipeline (kiln-verify-program, canonicalize, cse,
-// kiln-fuse-epilogues) on a model with identities to fold, duplicate work to
+// kiln-fuse-attention, canonicalize, kiln-fuse-epilogues) on a model with identities to fold, duplicate work to
 // merge and an activation to fuse (the add reads the result twice: unfused).
 // RUN: kiln-opt %s --kiln-pipeline | FileCheck %s
 

@@ -1,0 +1,858 @@
+//===- passes/FuseAttention.cpp - kiln-fuse-attention ---------------------===//
+//
+// Rewrites unfused scaled dot-product attention into kiln.attention.
+//
+// Every last-axis softmax is looked at from the inside out:
+//
+//   scores = matmul(Q, K^T)            <- the scores matmul
+//   x      = step_n(... step_1(scores))  scale, mask, cast steps
+//   p      = softmax(x)
+//   out    = matmul(cast?(p), V)        <- the output matmul
+//
+// The steps are read backwards from the softmax to the scores matmul, then
+// replayed forwards into one canonical description (Canonical): a single
+// scale, additive masks each with the scale applied after it, boolean masks,
+// and a causal flag. Scales on Q and K (before the head split too) are folded
+// into the same scale. Masks computed from constants alone are evaluated
+// element by element (MaskEvaluator) to see whether they are the causal
+// pattern, which then needs no mask operand at all.
+//
+// Nothing is changed until a candidate fully matches; a candidate that does
+// not match is left as it is and, with `remarks`, gets a remark that says
+// which step stopped it.
+//
+//===----------------------------------------------------------------------===//
+#include "ir/ElementTypes.h"
+#include "ir/KilnDialect.h"
+#include "ir/KilnOps.h"
+#include "ir/ShapeUtils.h"
+#include "passes/ConstantData.h"
+#include "passes/Passes.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Matchers.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+#include <functional>
+#include <memory>
+
+namespace kiln {
+#define GEN_PASS_DEF_FUSEATTENTIONPASS
+#include "passes/Passes.h.inc"
+
+namespace {
+
+using mlir::Operation;
+using mlir::RankedTensorType;
+using mlir::Value;
+
+/// Mask entries at or below this count as masked out: exp(-1e4 + any
+/// realistic score) is 0 in f32 and f64, so dropping them changes nothing
+/// except in rows where every key is masked out.
+constexpr double kMaskedOut = -1e4;
+
+/// Largest mask (Sq * Sk entries) inspected for the causal pattern.
+constexpr int64_t kMaxCausalCheck = int64_t(1) << 27;
+
+RankedTensorType tensorType(Value v) {
+  return mlir::cast<RankedTensorType>(v.getType());
+}
+
+/// The value of a splat constant, as a double.
+std::optional<double> splatValue(Value v) {
+  mlir::Attribute attr;
+  if (!mlir::matchPattern(v, mlir::m_Constant(&attr)))
+    return std::nullopt;
+  auto dense = mlir::dyn_cast<mlir::DenseElementsAttr>(attr);
+  if (!dense || !dense.isSplat())
+    return std::nullopt;
+  mlir::Type type = dense.getElementType();
+  if (mlir::isa<mlir::FloatType>(type))
+    return dense.getSplatValue<llvm::APFloat>().convertToDouble();
+  if (type.isInteger(1))
+    return dense.getSplatValue<bool>() ? 1.0 : 0.0;
+  if (mlir::isa<mlir::IntegerType>(type))
+    return double(dense.getSplatValue<llvm::APInt>().getSExtValue());
+  return std::nullopt;
+}
+
+std::string describe(Operation *op) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << "'" << op->getName() << "'";
+  return s;
+}
+
+std::string shapeText(llvm::ArrayRef<int64_t> shape) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  os << ShapeString{shape};
+  return s;
+}
+
+//===----------------------------------------------------------------------===//
+// Mask evaluation
+//===----------------------------------------------------------------------===//
+
+/// Evaluates, element by element, a value computed from constants only
+/// (constants, elementwise ops, compare, where, cast and shape ops), without
+/// materializing it. Used to recognize causal masks however they are built.
+class MaskEvaluator {
+public:
+  /// Reads one element of a node's value at a multi-index of its shape.
+  using Fn = std::function<double(const int64_t *index)>;
+
+  /// The evaluator of `v`, or nullptr when it depends on something that is
+  /// not a constant (an input, a parameter) or on an op not handled here.
+  Fn build(Value v, int depth = 0) {
+    if (depth > 16)
+      return nullptr;
+    Operation *op = v.getDefiningOp();
+    if (!op)
+      return nullptr;
+    auto shape = tensorType(v).getShape();
+    if (auto constant = mlir::dyn_cast<ConstantOp>(op))
+      return buildConstant(constant);
+    if (mlir::isa<AddOp, SubOp, MulOp, MaxOp, MinOp, CompareOp>(op)) {
+      Fn lhs = operand(op->getOperand(0), shape, depth);
+      Fn rhs = operand(op->getOperand(1), shape, depth);
+      if (!lhs || !rhs)
+        return nullptr;
+      std::function<double(double, double)> f;
+      if (mlir::isa<AddOp>(op))
+        f = [](double a, double b) { return a + b; };
+      else if (mlir::isa<SubOp>(op))
+        f = [](double a, double b) { return a - b; };
+      else if (mlir::isa<MulOp>(op))
+        f = [](double a, double b) { return a * b; };
+      else if (mlir::isa<MaxOp>(op))
+        f = [](double a, double b) { return std::max(a, b); };
+      else if (mlir::isa<MinOp>(op))
+        f = [](double a, double b) { return std::min(a, b); };
+      else {
+        llvm::StringRef p = mlir::cast<CompareOp>(op).getPredicate();
+        if (p == "eq")
+          f = [](double a, double b) { return double(a == b); };
+        else if (p == "ne")
+          f = [](double a, double b) { return double(a != b); };
+        else if (p == "lt")
+          f = [](double a, double b) { return double(a < b); };
+        else if (p == "le")
+          f = [](double a, double b) { return double(a <= b); };
+        else if (p == "gt")
+          f = [](double a, double b) { return double(a > b); };
+        else if (p == "ge")
+          f = [](double a, double b) { return double(a >= b); };
+        else
+          return nullptr;
+      }
+      return [lhs, rhs, f](const int64_t *i) { return f(lhs(i), rhs(i)); };
+    }
+    if (auto where = mlir::dyn_cast<WhereOp>(op)) {
+      Fn c = operand(where.getCond(), shape, depth);
+      Fn x = operand(where.getX(), shape, depth);
+      Fn y = operand(where.getY(), shape, depth);
+      if (!c || !x || !y)
+        return nullptr;
+      return [c, x, y](const int64_t *i) { return c(i) != 0 ? x(i) : y(i); };
+    }
+    if (auto neg = mlir::dyn_cast<NegOp>(op)) {
+      Fn x = build(neg.getX(), depth + 1);
+      if (!x)
+        return nullptr;
+      return [x](const int64_t *i) { return -x(i); };
+    }
+    if (auto cast = mlir::dyn_cast<CastOp>(op)) {
+      Fn x = build(cast.getX(), depth + 1);
+      if (!x)
+        return nullptr;
+      mlir::Type to = tensorType(v).getElementType();
+      if (to.isInteger(1))
+        return [x](const int64_t *i) { return double(x(i) != 0); };
+      if (mlir::isa<mlir::IntegerType>(to))
+        return [x](const int64_t *i) { return std::trunc(x(i)); };
+      return x; // float widening/narrowing keeps 0, -inf and the order
+    }
+    if (auto broadcast = mlir::dyn_cast<BroadcastToOp>(op))
+      return operand(broadcast.getX(), shape, depth);
+    if (auto reshape = mlir::dyn_cast<ReshapeOp>(op))
+      return remap(reshape.getX(), depth,
+                   [shape](const int64_t *i, llvm::ArrayRef<int64_t> from,
+                           int64_t *out) {
+                     int64_t linear = 0;
+                     for (size_t d = 0; d < shape.size(); ++d)
+                       linear = linear * shape[d] + i[d];
+                     for (size_t d = from.size(); d-- > 0;) {
+                       out[d] = linear % from[d];
+                       linear /= from[d];
+                     }
+                   });
+    if (auto transpose = mlir::dyn_cast<TransposeOp>(op)) {
+      llvm::SmallVector<int64_t> perm(transpose.getPerm());
+      return remap(
+          transpose.getX(), depth,
+          [perm](const int64_t *i, llvm::ArrayRef<int64_t>, int64_t *out) {
+            for (size_t d = 0; d < perm.size(); ++d)
+              out[perm[d]] = i[d];
+          });
+    }
+    if (auto slice = mlir::dyn_cast<SliceOp>(op)) {
+      llvm::SmallVector<int64_t> starts(slice.getStarts()),
+          steps(slice.getSteps());
+      return remap(slice.getX(), depth,
+                   [starts, steps](const int64_t *i, llvm::ArrayRef<int64_t>,
+                                   int64_t *out) {
+                     for (size_t d = 0; d < starts.size(); ++d)
+                       out[d] = starts[d] + i[d] * steps[d];
+                   });
+    }
+    return nullptr;
+  }
+
+private:
+  /// `v` read at the index of a result of shape `shape` it broadcasts to.
+  Fn operand(Value v, llvm::ArrayRef<int64_t> shape, int depth) {
+    llvm::SmallVector<int64_t> own(tensorType(v).getShape());
+    int64_t offset = int64_t(shape.size()) - int64_t(own.size());
+    if (offset == 0 && llvm::ArrayRef<int64_t>(own) == shape)
+      return build(v, depth + 1);
+    return remap(
+        v, depth,
+        [own, offset](const int64_t *i, llvm::ArrayRef<int64_t>, int64_t *out) {
+          for (size_t d = 0; d < own.size(); ++d)
+            out[d] = own[d] == 1 ? 0 : i[d + offset];
+        });
+  }
+
+  /// `source` read at an index computed from the node's index by `map`.
+  template <typename Map> Fn remap(Value source, int depth, Map map) {
+    Fn f = build(source, depth + 1);
+    if (!f)
+      return nullptr;
+    llvm::SmallVector<int64_t> from(tensorType(source).getShape());
+    return [f, map, from](const int64_t *i) {
+      int64_t index[16];
+      map(i, from, index);
+      return f(index);
+    };
+  }
+
+  Fn buildConstant(ConstantOp constant) {
+    StatusOr<Tensor> data = constantToTensor(constant.getValue());
+    if (!data)
+      return nullptr;
+    auto tensor = std::make_shared<Tensor>(std::move(*data));
+    std::vector<int64_t> strides(tensor->shape().size(), 1);
+    for (size_t d = strides.size(); d-- > 1;)
+      strides[d - 1] = strides[d] * tensor->shape()[d];
+    auto offset = [strides](const int64_t *i) {
+      int64_t o = 0;
+      for (size_t d = 0; d < strides.size(); ++d)
+        o += i[d] * strides[d];
+      return o;
+    };
+    auto read = [tensor, offset]<typename T>(T *) -> Fn {
+      const T *p = static_cast<const T *>(tensor->data());
+      return [tensor, p, offset](const int64_t *i) {
+        return double(p[offset(i)]);
+      };
+    };
+    switch (tensor->dtype()) {
+    case DType::f32:
+      return read((float *)nullptr);
+    case DType::f64:
+      return read((double *)nullptr);
+    case DType::i64:
+      return read((int64_t *)nullptr);
+    case DType::i32:
+      return read((int32_t *)nullptr);
+    case DType::i8:
+      return read((int8_t *)nullptr);
+    case DType::u8:
+    case DType::i1:
+      return read((uint8_t *)nullptr);
+    default: {
+      // f16/bf16: convert once through the runtime's conversion.
+      std::vector<double> values = tensor->toDoubles();
+      auto shared = std::make_shared<std::vector<double>>(std::move(values));
+      return
+          [shared, offset](const int64_t *i) { return (*shared)[offset(i)]; };
+    }
+    }
+  }
+};
+
+/// Whether `mask` (boolean: true keeps; additive: 0 keeps, <= kMaskedOut
+/// masks) is the causal pattern for `sq` queries and `sk` keys: key j is
+/// kept for query i exactly when j <= i + (sk - sq), the same for every
+/// batch and head. False as well when that cannot be decided from
+/// constants alone.
+bool isCausalMask(Value mask, bool boolean, int64_t sq, int64_t sk) {
+  llvm::ArrayRef<int64_t> shape = tensorType(mask).getShape();
+  int64_t rank = shape.size();
+  if (rank < 2 || rank > 16 || shape[rank - 2] != sq || shape[rank - 1] != sk)
+    return false;
+  for (int64_t d = 0; d + 2 < rank; ++d)
+    if (shape[d] != 1)
+      return false;
+  if (sq * sk > kMaxCausalCheck)
+    return false;
+  MaskEvaluator evaluator;
+  MaskEvaluator::Fn f = evaluator.build(mask);
+  if (!f)
+    return false;
+  llvm::SmallVector<int64_t> index(rank, 0);
+  for (int64_t i = 0; i < sq; ++i)
+    for (int64_t j = 0; j < sk; ++j) {
+      index[rank - 2] = i;
+      index[rank - 1] = j;
+      double value = f(index.data());
+      bool keep = j <= i + (sk - sq);
+      bool ok = boolean ? (value != 0) == keep
+                        : (keep ? value == 0 : value <= kMaskedOut);
+      if (!ok)
+        return false;
+    }
+  return true;
+}
+
+//===----------------------------------------------------------------------===//
+// Matching
+//===----------------------------------------------------------------------===//
+
+/// One op between the scores matmul and the softmax.
+struct Step {
+  enum Kind { Scale, AddMask, WhereMask, Cast } kind;
+  Operation *op;
+  double scale = 1;         // Scale
+  Value mask;               // AddMask: the mask; WhereMask: the condition
+  bool keepWhenTrue = true; // WhereMask
+};
+
+/// A candidate in canonical form, ready to rewrite.
+struct Canonical {
+  SoftmaxOp softmax;
+  MatmulOp scores, output;
+  llvm::SmallVector<Operation *> chain; // scores..softmax..output, in order
+  Value q, k, v;
+  double scale = 1;
+  /// Additive masks with the scale that multiplies each after it.
+  llvm::SmallVector<std::pair<Value, double>> additive;
+  /// Boolean masks: condition, and whether true keeps (else true masks).
+  llvm::SmallVector<std::pair<Value, bool>> boolean;
+  bool causal = false;
+  /// Single-use muls/divs by a splat on Q or K, folded into `scale` and
+  /// bypassed at rewrite.
+  llvm::SmallVector<Operation *> bypassed;
+};
+
+struct Rejection {
+  std::string reason;
+};
+
+/// Whether `v` is computed from a matmul through steps that could be part
+/// of a score chain (so the other operand of an add is the mask).
+bool reachesMatmul(Value v, int depth = 0) {
+  Operation *op = v.getDefiningOp();
+  if (!op || depth > 12)
+    return false;
+  if (mlir::isa<MatmulOp>(op))
+    return tensorType(v).getRank() >= 2;
+  if (mlir::isa<CastOp>(op))
+    return reachesMatmul(op->getOperand(0), depth + 1);
+  if (mlir::isa<MulOp, DivOp, AddOp>(op))
+    return reachesMatmul(op->getOperand(0), depth + 1) ||
+           reachesMatmul(op->getOperand(1), depth + 1);
+  if (auto where = mlir::dyn_cast<WhereOp>(op))
+    return reachesMatmul(where.getX(), depth + 1) ||
+           reachesMatmul(where.getY(), depth + 1);
+  return false;
+}
+
+/// The chain operand of `op` (the one coming from the scores), if `op` is
+/// a step; the step is returned through `step`.
+llvm::FailureOr<Value> readStep(Operation *op, Step &step,
+                                Rejection &rejection) {
+  step.op = op;
+  auto fail = [&](std::string reason) {
+    rejection.reason = std::move(reason);
+    return mlir::failure();
+  };
+  if (auto cast = mlir::dyn_cast<CastOp>(op)) {
+    if (!mlir::isa<mlir::FloatType>(tensorType(cast.getX()).getElementType()) ||
+        !mlir::isa<mlir::FloatType>(tensorType(cast).getElementType()))
+      return fail("the scores are cast to a non-float type");
+    step.kind = Step::Cast;
+    return cast.getX();
+  }
+  if (mlir::isa<MulOp, DivOp>(op)) {
+    Value lhs = op->getOperand(0), rhs = op->getOperand(1);
+    std::optional<double> c = splatValue(rhs);
+    Value chain = lhs;
+    if (!c && mlir::isa<MulOp>(op)) {
+      c = splatValue(lhs);
+      chain = rhs;
+    }
+    if (!c)
+      return fail(describe(op) +
+                  " scales the scores by a value that is not a splat "
+                  "constant");
+    if (!(*c > 0) || !std::isfinite(*c))
+      return fail(describe(op) + " scales the scores by " + std::to_string(*c) +
+                  ", not a positive finite constant");
+    step.kind = Step::Scale;
+    step.scale = mlir::isa<DivOp>(op) ? 1.0 / *c : *c;
+    return chain;
+  }
+  if (auto add = mlir::dyn_cast<AddOp>(op)) {
+    Value lhs = add.getLhs(), rhs = add.getRhs();
+    bool lhsScores = reachesMatmul(lhs), rhsScores = reachesMatmul(rhs);
+    if (lhsScores && rhsScores)
+      return fail("both operands of the mask add come from matmuls");
+    if (!lhsScores && !rhsScores)
+      return fail("the scores do not come from a matmul");
+    step.kind = Step::AddMask;
+    step.mask = lhsScores ? rhs : lhs;
+    return lhsScores ? lhs : rhs;
+  }
+  if (auto where = mlir::dyn_cast<WhereOp>(op)) {
+    std::optional<double> fillX = splatValue(where.getX());
+    std::optional<double> fillY = splatValue(where.getY());
+    step.kind = Step::WhereMask;
+    step.mask = where.getCond();
+    if (fillY && !fillX) {
+      if (*fillY > kMaskedOut)
+        return fail("the where's fill value " + std::to_string(*fillY) +
+                    " does not mask out (expected -inf or <= -1e4)");
+      step.keepWhenTrue = true;
+      return where.getX();
+    }
+    if (fillX && !fillY) {
+      if (*fillX > kMaskedOut)
+        return fail("the where's fill value " + std::to_string(*fillX) +
+                    " does not mask out (expected -inf or <= -1e4)");
+      step.keepWhenTrue = false;
+      return where.getY();
+    }
+    return fail("the where selects between two computed values, not "
+                "between the scores and a splat fill");
+  }
+  return fail(describe(op) +
+              " between the matmul and the softmax is not a scale, mask or "
+              "cast");
+}
+
+/// Looks through single-use reshapes/transposes above `v` for a mul/div by
+/// a positive splat constant with one use; returns it (to be bypassed) and
+/// its factor.
+std::optional<std::pair<Operation *, double>> findOperandScale(Value v) {
+  for (int depth = 0; depth < 8; ++depth) {
+    Operation *op = v.getDefiningOp();
+    if (!op || !v.hasOneUse())
+      return std::nullopt;
+    if (mlir::isa<ReshapeOp, TransposeOp>(op)) {
+      v = op->getOperand(0);
+      continue;
+    }
+    if (!mlir::isa<MulOp, DivOp>(op))
+      return std::nullopt;
+    std::optional<double> c = splatValue(op->getOperand(1));
+    bool scaledIsLhs = true;
+    if (!c && mlir::isa<MulOp>(op)) {
+      c = splatValue(op->getOperand(0));
+      scaledIsLhs = false;
+    }
+    // The scaled operand must have the result's shape (the splat may not
+    // broadcast it).
+    Value scaled = op->getOperand(scaledIsLhs ? 0 : 1);
+    if (!c || !(*c > 0) || !std::isfinite(*c) ||
+        scaled.getType() != op->getResult(0).getType())
+      return std::nullopt;
+    return std::make_pair(op, mlir::isa<DivOp>(op) ? 1.0 / *c : *c);
+  }
+  return std::nullopt;
+}
+
+/// Matches the candidate around `softmax`; fills `out` or says why not.
+mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
+                          Rejection &rejection) {
+  auto fail = [&](std::string reason) {
+    rejection.reason = std::move(reason);
+    return mlir::failure();
+  };
+  RankedTensorType probsType = tensorType(softmax);
+  int64_t rank = probsType.getRank();
+  if (softmax.getAxis() != -1 && softmax.getAxis() != rank - 1)
+    return fail("the softmax is not along the last axis");
+
+  // Forwards: softmax -> cast? -> output matmul (as its left operand).
+  Value probs = softmax.getResult();
+  llvm::SmallVector<Operation *> after;
+  for (int hop = 0;; ++hop) {
+    if (!probs.hasOneUse())
+      return fail("the attention probabilities are also used elsewhere "
+                  "(they would still have to be computed)");
+    Operation *user = *probs.getUsers().begin();
+    if (auto cast = mlir::dyn_cast<CastOp>(user); cast && hop == 0) {
+      after.push_back(cast);
+      probs = cast.getResult();
+      continue;
+    }
+    auto matmul = mlir::dyn_cast<MatmulOp>(user);
+    if (!matmul)
+      return fail("the softmax result goes to " + describe(user) +
+                  ", not to a matmul with V");
+    if (matmul.getA() != probs || matmul.getTransposeA())
+      return fail("the softmax result is not the left operand of the "
+                  "matmul with V");
+    out.output = matmul;
+    break;
+  }
+
+  // Backwards: softmax input -> steps -> scores matmul.
+  llvm::SmallVector<Step> steps;
+  Value x = softmax.getX();
+  auto scoresShape = tensorType(x).getShape();
+  while (true) {
+    Operation *op = x.getDefiningOp();
+    if (!op)
+      return fail("the scores are a function argument, not a matmul");
+    if (!x.hasOneUse())
+      return fail("the scores computed by " + describe(op) +
+                  " are also used elsewhere");
+    if (tensorType(x).getShape() != scoresShape)
+      return fail("a mask broadcasts the scores from " +
+                  shapeText(tensorType(x).getShape()) + " to " +
+                  shapeText(scoresShape));
+    if (auto matmul = mlir::dyn_cast<MatmulOp>(op)) {
+      out.scores = matmul;
+      break;
+    }
+    Step step;
+    llvm::FailureOr<Value> next = readStep(op, step, rejection);
+    if (mlir::failed(next))
+      return mlir::failure();
+    steps.push_back(step);
+    x = *next;
+  }
+  if (rank < 2 || rank > 4)
+    return fail("the scores have rank " + std::to_string(rank) +
+                "; attention needs rank 2 to 4 ([B, H, Sq, Sk])");
+  int64_t sq = scoresShape[rank - 2], sk = scoresShape[rank - 1];
+
+  // Replay the steps forwards into the canonical form.
+  for (Step &step : llvm::reverse(steps)) {
+    switch (step.kind) {
+    case Step::Cast:
+      break;
+    case Step::Scale:
+      out.scale *= step.scale;
+      for (auto &[mask, factor] : out.additive)
+        factor *= step.scale;
+      break;
+    case Step::AddMask: {
+      auto maskType = tensorType(step.mask);
+      if (!mlir::isa<mlir::FloatType>(maskType.getElementType()))
+        return fail("the additive mask is not a float tensor");
+      if (isCausalMask(step.mask, /*boolean=*/false, sq, sk))
+        out.causal = true;
+      else
+        out.additive.push_back({step.mask, 1.0});
+      break;
+    }
+    case Step::WhereMask:
+      if (step.keepWhenTrue &&
+          isCausalMask(step.mask, /*boolean=*/true, sq, sk))
+        out.causal = true;
+      else
+        out.boolean.push_back({step.mask, step.keepWhenTrue});
+      break;
+    }
+  }
+
+  // Operands: Q [.., Sq, D], K as [.., Sk, D], V as [.., Sk, Dv].
+  MatmulOp scores = out.scores;
+  out.q = scores.getA();
+  out.k = scores.getB();
+  out.v = out.output.getB();
+  mlir::Type qType = tensorType(out.q).getElementType();
+  if (qType != tensorType(out.v).getElementType())
+    return fail("q and k are " + [&] {
+      std::string s;
+      llvm::raw_string_ostream os(s);
+      os << qType << ", v is " << tensorType(out.v).getElementType();
+      return s;
+    }());
+  if (!mlir::isa<mlir::FloatType>(qType))
+    return fail("the matmuls are not on floats");
+  for (Value operand : {out.q, out.k})
+    if (auto found = findOperandScale(operand)) {
+      out.bypassed.push_back(found->first);
+      out.scale *= found->second;
+    }
+
+  out.softmax = softmax;
+  out.chain.push_back(scores);
+  for (Step &step : llvm::reverse(steps))
+    out.chain.push_back(step.op);
+  out.chain.push_back(softmax);
+  out.chain.append(after.begin(), after.end());
+  out.chain.push_back(out.output);
+  return mlir::success();
+}
+
+//===----------------------------------------------------------------------===//
+// Rewriting
+//===----------------------------------------------------------------------===//
+
+/// Builds ops for one candidate at the output matmul.
+class Rewriter {
+public:
+  Rewriter(Canonical &c)
+      : c(c), b(c.output),
+        loc(b.getFusedLoc(
+            {c.scores.getLoc(), c.softmax.getLoc(), c.output.getLoc()})) {}
+
+  AttentionOp rewrite() {
+    for (Operation *op : c.bypassed) {
+      bool scaledIsLhs = splatValue(op->getOperand(1)).has_value();
+      Value scaled = op->getOperand(scaledIsLhs ? 0 : 1);
+      for (Value *operand : {&c.q, &c.k})
+        if (*operand == op->getResult(0))
+          *operand = scaled;
+      op->getResult(0).replaceAllUsesWith(scaled);
+    }
+    int64_t rank = tensorType(c.softmax).getRank();
+    Value q = c.q, k = c.k, v = c.v;
+    if (c.scores.getTransposeA())
+      q = swapLastTwo(q);
+    if (!c.scores.getTransposeB())
+      k = swapLastTwo(k);
+    if (c.output.getTransposeB())
+      v = swapLastTwo(v);
+    q = toRank4(q);
+    k = toRank4(k);
+    v = toRank4(v);
+    auto scoresShape = tensorType(c.softmax).getShape();
+    llvm::SmallVector<int64_t> full(4 - rank, 1);
+    full.append(scoresShape.begin(), scoresShape.end());
+    int64_t batch = full[0], heads = full[1];
+    // Q takes every batch and head; K and V keep a head count that divides
+    // H (grouped-query), after undoing an explicit head repeat.
+    q = broadcastHeads(q, batch, heads);
+    auto [kBase, kGroups] = stripHeadRepeat(k);
+    auto [vBase, vGroups] = stripHeadRepeat(v);
+    if (tensorType(kBase).getDimSize(1) == tensorType(vBase).getDimSize(1)) {
+      k = kBase;
+      v = vBase;
+    }
+    int64_t kvHeads =
+        std::max(tensorType(k).getDimSize(1), tensorType(v).getDimSize(1));
+    k = broadcastHeads(k, batch, kvHeads);
+    v = broadcastHeads(v, batch, kvHeads);
+
+    Value mask = buildMask(tensorType(q).getElementType());
+    auto resultType = RankedTensorType::get(
+        {batch, heads, full[2], tensorType(v).getDimSize(3)},
+        tensorType(q).getElementType());
+    auto attention = b.create<AttentionOp>(loc, resultType, q, k, v, mask,
+                                           b.getF64FloatAttr(c.scale),
+                                           b.getBoolAttr(c.causal));
+    Value result = attention.getResult();
+    if (result.getType() != c.output.getType())
+      result = b.create<ReshapeOp>(
+          loc, c.output.getType(), result,
+          b.getDenseI64ArrayAttr(tensorType(c.output).getShape()));
+    c.output.getResult().replaceAllUsesWith(result);
+    for (Operation *op : llvm::reverse(c.chain))
+      if (op->use_empty())
+        op->erase();
+    for (Operation *op : c.bypassed)
+      if (op->use_empty())
+        op->erase();
+    return attention;
+  }
+
+private:
+  /// `x` with its last two dims swapped: the input of a transpose that
+  /// does exactly that, or a new transpose.
+  Value swapLastTwo(Value x) {
+    int64_t rank = tensorType(x).getRank();
+    llvm::SmallVector<int64_t> perm;
+    for (int64_t d = 0; d < rank; ++d)
+      perm.push_back(d);
+    std::swap(perm[rank - 1], perm[rank - 2]);
+    if (auto transpose = x.getDefiningOp<TransposeOp>())
+      if (transpose.getPerm() == llvm::ArrayRef<int64_t>(perm))
+        return transpose.getX();
+    return b.create<TransposeOp>(loc, x, b.getDenseI64ArrayAttr(perm));
+  }
+
+  Value toRank4(Value x) {
+    auto shape = tensorType(x).getShape();
+    if (shape.size() == 4)
+      return x;
+    llvm::SmallVector<int64_t> padded(4 - shape.size(), 1);
+    padded.append(shape.begin(), shape.end());
+    return b.create<ReshapeOp>(loc, x, b.getDenseI64ArrayAttr(padded));
+  }
+
+  /// `x` [b, h, S, D] broadcast to `batch` and (when h is 1 and `heads`
+  /// is not) `heads`.
+  Value broadcastHeads(Value x, int64_t batch, int64_t heads) {
+    llvm::SmallVector<int64_t> shape(tensorType(x).getShape());
+    if (shape[0] == batch && (shape[1] == heads || heads % shape[1] == 0))
+      return x;
+    shape[0] = batch;
+    if (heads % shape[1] != 0)
+      shape[1] = heads;
+    return b.create<BroadcastToOp>(loc, x, b.getDenseI64ArrayAttr(shape));
+  }
+
+  /// x = reshape(broadcast_to(reshape(base [B, Hk, S, D] -> [B, Hk, 1, S,
+  /// D]) -> [B, Hk, n, S, D]) -> [B, Hk * n, S, D]): (base, n); else (x, 1).
+  static std::pair<Value, int64_t> stripHeadRepeat(Value x) {
+    auto merge = x.getDefiningOp<ReshapeOp>();
+    if (!merge)
+      return {x, 1};
+    auto broadcast = merge.getX().getDefiningOp<BroadcastToOp>();
+    if (!broadcast)
+      return {x, 1};
+    auto split = broadcast.getX().getDefiningOp<ReshapeOp>();
+    if (!split)
+      return {x, 1};
+    Value base = split.getX();
+    auto shape = tensorType(x).getShape();
+    auto baseShape = tensorType(base).getShape();
+    auto expanded = tensorType(broadcast).getShape();
+    auto unit = tensorType(split).getShape();
+    if (baseShape.size() != 4 || expanded.size() != 5 || unit.size() != 5)
+      return {x, 1};
+    int64_t kvHeads = baseShape[1], groups = expanded[2];
+    llvm::SmallVector<int64_t> wantUnit{baseShape[0], kvHeads, 1, baseShape[2],
+                                        baseShape[3]};
+    llvm::SmallVector<int64_t> wantExpanded{baseShape[0], kvHeads, groups,
+                                            baseShape[2], baseShape[3]};
+    if (llvm::ArrayRef<int64_t>(wantUnit) != unit ||
+        llvm::ArrayRef<int64_t>(wantExpanded) != expanded ||
+        shape[1] != kvHeads * groups)
+      return {x, 1};
+    return {base, groups};
+  }
+
+  /// The one mask operand: additive masks (each times its scale) summed,
+  /// boolean masks and-ed; both kinds present: the booleans as 0 / -inf.
+  Value buildMask(mlir::Type elementType) {
+    Value additive, boolean;
+    for (auto [mask, factor] : c.additive) {
+      Value m = mask;
+      if (tensorType(m).getElementType() != elementType)
+        m = b.create<CastOp>(loc, m, mlir::TypeAttr::get(elementType));
+      if (factor != 1.0)
+        m = b.create<MulOp>(loc, m, splat(elementType, factor));
+      additive = additive ? b.create<AddOp>(loc, additive, m).getResult() : m;
+    }
+    for (auto [cond, keepWhenTrue] : c.boolean) {
+      Value m = cond;
+      if (!keepWhenTrue)
+        m = b.create<CompareOp>(loc, m, splatBool(false),
+                                b.getStringAttr("eq"));
+      boolean =
+          boolean
+              ? b.create<WhereOp>(loc, boolean, m, splatBool(false)).getResult()
+              : m;
+    }
+    if (additive && boolean)
+      return b.create<AddOp>(
+          loc, additive,
+          b.create<WhereOp>(
+              loc, boolean, splat(elementType, 0.0),
+              splat(elementType, -std::numeric_limits<double>::infinity())));
+    return additive ? additive : boolean;
+  }
+
+  Value splat(mlir::Type elementType, double value) {
+    auto type = RankedTensorType::get({}, elementType);
+    llvm::APFloat f(value);
+    bool losesInfo = false;
+    f.convert(mlir::cast<mlir::FloatType>(elementType).getFloatSemantics(),
+              llvm::APFloat::rmNearestTiesToEven, &losesInfo);
+    return b.create<ConstantOp>(loc, mlir::DenseElementsAttr::get(type, f));
+  }
+  Value splatBool(bool value) {
+    auto type = RankedTensorType::get({}, b.getI1Type());
+    return b.create<ConstantOp>(loc, mlir::DenseElementsAttr::get(type, value));
+  }
+
+  Canonical &c;
+  mlir::OpBuilder b;
+  mlir::Location loc;
+};
+
+/// "B=1 H=12 Sq=128 Sk=128 D=64, causal, scale 0.125, mask [1, 1, 1, 128]"
+std::string summarize(AttentionOp op) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  auto q = tensorType(op.getQ()).getShape();
+  auto k = tensorType(op.getK()).getShape();
+  os << "B=" << q[0] << " H=" << q[1];
+  if (k[1] != q[1])
+    os << " (kv heads " << k[1] << ")";
+  os << " Sq=" << q[2] << " Sk=" << k[2] << " D=" << q[3];
+  if (op.getCausal())
+    os << ", causal";
+  if (auto scale = op.getScale())
+    os << ", scale " << scale->convertToDouble();
+  if (Value mask = op.getMask())
+    os << ", "
+       << (tensorType(mask).getElementType().isInteger(1) ? "boolean"
+                                                          : "additive")
+       << " mask " << ShapeString{tensorType(mask).getShape()};
+  return s;
+}
+
+struct FuseAttentionPass
+    : public impl::FuseAttentionPassBase<FuseAttentionPass> {
+  using FuseAttentionPassBase::FuseAttentionPassBase;
+
+  void runOnOperation() override {
+    llvm::SmallVector<SoftmaxOp> softmaxes;
+    getOperation().walk([&](SoftmaxOp op) { softmaxes.push_back(op); });
+    for (SoftmaxOp softmax : softmaxes) {
+      bool candidate = reachesMatmul(softmax.getX()) ||
+                       llvm::any_of(softmax->getUsers(), [](Operation *u) {
+                         return mlir::isa<MatmulOp, CastOp>(u);
+                       });
+      if (!candidate)
+        continue;
+      Canonical c;
+      Rejection rejection;
+      if (mlir::failed(match(softmax, c, rejection))) {
+        ++numRejected;
+        if (remarks)
+          softmax.emitRemark() << "attention not fused: " << rejection.reason;
+        continue;
+      }
+      int64_t keys = tensorType(c.softmax).getShape().back();
+      int64_t threshold = minKeys;
+      if (keys < threshold) {
+        ++numKeptUnfused;
+        if (remarks)
+          softmax.emitRemark()
+              << "attention kept unfused: " << keys
+              << " keys is below this target's threshold of " << threshold
+              << " (min-keys), where the decomposed kernels measured faster";
+        continue;
+      }
+      AttentionOp fused = Rewriter(c).rewrite();
+      ++numFused;
+      if (remarks)
+        fused.emitRemark() << "fused attention: " << summarize(fused);
+    }
+  }
+};
+
+} // namespace
+} // namespace kiln

@@ -1,0 +1,265 @@
+// kiln-fuse-attention: every supported spelling of attention becomes one
+// kiln.attention; candidates that cannot be fused get a remark saying why.
+// RUN: kiln-opt %s --split-input-file --kiln-fuse-attention --canonicalize | FileCheck %s
+// RUN: kiln-opt %s --split-input-file --kiln-fuse-attention=remarks=true 2>&1 >/dev/null | FileCheck %s --check-prefix=REMARK
+// RUN: kiln-opt %s --split-input-file --kiln-fuse-attention="min-keys=10 remarks=true" 2>&1 >/dev/null | FileCheck %s --check-prefix=KEPT
+// KEPT: remark: fused attention: B=2 H=4 Sq=16 Sk=16
+// KEPT: remark: attention kept unfused: 8 keys is below this target's threshold of 10 (min-keys)
+
+// Scale after the matmul (mul), K through transpose_b.
+// CHECK-LABEL: func.func @mul_scale
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2 {scale = 1.250000e-01 : f64}
+// CHECK-NEXT: return %[[O]]
+// REMARK: remark: fused attention: B=2 H=4 Sq=16 Sk=16 D=64, scale 1.250000e-01
+func.func @mul_scale(%q: tensor<2x4x16x64xf32>, %k: tensor<2x4x16x64xf32>, %v: tensor<2x4x16x64xf32>) -> tensor<2x4x16x64xf32> {
+  %c = kiln.constant dense<0.125> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x4x16x64xf32>, tensor<2x4x16x64xf32>) -> tensor<2x4x16x16xf32>
+  %1 = kiln.mul %c, %0 : (tensor<f32>, tensor<2x4x16x16xf32>) -> tensor<2x4x16x16xf32>
+  %2 = kiln.softmax %1 : tensor<2x4x16x16xf32>
+  %3 = kiln.matmul %2, %v : (tensor<2x4x16x16xf32>, tensor<2x4x16x64xf32>) -> tensor<2x4x16x64xf32>
+  return %3 : tensor<2x4x16x64xf32>
+}
+
+// -----
+
+// Division by sqrt(D), K through an explicit transpose, Dv != D.
+// CHECK-LABEL: func.func @div_scale_transposed_k
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2 {scale = 1.250000e-01 : f64} : (tensor<1x2x8x64xf32>, tensor<1x2x8x64xf32>, tensor<1x2x8x32xf32>) -> tensor<1x2x8x32xf32>
+// CHECK-NEXT: return %[[O]]
+func.func @div_scale_transposed_k(%q: tensor<1x2x8x64xf32>, %k: tensor<1x2x8x64xf32>, %v: tensor<1x2x8x32xf32>) -> tensor<1x2x8x32xf32> {
+  %c = kiln.constant dense<8.0> : tensor<f32>
+  %kt = kiln.transpose %k {perm = array<i64: 0, 1, 3, 2>} : (tensor<1x2x8x64xf32>) -> tensor<1x2x64x8xf32>
+  %0 = kiln.matmul %q, %kt : (tensor<1x2x8x64xf32>, tensor<1x2x64x8xf32>) -> tensor<1x2x8x8xf32>
+  %1 = kiln.div %0, %c : (tensor<1x2x8x8xf32>, tensor<f32>) -> tensor<1x2x8x8xf32>
+  %2 = kiln.softmax %1 {axis = 3 : i64} : tensor<1x2x8x8xf32>
+  %3 = kiln.matmul %2, %v : (tensor<1x2x8x8xf32>, tensor<1x2x8x32xf32>) -> tensor<1x2x8x32xf32>
+  return %3 : tensor<1x2x8x32xf32>
+}
+
+// -----
+
+// GPT-2 as exported: heads split from [B, S, D] by reshape + transpose, K
+// transposed in one go to [B, H, D, S], scale folded into Q before the head
+// split and into K, causal mask as where(triangle, scores, float min) on a
+// slice of a larger triangular constant (the `bias` buffer).
+// CHECK-LABEL: func.func @gpt2_export
+// CHECK-DAG: %[[Q:.*]] = kiln.transpose %{{.*}} {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x4x2x8xf32>) -> tensor<1x2x4x8xf32>
+// CHECK-DAG: %[[K:.*]] = kiln.transpose %{{.*}} {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x4x2x8xf32>) -> tensor<1x2x4x8xf32>
+// CHECK: kiln.attention %[[Q]], %[[K]], %{{.*}} {causal = true, scale = 2.500000e-01 : f64}
+// CHECK-NOT: kiln.softmax
+// CHECK-NOT: kiln.where
+// REMARK: remark: fused attention: B=1 H=2 Sq=4 Sk=4 D=8, causal, scale 2.500000e-01
+func.func @gpt2_export(%x: tensor<1x4x16xf32>, %vh: tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32> {
+  %half = kiln.constant dense<0.5> : tensor<f32>
+  %fill = kiln.constant dense<-3.40282347E+38> : tensor<f32>
+  %tri = kiln.constant dense<[[[[true, false, false, false, false], [true, true, false, false, false], [true, true, true, false, false], [true, true, true, true, false], [true, true, true, true, true]]]]> : tensor<1x1x5x5xi1>
+  %causal = kiln.slice %tri {starts = array<i64: 0, 0, 0, 0>, ends = array<i64: 1, 1, 4, 4>, steps = array<i64: 1, 1, 1, 1>} : (tensor<1x1x5x5xi1>) -> tensor<1x1x4x4xi1>
+  %qs = kiln.mul %x, %half : (tensor<1x4x16xf32>, tensor<f32>) -> tensor<1x4x16xf32>
+  %q4 = kiln.reshape %qs {shape = array<i64: 1, 4, 2, 8>} : (tensor<1x4x16xf32>) -> tensor<1x4x2x8xf32>
+  %q = kiln.transpose %q4 {perm = array<i64: 0, 2, 1, 3>} : (tensor<1x4x2x8xf32>) -> tensor<1x2x4x8xf32>
+  %k4 = kiln.reshape %x {shape = array<i64: 1, 4, 2, 8>} : (tensor<1x4x16xf32>) -> tensor<1x4x2x8xf32>
+  %kt = kiln.transpose %k4 {perm = array<i64: 0, 2, 3, 1>} : (tensor<1x4x2x8xf32>) -> tensor<1x2x8x4xf32>
+  %kts = kiln.mul %kt, %half : (tensor<1x2x8x4xf32>, tensor<f32>) -> tensor<1x2x8x4xf32>
+  %0 = kiln.matmul %q, %kts : (tensor<1x2x4x8xf32>, tensor<1x2x8x4xf32>) -> tensor<1x2x4x4xf32>
+  %1 = kiln.where %causal, %0, %fill : (tensor<1x1x4x4xi1>, tensor<1x2x4x4xf32>, tensor<f32>) -> tensor<1x2x4x4xf32>
+  %2 = kiln.softmax %1 : tensor<1x2x4x4xf32>
+  %3 = kiln.matmul %2, %vh : (tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  return %3 : tensor<1x2x4x8xf32>
+}
+
+// -----
+
+// Causal mask from iota comparisons (column <= row), as a boolean `where`
+// with -inf; the additive form with 0 / -inf comes from the DSL.
+// CHECK-LABEL: func.func @iota_causal
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2 {causal = true, scale = 1.250000e-01 : f64}
+// CHECK-NEXT: return %[[O]]
+func.func @iota_causal(%q: tensor<1x2x4x64xf32>, %k: tensor<1x2x4x64xf32>, %v: tensor<1x2x4x64xf32>) -> tensor<1x2x4x64xf32> {
+  %rows = kiln.constant dense<[[0], [1], [2], [3]]> : tensor<4x1xi64>
+  %cols = kiln.constant dense<[[0, 1, 2, 3]]> : tensor<1x4xi64>
+  %ninf = kiln.constant dense<0xFF800000> : tensor<f32>
+  %c = kiln.constant dense<0.125> : tensor<f32>
+  %keep = kiln.compare %cols, %rows {predicate = "le"} : (tensor<1x4xi64>, tensor<4x1xi64>) -> tensor<4x4xi1>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x2x4x64xf32>, tensor<1x2x4x64xf32>) -> tensor<1x2x4x4xf32>
+  %1 = kiln.mul %0, %c : (tensor<1x2x4x4xf32>, tensor<f32>) -> tensor<1x2x4x4xf32>
+  %2 = kiln.where %keep, %1, %ninf : (tensor<4x4xi1>, tensor<1x2x4x4xf32>, tensor<f32>) -> tensor<1x2x4x4xf32>
+  %3 = kiln.softmax %2 : tensor<1x2x4x4xf32>
+  %4 = kiln.matmul %3, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x64xf32>) -> tensor<1x2x4x64xf32>
+  return %4 : tensor<1x2x4x64xf32>
+}
+
+// -----
+
+// The additive causal triangle (0 / -inf), as the DSL writes it.
+// CHECK-LABEL: func.func @additive_causal
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2 {causal = true, scale = 5.000000e-01 : f64}
+// CHECK-NEXT: return %[[O]]
+func.func @additive_causal(%q: tensor<1x1x3x4xf32>, %k: tensor<1x1x3x4xf32>, %v: tensor<1x1x3x4xf32>) -> tensor<1x1x3x4xf32> {
+  %c = kiln.constant dense<0.5> : tensor<f32>
+  %m = kiln.constant dense<[[0.0, 0xFF800000, 0xFF800000], [0.0, 0.0, 0xFF800000], [0.0, 0.0, 0.0]]> : tensor<3x3xf32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x1x3x4xf32>, tensor<1x1x3x4xf32>) -> tensor<1x1x3x3xf32>
+  %1 = kiln.mul %0, %c : (tensor<1x1x3x3xf32>, tensor<f32>) -> tensor<1x1x3x3xf32>
+  %2 = kiln.add %1, %m : (tensor<1x1x3x3xf32>, tensor<3x3xf32>) -> tensor<1x1x3x3xf32>
+  %3 = kiln.softmax %2 : tensor<1x1x3x3xf32>
+  %4 = kiln.matmul %3, %v : (tensor<1x1x3x3xf32>, tensor<1x1x3x4xf32>) -> tensor<1x1x3x4xf32>
+  return %4 : tensor<1x1x3x4xf32>
+}
+
+// -----
+
+// An upper triangle is not causal: it stays an additive mask.
+// CHECK-LABEL: func.func @anti_causal
+// CHECK: kiln.attention %arg0, %arg1, %arg2, %{{.*}} {scale = 1.000000e+00 : f64} : ({{.*}}, tensor<2x2xf32>)
+func.func @anti_causal(%q: tensor<1x1x2x4xf32>, %k: tensor<1x1x2x4xf32>, %v: tensor<1x1x2x4xf32>) -> tensor<1x1x2x4xf32> {
+  %m = kiln.constant dense<[[0.0, 0.0], [0xFF800000, 0.0]]> : tensor<2x2xf32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x1x2x4xf32>, tensor<1x1x2x4xf32>) -> tensor<1x1x2x2xf32>
+  %1 = kiln.add %0, %m : (tensor<1x1x2x2xf32>, tensor<2x2xf32>) -> tensor<1x1x2x2xf32>
+  %2 = kiln.softmax %1 : tensor<1x1x2x2xf32>
+  %3 = kiln.matmul %2, %v : (tensor<1x1x2x2xf32>, tensor<1x1x2x4xf32>) -> tensor<1x1x2x4xf32>
+  return %3 : tensor<1x1x2x4xf32>
+}
+
+// -----
+
+// BERT: a padding mask [B, 1, 1, S] added before the scale (it gets the
+// scale applied) and a second one added after it.
+// CHECK-LABEL: func.func @padding_masks
+// CHECK-SAME: (%[[Q:.*]]: tensor<2x4x8x16xf32>, %[[K:.*]]: tensor<2x4x8x16xf32>, %[[V:.*]]: tensor<2x4x8x16xf32>, %[[M1:.*]]: tensor<2x1x1x8xf32>, %[[M2:.*]]: tensor<2x1x1x8xf32>)
+// CHECK: %[[S:.*]] = kiln.mul %[[M1]], %{{.*}} : (tensor<2x1x1x8xf32>, tensor<f32>)
+// CHECK: %[[M:.*]] = kiln.add %[[S]], %[[M2]]
+// CHECK: kiln.attention %[[Q]], %[[K]], %[[V]], %[[M]] {scale = 2.500000e-01 : f64}
+// REMARK: remark: fused attention: B=2 H=4 Sq=8 Sk=8 D=16, scale 2.500000e-01, additive mask [2, 1, 1, 8]
+func.func @padding_masks(%q: tensor<2x4x8x16xf32>, %k: tensor<2x4x8x16xf32>, %v: tensor<2x4x8x16xf32>, %m1: tensor<2x1x1x8xf32>, %m2: tensor<2x1x1x8xf32>) -> tensor<2x4x8x16xf32> {
+  %c = kiln.constant dense<0.25> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x4x8x16xf32>, tensor<2x4x8x16xf32>) -> tensor<2x4x8x8xf32>
+  %1 = kiln.add %m1, %0 : (tensor<2x1x1x8xf32>, tensor<2x4x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %2 = kiln.mul %1, %c : (tensor<2x4x8x8xf32>, tensor<f32>) -> tensor<2x4x8x8xf32>
+  %3 = kiln.add %2, %m2 : (tensor<2x4x8x8xf32>, tensor<2x1x1x8xf32>) -> tensor<2x4x8x8xf32>
+  %4 = kiln.softmax %3 : tensor<2x4x8x8xf32>
+  %5 = kiln.matmul %4, %v : (tensor<2x4x8x8xf32>, tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32>
+  return %5 : tensor<2x4x8x16xf32>
+}
+
+// -----
+
+// A boolean mask where true masks out: where(pad, -inf, scores).
+// CHECK-LABEL: func.func @boolean_mask_inverted
+// CHECK: %[[KEEP:.*]] = kiln.compare %arg3, %{{.*}} {predicate = "eq"} : (tensor<1x1x1x8xi1>, tensor<i1>) -> tensor<1x1x1x8xi1>
+// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[KEEP]] {scale = 1.000000e+00 : f64}
+func.func @boolean_mask_inverted(%q: tensor<1x2x8x16xf32>, %k: tensor<1x2x8x16xf32>, %v: tensor<1x2x8x16xf32>, %pad: tensor<1x1x1x8xi1>) -> tensor<1x2x8x16xf32> {
+  %ninf = kiln.constant dense<0xFF800000> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x2x8x16xf32>, tensor<1x2x8x16xf32>) -> tensor<1x2x8x8xf32>
+  %1 = kiln.where %pad, %ninf, %0 : (tensor<1x1x1x8xi1>, tensor<f32>, tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf32>
+  %2 = kiln.softmax %1 : tensor<1x2x8x8xf32>
+  %3 = kiln.matmul %2, %v : (tensor<1x2x8x8xf32>, tensor<1x2x8x16xf32>) -> tensor<1x2x8x16xf32>
+  return %3 : tensor<1x2x8x16xf32>
+}
+
+// -----
+
+// Mixed precision: f16 scores cast to f32 for the softmax and back.
+// CHECK-LABEL: func.func @casts_around_softmax
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2 {scale = 1.250000e-01 : f64} : (tensor<1x2x8x64xf16>, tensor<1x2x8x64xf16>, tensor<1x2x8x64xf16>) -> tensor<1x2x8x64xf16>
+// CHECK-NEXT: return %[[O]]
+func.func @casts_around_softmax(%q: tensor<1x2x8x64xf16>, %k: tensor<1x2x8x64xf16>, %v: tensor<1x2x8x64xf16>) -> tensor<1x2x8x64xf16> {
+  %c = kiln.constant dense<0.125> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x2x8x64xf16>, tensor<1x2x8x64xf16>) -> tensor<1x2x8x8xf16>
+  %1 = kiln.cast %0 {dtype = f32} : (tensor<1x2x8x8xf16>) -> tensor<1x2x8x8xf32>
+  %2 = kiln.mul %1, %c : (tensor<1x2x8x8xf32>, tensor<f32>) -> tensor<1x2x8x8xf32>
+  %3 = kiln.softmax %2 : tensor<1x2x8x8xf32>
+  %4 = kiln.cast %3 {dtype = f16} : (tensor<1x2x8x8xf32>) -> tensor<1x2x8x8xf16>
+  %5 = kiln.matmul %4, %v : (tensor<1x2x8x8xf16>, tensor<1x2x8x64xf16>) -> tensor<1x2x8x64xf16>
+  return %5 : tensor<1x2x8x64xf16>
+}
+
+// -----
+
+// Grouped-query attention: 2 key/value heads repeated to 6 with
+// reshape -> broadcast_to -> reshape (PyTorch's repeat_kv).
+// CHECK-LABEL: func.func @grouped_query
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2 {causal = true, scale = 1.250000e-01 : f64} : (tensor<1x6x4x64xf32>, tensor<1x2x4x64xf32>, tensor<1x2x4x64xf32>) -> tensor<1x6x4x64xf32>
+// REMARK: remark: fused attention: B=1 H=6 (kv heads 2) Sq=4 Sk=4 D=64, causal
+func.func @grouped_query(%q: tensor<1x6x4x64xf32>, %k: tensor<1x2x4x64xf32>, %v: tensor<1x2x4x64xf32>) -> tensor<1x6x4x64xf32> {
+  %c = kiln.constant dense<0.125> : tensor<f32>
+  %m = kiln.constant dense<[[0.0, -1.0e+09, -1.0e+09, -1.0e+09], [0.0, 0.0, -1.0e+09, -1.0e+09], [0.0, 0.0, 0.0, -1.0e+09], [0.0, 0.0, 0.0, 0.0]]> : tensor<4x4xf32>
+  %k5 = kiln.reshape %k {shape = array<i64: 1, 2, 1, 4, 64>} : (tensor<1x2x4x64xf32>) -> tensor<1x2x1x4x64xf32>
+  %kb = kiln.broadcast_to %k5 {shape = array<i64: 1, 2, 3, 4, 64>} : (tensor<1x2x1x4x64xf32>) -> tensor<1x2x3x4x64xf32>
+  %kr = kiln.reshape %kb {shape = array<i64: 1, 6, 4, 64>} : (tensor<1x2x3x4x64xf32>) -> tensor<1x6x4x64xf32>
+  %v5 = kiln.reshape %v {shape = array<i64: 1, 2, 1, 4, 64>} : (tensor<1x2x4x64xf32>) -> tensor<1x2x1x4x64xf32>
+  %vb = kiln.broadcast_to %v5 {shape = array<i64: 1, 2, 3, 4, 64>} : (tensor<1x2x1x4x64xf32>) -> tensor<1x2x3x4x64xf32>
+  %vr = kiln.reshape %vb {shape = array<i64: 1, 6, 4, 64>} : (tensor<1x2x3x4x64xf32>) -> tensor<1x6x4x64xf32>
+  %0 = kiln.matmul %q, %kr {transpose_b = true} : (tensor<1x6x4x64xf32>, tensor<1x6x4x64xf32>) -> tensor<1x6x4x4xf32>
+  %1 = kiln.mul %0, %c : (tensor<1x6x4x4xf32>, tensor<f32>) -> tensor<1x6x4x4xf32>
+  %2 = kiln.add %1, %m : (tensor<1x6x4x4xf32>, tensor<4x4xf32>) -> tensor<1x6x4x4xf32>
+  %3 = kiln.softmax %2 : tensor<1x6x4x4xf32>
+  %4 = kiln.matmul %3, %vr : (tensor<1x6x4x4xf32>, tensor<1x6x4x64xf32>) -> tensor<1x6x4x64xf32>
+  return %4 : tensor<1x6x4x64xf32>
+}
+
+// -----
+
+// Heads flattened into the batch ([B*H, S, D], torch.bmm style): unit batch
+// in front, and the result reshaped back.
+// CHECK-LABEL: func.func @rank3
+// CHECK: %[[Q:.*]] = kiln.reshape %arg0 {shape = array<i64: 1, 8, 5, 16>}
+// CHECK: %[[O:.*]] = kiln.attention %[[Q]], %{{.*}}, %{{.*}} {scale = 2.500000e-01 : f64}
+// CHECK: kiln.reshape %[[O]] {shape = array<i64: 8, 5, 16>}
+func.func @rank3(%q: tensor<8x5x16xf32>, %k: tensor<8x5x16xf32>, %v: tensor<8x5x16xf32>) -> tensor<8x5x16xf32> {
+  %c = kiln.constant dense<0.25> : tensor<f32>
+  %qs = kiln.mul %q, %c : (tensor<8x5x16xf32>, tensor<f32>) -> tensor<8x5x16xf32>
+  %0 = kiln.matmul %qs, %k {transpose_b = true} : (tensor<8x5x16xf32>, tensor<8x5x16xf32>) -> tensor<8x5x5xf32>
+  %1 = kiln.softmax %0 : tensor<8x5x5xf32>
+  %2 = kiln.matmul %1, %v : (tensor<8x5x5xf32>, tensor<8x5x16xf32>) -> tensor<8x5x16xf32>
+  return %2 : tensor<8x5x16xf32>
+}
+
+// -----
+
+// Not fused: the attention probabilities are also returned.
+// CHECK-LABEL: func.func @probs_returned
+// CHECK: kiln.softmax
+// CHECK-NOT: kiln.attention
+// REMARK: remark: attention not fused: the attention probabilities are also used elsewhere
+func.func @probs_returned(%q: tensor<1x1x4x8xf32>, %k: tensor<1x1x4x8xf32>, %v: tensor<1x1x4x8xf32>) -> (tensor<1x1x4x8xf32>, tensor<1x1x4x4xf32>) {
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x4xf32>
+  %1 = kiln.softmax %0 : tensor<1x1x4x4xf32>
+  %2 = kiln.matmul %1, %v : (tensor<1x1x4x4xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x8xf32>
+  return %2, %1 : tensor<1x1x4x8xf32>, tensor<1x1x4x4xf32>
+}
+
+// -----
+
+// Not fused: a where whose fill does not mask out, a scale that is not a
+// constant, and an activation between matmul and softmax.
+// CHECK-LABEL: func.func @not_masks
+// CHECK-NOT: kiln.attention
+// REMARK: remark: attention not fused: the where's fill value 0.000000 does not mask out (expected -inf or <= -1e4)
+// REMARK: remark: attention not fused: 'kiln.mul' scales the scores by a value that is not a splat constant
+// REMARK: remark: attention not fused: 'kiln.tanh' between the matmul and the softmax is not a scale, mask or cast
+func.func @not_masks(%q: tensor<1x1x4x8xf32>, %k: tensor<1x1x4x8xf32>, %v: tensor<1x1x4x8xf32>, %c: tensor<4x4xi1>, %t: tensor<f32>) -> (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) {
+  %zero = kiln.constant dense<0.0> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x4xf32>
+  %1 = kiln.where %c, %0, %zero : (tensor<4x4xi1>, tensor<1x1x4x4xf32>, tensor<f32>) -> tensor<1x1x4x4xf32>
+  %2 = kiln.softmax %1 : tensor<1x1x4x4xf32>
+  %3 = kiln.matmul %2, %v : (tensor<1x1x4x4xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x8xf32>
+  %4 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x4xf32>
+  %5 = kiln.mul %4, %t : (tensor<1x1x4x4xf32>, tensor<f32>) -> tensor<1x1x4x4xf32>
+  %6 = kiln.softmax %5 : tensor<1x1x4x4xf32>
+  %7 = kiln.matmul %6, %v : (tensor<1x1x4x4xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x8xf32>
+  %8 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x4xf32>
+  %9 = kiln.tanh %8 : tensor<1x1x4x4xf32>
+  %10 = kiln.softmax %9 : tensor<1x1x4x4xf32>
+  %11 = kiln.matmul %10, %v : (tensor<1x1x4x4xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x8xf32>
+  return %3, %7, %11 : tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>
+}
+
+// -----
+
+// A classifier's softmax is not a candidate: no remark, nothing changes.
+// CHECK-LABEL: func.func @classifier
+// CHECK: kiln.softmax
+// REMARK-NOT: remark
+func.func @classifier(%x: tensor<2x10xf32>) -> tensor<2x10xf32> {
+  %0 = kiln.softmax %x : tensor<2x10xf32>
+  return %0 : tensor<2x10xf32>
+}
