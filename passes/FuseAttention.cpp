@@ -60,24 +60,6 @@ RankedTensorType tensorType(Value v) {
   return mlir::cast<RankedTensorType>(v.getType());
 }
 
-/// The value of a splat constant, as a double.
-std::optional<double> splatValue(Value v) {
-  mlir::Attribute attr;
-  if (!mlir::matchPattern(v, mlir::m_Constant(&attr)))
-    return std::nullopt;
-  auto dense = mlir::dyn_cast<mlir::DenseElementsAttr>(attr);
-  if (!dense || !dense.isSplat())
-    return std::nullopt;
-  mlir::Type type = dense.getElementType();
-  if (mlir::isa<mlir::FloatType>(type))
-    return dense.getSplatValue<llvm::APFloat>().convertToDouble();
-  if (type.isInteger(1))
-    return dense.getSplatValue<bool>() ? 1.0 : 0.0;
-  if (mlir::isa<mlir::IntegerType>(type))
-    return double(dense.getSplatValue<llvm::APInt>().getSExtValue());
-  return std::nullopt;
-}
-
 std::string describe(Operation *op) {
   std::string s;
   llvm::raw_string_ostream os(s);
@@ -115,7 +97,8 @@ public:
     auto shape = tensorType(v).getShape();
     if (auto constant = mlir::dyn_cast<ConstantOp>(op))
       return buildConstant(constant);
-    if (mlir::isa<AddOp, SubOp, MulOp, MaxOp, MinOp, CompareOp>(op)) {
+    if (mlir::isa<AddOp, SubOp, MulOp, DivOp, PowOp, MaxOp, MinOp, CompareOp>(
+            op)) {
       Fn lhs = operand(op->getOperand(0), shape, depth);
       Fn rhs = operand(op->getOperand(1), shape, depth);
       if (!lhs || !rhs)
@@ -127,6 +110,12 @@ public:
         f = [](double a, double b) { return a - b; };
       else if (mlir::isa<MulOp>(op))
         f = [](double a, double b) { return a * b; };
+      else if (mlir::isa<DivOp>(op)) {
+        if (!mlir::isa<mlir::FloatType>(tensorType(v).getElementType()))
+          return nullptr; // integer division rounds; not needed here
+        f = [](double a, double b) { return a / b; };
+      } else if (mlir::isa<PowOp>(op))
+        f = [](double a, double b) { return std::pow(a, b); };
       else if (mlir::isa<MaxOp>(op))
         f = [](double a, double b) { return std::max(a, b); };
       else if (mlir::isa<MinOp>(op))
@@ -158,11 +147,17 @@ public:
         return nullptr;
       return [c, x, y](const int64_t *i) { return c(i) != 0 ? x(i) : y(i); };
     }
-    if (auto neg = mlir::dyn_cast<NegOp>(op)) {
-      Fn x = build(neg.getX(), depth + 1);
+    if (mlir::isa<NegOp, SqrtOp, RsqrtOp, ReciprocalOp>(op)) {
+      Fn x = build(op->getOperand(0), depth + 1);
       if (!x)
         return nullptr;
-      return [x](const int64_t *i) { return -x(i); };
+      if (mlir::isa<NegOp>(op))
+        return [x](const int64_t *i) { return -x(i); };
+      if (mlir::isa<SqrtOp>(op))
+        return [x](const int64_t *i) { return std::sqrt(x(i)); };
+      if (mlir::isa<RsqrtOp>(op))
+        return [x](const int64_t *i) { return 1.0 / std::sqrt(x(i)); };
+      return [x](const int64_t *i) { return 1.0 / x(i); };
     }
     if (auto cast = mlir::dyn_cast<CastOp>(op)) {
       Fn x = build(cast.getX(), depth + 1);
@@ -283,6 +278,34 @@ private:
     }
   }
 };
+
+/// The value of a splat constant, or of a one-element value computed from
+/// constants only (e.g. `sqrt(64)` or `64 ** 0.5` left by an ONNX export),
+/// as a double.
+std::optional<double> splatValue(Value v) {
+  mlir::Attribute attr;
+  if (mlir::matchPattern(v, mlir::m_Constant(&attr))) {
+    auto dense = mlir::dyn_cast<mlir::DenseElementsAttr>(attr);
+    if (dense && dense.isSplat()) {
+      mlir::Type type = dense.getElementType();
+      if (mlir::isa<mlir::FloatType>(type))
+        return dense.getSplatValue<llvm::APFloat>().convertToDouble();
+      if (type.isInteger(1))
+        return dense.getSplatValue<bool>() ? 1.0 : 0.0;
+      if (mlir::isa<mlir::IntegerType>(type))
+        return double(dense.getSplatValue<llvm::APInt>().getSExtValue());
+    }
+  }
+  RankedTensorType type = tensorType(v);
+  if (type.getNumElements() != 1)
+    return std::nullopt;
+  MaskEvaluator evaluator;
+  MaskEvaluator::Fn f = evaluator.build(v);
+  if (!f)
+    return std::nullopt;
+  llvm::SmallVector<int64_t> zeros(std::max<int64_t>(type.getRank(), 1), 0);
+  return f(zeros.data());
+}
 
 /// Whether `mask` (boolean: true keeps; additive: 0 keeps, <= kMaskedOut
 /// masks) is the causal pattern for `sq` queries and `sk` keys: key j is
@@ -475,6 +498,30 @@ std::optional<std::pair<Operation *, double>> findOperandScale(Value v) {
   return std::nullopt;
 }
 
+/// where(compare(p, p, "ne"), 0, p): the guard PyTorch's exported
+/// scaled_dot_product_attention puts after the softmax, turning the NaN rows
+/// of fully masked queries into zeros, which is what kiln.attention yields
+/// for them. Returns (compare, where) when `probs` has exactly these users.
+std::optional<std::pair<Operation *, Operation *>> matchNanGuard(Value probs) {
+  CompareOp isNan;
+  WhereOp select;
+  for (Operation *user : probs.getUsers()) {
+    if (auto c = mlir::dyn_cast<CompareOp>(user); c && c.getLhs() == probs &&
+                                                  c.getRhs() == probs &&
+                                                  c.getPredicate() == "ne")
+      isNan = c;
+    else if (auto w = mlir::dyn_cast<WhereOp>(user); w && w.getY() == probs)
+      select = w;
+    else
+      return std::nullopt;
+  }
+  if (!isNan || !select || select.getCond() != isNan.getResult() ||
+      !isNan->hasOneUse() || splatValue(select.getX()) != 0.0 ||
+      select.getType() != probs.getType())
+    return std::nullopt;
+  return std::make_pair(isNan.getOperation(), select.getOperation());
+}
+
 /// Matches the candidate around `softmax`; fills `out` or says why not.
 mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
                           Rejection &rejection) {
@@ -491,6 +538,11 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
   Value probs = softmax.getResult();
   llvm::SmallVector<Operation *> after;
   for (int hop = 0;; ++hop) {
+    if (auto guard = matchNanGuard(probs)) {
+      after.append({guard->first, guard->second});
+      probs = guard->second->getResult(0);
+      continue;
+    }
     if (!probs.hasOneUse())
       return fail("the attention probabilities are also used elsewhere "
                   "(they would still have to be computed)");

@@ -263,3 +263,30 @@ func.func @classifier(%x: tensor<2x10xf32>) -> tensor<2x10xf32> {
   %0 = kiln.softmax %x : tensor<2x10xf32>
   return %0 : tensor<2x10xf32>
 }
+
+// -----
+
+// PyTorch's exported scaled_dot_product_attention: scale split as sqrt(s)
+// on Q and on K^T, a boolean mask turned additive, and the NaN guard
+// where(p != p, 0, p) after the softmax (kiln.attention already yields
+// zeros for fully masked rows).
+// CHECK-LABEL: func.func @sdpa_export
+// CHECK: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2, %{{.*}} {scale = 2.500000e-01 : f64}
+// CHECK-NOT: kiln.compare
+// CHECK: return %[[O]]
+func.func @sdpa_export(%q: tensor<1x2x4x16xf32>, %k: tensor<1x2x4x16xf32>, %v: tensor<1x2x4x16xf32>, %m: tensor<1x1x1x4xi1>) -> tensor<1x2x4x16xf32> {
+  %s = kiln.constant dense<0.5> : tensor<1xf32>
+  %zero = kiln.constant dense<0.0> : tensor<1xf32>
+  %ninf = kiln.constant dense<0xFF800000> : tensor<1xf32>
+  %add = kiln.where %m, %zero, %ninf : (tensor<1x1x1x4xi1>, tensor<1xf32>, tensor<1xf32>) -> tensor<1x1x1x4xf32>
+  %qs = kiln.mul %q, %s : (tensor<1x2x4x16xf32>, tensor<1xf32>) -> tensor<1x2x4x16xf32>
+  %kt = kiln.transpose %k {perm = array<i64: 0, 1, 3, 2>} : (tensor<1x2x4x16xf32>) -> tensor<1x2x16x4xf32>
+  %ks = kiln.mul %kt, %s : (tensor<1x2x16x4xf32>, tensor<1xf32>) -> tensor<1x2x16x4xf32>
+  %0 = kiln.matmul %qs, %ks : (tensor<1x2x4x16xf32>, tensor<1x2x16x4xf32>) -> tensor<1x2x4x4xf32>
+  %1 = kiln.add %0, %add : (tensor<1x2x4x4xf32>, tensor<1x1x1x4xf32>) -> tensor<1x2x4x4xf32>
+  %2 = kiln.softmax %1 : tensor<1x2x4x4xf32>
+  %nan = kiln.compare %2, %2 {predicate = "ne"} : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xi1>
+  %3 = kiln.where %nan, %zero, %2 : (tensor<1x2x4x4xi1>, tensor<1xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %4 = kiln.matmul %3, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x16xf32>) -> tensor<1x2x4x16xf32>
+  return %4 : tensor<1x2x4x16xf32>
+}

@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Exports attention written the ways PyTorch users write it to ONNX, compiles
+each file with kilnc and checks that kiln-fuse-attention fused every block
+(from `kilnc --report`), then runs the artifact with kiln-run and compares
+its output with PyTorch's.
+
+The forms: HF-BERT-style (additive padding mask, division by sqrt(D)),
+HF-GPT-2-style (bool `bias` buffer sliced, where(mask, w, finfo.min)),
+LLaMA-style grouped-query attention (repeat_kv by expand + reshape, causal
+mask from torch.triu), torch.nn.MultiheadAttention (heads folded into the
+batch, bmm), and F.scaled_dot_product_attention, causal and with a mask.
+
+Needs the peers of bench/setup.sh:
+  build/bench-venv/bin/python bench/check_attention_fusion.py [BIN_DIR] [WORKDIR]
+Exits non-zero when a block is not fused or an output differs by more than
+1e-4 relative to the largest reference value.
+"""
+import math, os, re, subprocess, sys, tempfile
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "bin")
+WORK = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="kiln-attn-check-")
+B, S, D, H = 2, 32, 64, 4
+
+
+class BertSelfAttention(nn.Module):
+    """transformers' BertSelfAttention (eager): additive extended mask."""
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = (nn.Linear(D, D) for _ in range(3))
+
+    def split(self, t):
+        return t.view(B, S, H, D // H).permute(0, 2, 1, 3)
+
+    def forward(self, x, mask):
+        ext = (1.0 - mask[:, None, None, :]) * torch.finfo(torch.float32).min
+        q, k, v = self.split(self.q(x)), self.split(self.k(x)), self.split(self.v(x))
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(D // H)
+        probs = F.softmax(scores + ext, dim=-1)
+        return torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(B, S, D)
+
+
+class Gpt2Attention(nn.Module):
+    """transformers' GPT2Attention (eager): causal `bias` buffer sliced and
+    applied with where(.., finfo.min), then the padding mask added."""
+    def __init__(self):
+        super().__init__()
+        self.c_attn = nn.Linear(D, 3 * D)
+        self.register_buffer("bias", torch.tril(torch.ones(64, 64, dtype=torch.bool)).view(1, 1, 64, 64))
+
+    def forward(self, x, mask):
+        q, k, v = self.c_attn(x).split(D, dim=2)
+        q, k, v = (t.view(B, S, H, D // H).permute(0, 2, 1, 3) for t in (q, k, v))
+        w = torch.matmul(q, k.transpose(-1, -2)) / (v.size(-1) ** 0.5)
+        causal = self.bias[:, :, 0:S, :S]
+        w = torch.where(causal, w, torch.tensor(torch.finfo(w.dtype).min))
+        w = w + (1.0 - mask[:, None, None, :]) * -10000.0
+        w = F.softmax(w, dim=-1)
+        return torch.matmul(w, v).permute(0, 2, 1, 3).reshape(B, S, D)
+
+
+class LlamaAttention(nn.Module):
+    """LLaMA-style grouped-query attention: 4 query heads, 2 key/value heads
+    repeated by expand + reshape (repeat_kv), causal mask from triu(-inf)."""
+    def __init__(self):
+        super().__init__()
+        self.kv_heads = 2
+        self.q = nn.Linear(D, D, bias=False)
+        self.k = nn.Linear(D, D // 2, bias=False)
+        self.v = nn.Linear(D, D // 2, bias=False)
+
+    def forward(self, x, mask):
+        hd = D // H
+        q = self.q(x).view(B, S, H, hd).transpose(1, 2)
+        k = self.k(x).view(B, S, self.kv_heads, hd).transpose(1, 2)
+        v = self.v(x).view(B, S, self.kv_heads, hd).transpose(1, 2)
+        rep = H // self.kv_heads
+        k = k[:, :, None].expand(B, self.kv_heads, rep, S, hd).reshape(B, H, S, hd)
+        v = v[:, :, None].expand(B, self.kv_heads, rep, S, hd).reshape(B, H, S, hd)
+        causal = torch.triu(torch.full((S, S), float("-inf")), diagonal=1)
+        w = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(hd) + causal
+        w = F.softmax(w, dim=-1, dtype=torch.float32).to(q.dtype)
+        return torch.matmul(w, v).transpose(1, 2).reshape(B, S, D)
+
+
+class TorchMha(nn.Module):
+    """torch.nn.MultiheadAttention with a key padding mask."""
+    def __init__(self):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(D, H, batch_first=True)
+
+    def forward(self, x, mask):
+        return self.mha(x, x, x, key_padding_mask=mask < 0.5, need_weights=False)[0]
+
+
+class Sdpa(nn.Module):
+    """F.scaled_dot_product_attention, causal or with a boolean mask."""
+    def __init__(self, causal):
+        super().__init__()
+        self.causal = causal
+        self.qkv = nn.Linear(D, 3 * D)
+
+    def forward(self, x, mask):
+        q, k, v = (t.view(B, S, H, D // H).transpose(1, 2) for t in self.qkv(x).split(D, dim=2))
+        if self.causal:
+            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=(mask[:, None, None, :] > 0.5))
+        return o.transpose(1, 2).reshape(B, S, D)
+
+
+def check(name, model, inputs, expected_blocks):
+    """Exports, compiles with --report, runs and compares one model; returns
+    whether every expected block was fused and the output matches."""
+    model.eval()
+    path = f"{WORK}/{name}.onnx"
+    names = list(inputs)
+    kwargs = {"dynamo": False} if "dynamo" in torch.onnx.export.__code__.co_varnames else {}
+    torch.onnx.export(model, tuple(inputs.values()), path, input_names=names,
+                      output_names=["y"], opset_version=17, **kwargs)
+    with torch.no_grad():
+        ref = model(*inputs.values()).numpy()
+    report = subprocess.run([f"{BIN}/kilnc", path, "-q", "--report", "-o", f"{WORK}/{name}.kiln"],
+                            capture_output=True, text=True)
+    if report.returncode != 0:
+        print(f"| {name} | kilnc failed: {report.stderr.strip()} | | |")
+        return False
+    m = re.search(r"kiln-fuse-attention: (\d+) fused, (\d+) not fused", report.stdout)
+    fused, rejected = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    # The exporter drops inputs the graph does not read (e.g. the mask of a
+    # causal-only model).
+    used = {i.name for i in onnx.load(path).graph.input}
+    args = []
+    for n, t in inputs.items():
+        np.save(f"{WORK}/{name}-{n}.npy", t.numpy())
+        if n in used:
+            args += ["--input", f"{n}={WORK}/{name}-{n}.npy"]
+    subprocess.run([f"{BIN}/kiln-run", f"{WORK}/{name}.kiln", *args, "--output-dir", f"{WORK}/{name}-out"],
+                   check=True, capture_output=True)
+    got = np.load(f"{WORK}/{name}-out/y.npy")
+    rel = float(np.abs(got - ref).max() / np.abs(ref).max())
+    print(f"| {name} | {fused} of {expected_blocks} | {rejected} | {rel:.2g} |", flush=True)
+    ok = fused == expected_blocks and not rejected and rel <= 1e-4
+    if not ok:
+        print(report.stdout, file=sys.stderr)
+    return ok
+
+
+def main():
+    torch.manual_seed(0)
+    cases = [("hf-bert", BertSelfAttention()), ("hf-gpt2", Gpt2Attention()),
+             ("llama-gqa", LlamaAttention()), ("torch-mha", TorchMha()),
+             ("sdpa-causal", Sdpa(True)), ("sdpa-mask", Sdpa(False))]
+    x = torch.randn(B, S, D)
+    mask = torch.ones(B, S)
+    mask[1, S - 5:] = 0  # the second sequence ends in padding
+    print("| form | blocks fused | not fused | max rel err |")
+    print("| --- | ---: | ---: | ---: |")
+    failures = 0
+    for name, model in cases:
+        failures += not check(name, model, {"x": x, "mask": mask}, 1)
+    # The benchmark's BERT-base and GPT-2 small (bench/cpu_models.py).
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from cpu_models import torch_model
+    for name in ["bert-base", "gpt2-small"]:
+        model, example = torch_model(name, 1)
+        failures += not check(name, model, {"x": example}, 12)
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
