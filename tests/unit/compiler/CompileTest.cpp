@@ -219,7 +219,8 @@ TEST(Compile, PipelineFoldsIdentitiesAndDumpsEveryPass) {
   auto x = g.input("x", {2, 3});
   g.output("y", (x * 1.0 + 0.0).transpose({1, 0}).transpose({1, 0}).relu());
   Module m = g.finish();
-  std::string dir = "dump-fold";
+  std::string dir =
+      (std::filesystem::temp_directory_path() / "kiln-dump-fold").string();
   std::filesystem::remove_all(dir);
   CompileOptions o;
   o.dumpIrDir = dir;

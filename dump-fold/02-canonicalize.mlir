@@ -1,7 +1,0 @@
-// IR after canonicalize
-module {
-  func.func @fold(%arg0: tensor<2x3xf32> {kiln.name = "x"}) -> (tensor<2x3xf32> {kiln.name = "y"}) {
-    %0 = kiln.relu %arg0 : tensor<2x3xf32>
-    return %0 : tensor<2x3xf32>
-  }
-}
