@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 using namespace kiln;
 
@@ -70,7 +71,11 @@ TEST_P(FuseAttentionZoo, EveryBlockFusedSameNumbers) {
   auto m = zoo::build(model);
   ASSERT_TRUE(m) << m.status().message();
   for (std::string target : {"reference", "cpu"}) {
-    auto fused = compileToProgram(*m, CompileOptions().setTarget(target));
+    // The tiny models have 16 tokens, below the cpu target's measured
+    // threshold (MinKeysOnCpu); fuse anyway to test the kernel in the model.
+    CompileOptions options = CompileOptions().setTarget(target);
+    options.attentionMinKeys = 0;
+    auto fused = compileToProgram(*m, options);
     ASSERT_TRUE(fused) << fused.status().message();
     auto unfused = compileToProgram(
         *m, CompileOptions().setTarget(target).setFuseAttention(false));
@@ -155,7 +160,9 @@ TEST(FuseAttention, HandWrittenFormsFuseWithSameNumbers) {
   for (bool padding : {false, true}) {
     Module m = handWritten(padding);
     for (std::string target : {"reference", "cpu"}) {
-      auto fused = compileToProgram(m, CompileOptions().setTarget(target));
+      CompileOptions options = CompileOptions().setTarget(target);
+      options.attentionMinKeys = 0; // 6 keys: below the cpu threshold
+      auto fused = compileToProgram(m, options);
       ASSERT_TRUE(fused) << fused.status().message();
       ASSERT_EQ(countOps(fused->program, "attention"), 1u)
           << fused->irAfterPipeline;
@@ -201,6 +208,25 @@ TEST(FuseAttention, MinKeysKeepsSmallAttentionUnfused) {
       << report;
 }
 
+TEST(FuseAttention, MinKeysOnCpu) {
+  // The cpu target keeps attention over fewer than 64 keys decomposed (its
+  // matmul + softmax kernels measured faster there); the reference target
+  // fuses at any size.
+  for (auto [seq, target, fused] :
+       {std::tuple{16, "cpu", 0}, std::tuple{64, "cpu", 2},
+        std::tuple{16, "reference", 2}}) {
+    zoo::Options zo;
+    zo.seq = seq;
+    auto m = zoo::build("gpt", zo);
+    ASSERT_TRUE(m) << m.status().message();
+    auto r = compileToProgram(*m, CompileOptions().setTarget(target));
+    ASSERT_TRUE(r) << r.status().message();
+    EXPECT_EQ(countOps(r->program, "attention"), size_t(fused))
+        << seq << " tokens on " << target;
+    EXPECT_EQ(countRemarks(*r, "attention kept unfused"), size_t(2 - fused));
+  }
+}
+
 TEST(FuseAttention, ReturnedProbabilitiesAreNotFusedAndSaySo) {
   dsl::Graph g("probs");
   auto q = g.input("q", {1, 2, 4, 8});
@@ -208,7 +234,7 @@ TEST(FuseAttention, ReturnedProbabilitiesAreNotFusedAndSaySo) {
   g.output("o", p.matmul(q));
   g.output("p", p);
   Module m = g.finish();
-  auto r = compileToProgram(m, {});
+  auto r = compileToProgram(m, CompileOptions().setTarget("reference"));
   ASSERT_TRUE(r) << r.status().message();
   EXPECT_EQ(countOps(r->program, "attention"), 0u);
   ASSERT_EQ(countRemarks(*r, "attention not fused"), 1u);
