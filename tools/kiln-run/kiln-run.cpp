@@ -21,11 +21,15 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <random>
 #include <set>
 #include <sstream>
+#ifdef __GLIBC__
+#include <malloc.h> // malloc_trim, for --memory
+#endif
 
 namespace {
 
@@ -50,6 +54,26 @@ Options:
                       for .onnx models: shape of an input with dynamic dims,
                       e.g. pixels=1x3x224x224 (repeatable)
   --summary           print the model, its inputs and outputs with checksums
+  --memory            (Linux only) print resident memory as one line, in KiB:
+                        kiln-run: memory: start S KiB, loaded L KiB, peak P
+                        KiB, peak extra E KiB (arena A KiB, weights W KiB,
+                        inputs I KiB)
+                      start: RSS (VmRSS) before the artifact is loaded;
+                      loaded: RSS after loading and making the inputs, with
+                      the heap's free pages handed back (malloc_trim); the
+                      arena is zero-filled at load, so it is resident here
+                      already and 'peak - loaded' would miss it; peak: the
+                      high-water RSS (VmHWM, reset after loading so that
+                      load-time transients do not count) over the runs made:
+                      the first run, --profile's and --bench's; peak extra =
+                      peak - start - weights - inputs: what loading and
+                      running take beyond the model's own weights (params
+                      and constants) and inputs: the arena, outputs, kernel
+                      scratch, prepacked weights, kernel code paged in,
+                      thread stacks. A .mlir/.onnx model is compiled in
+                      process, so the compiler's memory counts too: measure
+                      artifacts. (VmHWM, not getrusage's ru_maxrss: after
+                      fork+exec the latter can report the parent's peak.)
   -h, --help          this text
 )";
 
@@ -183,6 +207,33 @@ double kernelFlops(const kiln::Program &program, const kiln::KernelCall &k) {
   return 0;
 }
 
+/// A "Vm..." field of /proc/self/status in KiB (VmRSS: resident now, VmHWM:
+/// resident peak since start or the last reset); -1 where there is none.
+int64_t procStatusKiB(const std::string &field) {
+#ifdef __linux__
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.compare(0, field.size() + 1, field + ":") == 0)
+      return std::strtoll(line.c_str() + field.size() + 1, nullptr, 10);
+#else
+  (void)field;
+#endif
+  return -1;
+}
+
+/// Resets VmHWM to the current RSS (Linux >= 4.0); false where it cannot.
+bool resetPeakRss() {
+#ifdef __linux__
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+  f.flush();
+  return static_cast<bool>(f);
+#else
+  return false;
+#endif
+}
+
 std::string ms(double seconds) {
   std::ostringstream os;
   os << std::fixed << std::setprecision(3) << seconds * 1e3 << " ms";
@@ -192,9 +243,10 @@ std::string ms(double seconds) {
 } // namespace
 
 int main(int argc, char **argv) {
-  kiln::tools::Args args(
-      "kiln-run", {"--output-dir", "--backend", "--bench", "--seed"},
-      {"-h", "--help", "--profile", "--summary"}, {"--input", "--input-shape"});
+  kiln::tools::Args args("kiln-run",
+                         {"--output-dir", "--backend", "--bench", "--seed"},
+                         {"-h", "--help", "--profile", "--summary", "--memory"},
+                         {"--input", "--input-shape"});
   if (!args.parse(argc, argv))
     return args.usageError(args.error());
   if (args.has("-h") || args.has("--help")) {
@@ -217,6 +269,13 @@ int main(int argc, char **argv) {
   if (args.has("--input-shape") &&
       std::filesystem::path(path).extension() != ".onnx")
     return args.usageError("--input-shape applies to .onnx models only");
+  const bool memory = args.has("--memory");
+  int64_t rssStart = memory ? procStatusKiB("VmRSS") : 0;
+  if (memory && rssStart < 0) {
+    std::cerr << "kiln-run: error: --memory needs /proc/self/status (Linux "
+                 "only), which cannot be read here\n";
+    return 1;
+  }
   auto exe =
       loadOrCompile(path, args.get("--backend", ""), args.all("--input-shape"));
   if (!exe) {
@@ -269,6 +328,20 @@ int main(int argc, char **argv) {
     inputs[sig.name] =
         randomInput(sig, indexBound(exe->program(), buffer), rng);
     randomNames.push_back(sig.name);
+  }
+
+  int64_t rssLoaded = 0;
+  if (memory) {
+#ifdef __GLIBC__
+    // Hand back the heap pages freed while loading and making the inputs
+    // (the random values are drawn as doubles first), so that they do not
+    // count as the runs' memory.
+    malloc_trim(0);
+#endif
+    rssLoaded = procStatusKiB("VmRSS");
+    if (!resetPeakRss())
+      std::cerr << "kiln-run: warning: cannot reset the peak RSS "
+                   "(/proc/self/clear_refs); the peak includes loading\n";
   }
 
   kiln::RunOptions runOptions;
@@ -408,6 +481,21 @@ int main(int argc, char **argv) {
     std::cout << "kiln-run: " << *bench << " runs on " << exe->backend()
               << ": median " << ms(median(times)) << ", min "
               << ms(*std::min_element(times.begin(), times.end())) << "\n";
+  }
+
+  if (memory) {
+    int64_t peak = procStatusKiB("VmHWM");
+    int64_t weightBytes = 0, inputBytes = 0;
+    for (const auto &[name, t] : exe->weights())
+      weightBytes += static_cast<int64_t>(t.byteSize());
+    for (const auto &[name, t] : inputs)
+      inputBytes += static_cast<int64_t>(t.byteSize());
+    int64_t weights = weightBytes / 1024, in = inputBytes / 1024;
+    std::cout << "kiln-run: memory: start " << rssStart << " KiB, loaded "
+              << rssLoaded << " KiB, peak " << peak << " KiB, peak extra "
+              << peak - rssStart - weights - in << " KiB (arena "
+              << exe->program().arenaBytes / 1024 << " KiB, weights " << weights
+              << " KiB, inputs " << in << " KiB)\n";
   }
   return 0;
 }
