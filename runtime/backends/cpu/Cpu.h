@@ -3,9 +3,10 @@
 // The cpu backend prepares each kernel call once (see backends/Backend.h):
 // oneDNN primitives with their memory descriptors and prepacked weights
 // (Onednn.cpp), or an own multi-threaded kernel for what oneDNN lacks or
-// does badly (Kernels.cpp). A factory that cannot take a call (dtype, shape
-// or attribute it does not handle) declines, and the call goes to the
-// reference kernel, which also reports any user error.
+// does badly (Kernels.cpp; flash attention in Attention.cpp). A factory that
+// cannot take a call (dtype, shape or attribute it does not handle) declines,
+// and the call goes to the reference kernel, which also reports any user
+// error.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_RUNTIME_BACKENDS_CPU_CPU_H
@@ -52,6 +53,11 @@ bool simpleArity(const PrepareContext &pc, size_t minIn, size_t maxIn);
 /// Registration, one per source file.
 void registerOnednnKernels(Backend &b);
 void registerOwnKernels(Backend &b);
+void registerAttentionKernels(Backend &b);
+
+/// Makes attention kernels prepared from now on use the portable tile code
+/// instead of the AVX-512 one (tests cover both paths on AVX-512 machines).
+void setAttentionPortableForTesting(bool portable);
 
 } // namespace kiln::cpu
 

@@ -131,6 +131,7 @@ namespace kiln {
 void registerCpuKernels(Backend &b) {
   cpu::registerOnednnKernels(b);
   cpu::registerOwnKernels(b);
+  cpu::registerAttentionKernels(b);
 }
 
 } // namespace kiln

@@ -357,6 +357,7 @@ void registerNormKernels(Backend &b);
 void registerReduceKernels(Backend &b);
 void registerShapeKernels(Backend &b);
 void registerFusedKernels(Backend &b);
+void registerAttentionKernels(Backend &b);
 
 /// Reads gather indices (i32 or i64) into `out`, counting negative ones from
 /// the end of an axis of size `dim`; an out-of-range index is an error that
@@ -377,6 +378,29 @@ inline Status readGatherIndices(const BufferView &idx, int64_t dim,
   }
   return Status::ok();
 }
+
+/// The checked geometry of an attention call (see reference/Attention.cpp
+/// for the contract): q [B, H, Sq, D], k [B, Hk, Sk, D], v [B, Hk, Sk, Dv],
+/// an optional mask broadcastable to [B, H, Sq, Sk], result [B, H, Sq, Dv].
+struct AttentionGeometry {
+  DType dtype = DType::f32;
+  int64_t batch = 0, heads = 0, kvHeads = 0, queries = 0, keys = 0;
+  int64_t headDim = 0, valueDim = 0;
+  bool hasMask = false;
+  /// The mask's dtype: q's (additive) or i1 (boolean).
+  DType maskType = DType::f32;
+  /// Element strides of the mask over [B, H, Sq, Sk]; 0 along broadcast dims.
+  int64_t maskStrides[4] = {0, 0, 0, 0};
+};
+
+/// Checks the operand and result descriptors of an attention call (3 or 4
+/// operands: q, k, v, mask) and fills `geometry`; an error names the operand
+/// at fault. Shared by the reference kernel (which reports it) and the cpu
+/// factory (which declines). Defined in reference/Attention.cpp.
+Status checkAttention(const std::vector<DType> &types,
+                      const std::vector<std::vector<int64_t>> &shapes,
+                      DType resultType, const std::vector<int64_t> &resultShape,
+                      AttentionGeometry &geometry);
 
 /// Converts a compute value to the target's compute type with the contract's
 /// cast rules (truncateToInt64 for float->int; x->i1 is x != 0). Shared by

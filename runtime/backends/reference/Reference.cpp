@@ -12,6 +12,7 @@ void registerReferenceKernels(Backend &b) {
   reference::registerReduceKernels(b);
   reference::registerShapeKernels(b);
   reference::registerFusedKernels(b);
+  reference::registerAttentionKernels(b);
 }
 
 } // namespace kiln

@@ -8,8 +8,11 @@
 //
 //===----------------------------------------------------------------------===//
 #include "TestUtil.h"
+#include "backends/Backend.h"
 
 #include <cmath>
+#include <limits>
+#include <optional>
 
 using namespace kiln;
 using namespace kiln::test;
@@ -940,6 +943,93 @@ std::vector<OpCase> buildCases() {
                  {33},
                  kBf16});
   }
+  // attention: q [B, H, Sq, D], k [B, Hk, Sk, D], v [B, Hk, Sk, Dv] and an
+  // optional mask. The cpu kernel works on blocks of 64 queries and 96
+  // keys; the shapes cross and miss those boundaries. Outputs are weighted
+  // means of v: f32 agrees with the f64-accumulating reference to ~1e-6.
+  {
+    const Tolerance attentionF32{1e-5, 1e-5};
+    const double inf = std::numeric_limits<double>::infinity();
+    auto attention = [&](std::string tag, DType t, std::vector<int64_t> q,
+                         std::vector<int64_t> k, int64_t valueDim, json attrs,
+                         std::optional<Operand> mask = std::nullopt,
+                         std::map<size_t, std::vector<double>> fixed = {}) {
+      std::vector<int64_t> v = {k[0], k[1], k[2], valueDim};
+      std::vector<Operand> ops = {of(t, q), of(t, k), of(t, v, -1, 1)};
+      if (mask)
+        ops.push_back(*mask);
+      Tolerance tol = t == DType::f32 ? attentionF32 : forType(t);
+      c.push_back({"attention_" + tag,
+                   "attention",
+                   ops,
+                   attrs,
+                   t,
+                   {q[0], q[1], q[2], valueDim},
+                   tol,
+                   fixed});
+    };
+    json plain = json::object();
+    json causal = {{"causal", true}};
+    attention("f32", DType::f32, {1, 2, 64, 32}, {1, 2, 64, 32}, 32, plain);
+    attention("f32_batch_multi_block", DType::f32, {2, 3, 150, 64},
+              {2, 3, 200, 64}, 64, plain);
+    attention("f32_scale", DType::f32, {1, 2, 20, 16}, {1, 2, 30, 16}, 16,
+              {{"scale", 0.7}});
+    attention("gqa", DType::f32, {1, 4, 33, 16}, {1, 2, 47, 16}, 16, plain);
+    attention("gqa_causal", DType::f32, {2, 6, 70, 32}, {2, 2, 70, 32}, 32,
+              causal);
+    attention("causal", DType::f32, {1, 2, 130, 64}, {1, 2, 130, 64}, 64,
+              causal);
+    // Bottom-right alignment: Sq < Sk (the new queries of a cached
+    // sequence) and Sq > Sk (the first Sq - Sk queries see no key: zeros).
+    attention("causal_sq_lt_sk", DType::f32, {1, 2, 5, 16}, {1, 2, 130, 16}, 16,
+              causal);
+    attention("causal_sq_gt_sk", DType::f32, {1, 2, 80, 16}, {1, 2, 30, 16}, 16,
+              causal);
+    attention("odd_sizes", DType::f32, {1, 2, 37, 24}, {1, 2, 53, 24}, 40,
+              plain);
+    attention("odd_sizes_causal", DType::f32, {1, 3, 37, 24}, {1, 3, 53, 24},
+              20, causal);
+    attention("mask_key_padding", DType::f32, {2, 2, 40, 16}, {2, 2, 50, 16},
+              16, plain, of(DType::f32, {2, 1, 1, 50}, -4, 0));
+    attention("mask_2d", DType::f32, {1, 2, 70, 16}, {1, 2, 100, 16}, 16, plain,
+              of(DType::f32, {70, 100}, -4, 2));
+    attention("mask_per_query", DType::f32, {1, 2, 40, 16}, {1, 2, 50, 16}, 16,
+              plain, of(DType::f32, {40, 1}, -4, 2));
+    attention("mask_full_causal", DType::f32, {2, 2, 30, 16}, {2, 2, 30, 16},
+              16, causal, of(DType::f32, {2, 2, 30, 30}, -2, 2));
+    attention("mask_bool", DType::f32, {1, 2, 40, 16}, {1, 2, 50, 16}, 16,
+              plain, of(DType::i1, {1, 1, 40, 50}, 0, 2));
+    attention("mask_bool_per_query", DType::f32, {1, 2, 40, 16}, {1, 2, 50, 16},
+              16, plain, of(DType::i1, {2, 40, 1}, 0, 2));
+    attention("mask_bool_key_padding", DType::f32, {2, 2, 40, 16},
+              {2, 2, 50, 16}, 16, causal, of(DType::i1, {2, 1, 1, 50}, 0, 2));
+    // Finite large negative values are only added; a row of them is a
+    // (uniform) softmax, not zeros.
+    {
+      std::vector<double> mask(6 * 9, 0.0);
+      for (int64_t j = 0; j < 9; ++j) {
+        mask[1 * 9 + j] = -3.4e38; // all finite and huge: uniform
+        mask[2 * 9 + j] = -inf;    // all excluded: zeros
+        mask[3 * 9 + j] = j % 2 ? -inf : -3.4e38; // uniform over even keys
+        mask[4 * 9 + j] = j % 3 ? 0.0 : -1e9;     // p = 0 on every third
+      }
+      attention("mask_extreme_values", DType::f32, {1, 2, 6, 8}, {1, 2, 9, 8},
+                8, plain, of(DType::f32, {6, 9}), {{3, mask}});
+    }
+    {
+      std::vector<double> mask(5 * 7, 1.0);
+      for (int64_t j = 0; j < 7; ++j)
+        mask[2 * 7 + j] = 0; // row 2 sees no key: zeros
+      attention("mask_bool_fully_masked_row", DType::f32, {1, 1, 5, 8},
+                {1, 1, 7, 8}, 8, plain, of(DType::i1, {5, 7}), {{3, mask}});
+    }
+    attention("f16", DType::f16, {1, 2, 70, 32}, {1, 2, 100, 32}, 32, causal,
+              of(DType::f16, {1, 1, 1, 100}, -2, 0));
+    attention("bf16", DType::bf16, {1, 4, 70, 32}, {1, 2, 100, 32}, 48, plain,
+              of(DType::i1, {70, 100}, 0, 2));
+    attention("f64", DType::f64, {1, 2, 9, 8}, {1, 2, 11, 8}, 8, causal);
+  }
   return c;
 }
 
@@ -1044,25 +1134,30 @@ TEST(BackendDiffTable, CoversEveryReferenceOp) {
   std::set<std::string> covered;
   for (const OpCase &k : buildCases())
     covered.insert(k.op);
-  for (const char *op : {"neg",          "abs",         "relu",
-                         "exp",          "log",         "sqrt",
-                         "rsqrt",        "tanh",        "sigmoid",
-                         "silu",         "erf",         "reciprocal",
-                         "gelu",         "add",         "sub",
-                         "mul",          "div",         "max",
-                         "min",          "pow",         "compare",
-                         "where",        "cast",        "copy",
-                         "constant",     "matmul",      "conv2d",
-                         "max_pool2d",   "avg_pool2d",  "global_avg_pool",
-                         "batch_norm",   "layer_norm",  "rms_norm",
-                         "softmax",      "log_softmax", "reduce_sum",
-                         "reduce_mean",  "reduce_max",  "reduce_min",
-                         "reshape",      "transpose",   "concat",
-                         "slice",        "gather",      "broadcast_to",
-                         "fused_matmul", "fused_conv2d"})
+  for (const char *op : {"neg",          "abs",          "relu",
+                         "exp",          "log",          "sqrt",
+                         "rsqrt",        "tanh",         "sigmoid",
+                         "silu",         "erf",          "reciprocal",
+                         "gelu",         "add",          "sub",
+                         "mul",          "div",          "max",
+                         "min",          "pow",          "compare",
+                         "where",        "cast",         "copy",
+                         "constant",     "matmul",       "conv2d",
+                         "max_pool2d",   "avg_pool2d",   "global_avg_pool",
+                         "batch_norm",   "layer_norm",   "rms_norm",
+                         "softmax",      "log_softmax",  "reduce_sum",
+                         "reduce_mean",  "reduce_max",   "reduce_min",
+                         "reshape",      "transpose",    "concat",
+                         "slice",        "gather",       "broadcast_to",
+                         "fused_matmul", "fused_conv2d", "attention"})
     EXPECT_TRUE(covered.count(op)) << "no differential case for " << op;
   // The ONNX importer's trigonometric ops (OnnxTrig.cpp).
   for (const char *op : {"sin", "cos", "atan"})
+    EXPECT_TRUE(covered.count(op)) << "no differential case for " << op;
+  // And whatever the reference backend's table holds.
+  auto reference = getBackend("reference");
+  ASSERT_TRUE(reference);
+  for (const std::string &op : (*reference)->ops())
     EXPECT_TRUE(covered.count(op)) << "no differential case for " << op;
 }
 
@@ -1124,7 +1219,15 @@ TEST(CpuBackend, ChoosesOnednnOwnOrReference) {
       {"transpose_i64", "cpu:transpose"},
       {"matmul_i64", "reference"},
       {"reduce_sum_empty", "reference"},
-      {"constant", "reference"}};
+      {"constant", "reference"},
+      {"attention_f32", "cpu:flash_attention"},
+      {"attention_gqa_causal", "cpu:flash_attention"},
+      {"attention_mask_2d", "cpu:flash_attention"},
+      {"attention_mask_bool", "cpu:flash_attention"},
+      {"attention_odd_sizes", "cpu:flash_attention"},
+      {"attention_f16", "cpu:flash_attention"},
+      {"attention_bf16", "cpu:flash_attention"},
+      {"attention_f64", "reference"}};
   for (const auto &[name, impl] : expected)
     EXPECT_EQ(implOf(findCase(cases, name)), impl) << name;
 }

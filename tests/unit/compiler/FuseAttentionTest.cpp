@@ -16,6 +16,7 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/dsl.h"
 #include "kiln/kiln.h"
+#include "passes/Passes.h"
 #include "tests/common/ZooInputs.h"
 
 #include <gtest/gtest.h>
@@ -71,11 +72,7 @@ TEST_P(FuseAttentionZoo, EveryBlockFusedSameNumbers) {
   auto m = zoo::build(model);
   ASSERT_TRUE(m) << m.status().message();
   for (std::string target : {"reference", "cpu"}) {
-    // The tiny models have 16 tokens, below the cpu target's measured
-    // threshold (MinKeysOnCpu); fuse anyway to test the kernel in the model.
-    CompileOptions options = CompileOptions().setTarget(target);
-    options.attentionMinKeys = 0;
-    auto fused = compileToProgram(*m, options);
+    auto fused = compileToProgram(*m, CompileOptions().setTarget(target));
     ASSERT_TRUE(fused) << fused.status().message();
     auto unfused = compileToProgram(
         *m, CompileOptions().setTarget(target).setFuseAttention(false));
@@ -160,9 +157,7 @@ TEST(FuseAttention, HandWrittenFormsFuseWithSameNumbers) {
   for (bool padding : {false, true}) {
     Module m = handWritten(padding);
     for (std::string target : {"reference", "cpu"}) {
-      CompileOptions options = CompileOptions().setTarget(target);
-      options.attentionMinKeys = 0; // 6 keys: below the cpu threshold
-      auto fused = compileToProgram(m, options);
+      auto fused = compileToProgram(m, CompileOptions().setTarget(target));
       ASSERT_TRUE(fused) << fused.status().message();
       ASSERT_EQ(countOps(fused->program, "attention"), 1u)
           << fused->irAfterPipeline;
@@ -208,22 +203,22 @@ TEST(FuseAttention, MinKeysKeepsSmallAttentionUnfused) {
       << report;
 }
 
-TEST(FuseAttention, MinKeysOnCpu) {
-  // The cpu target keeps attention over fewer than 64 keys decomposed (its
-  // matmul + softmax kernels measured faster there); the reference target
-  // fuses at any size.
-  for (auto [seq, target, fused] :
-       {std::tuple{16, "cpu", 0}, std::tuple{64, "cpu", 2},
-        std::tuple{16, "reference", 2}}) {
-    zoo::Options zo;
-    zo.seq = seq;
-    auto m = zoo::build("gpt", zo);
-    ASSERT_TRUE(m) << m.status().message();
-    auto r = compileToProgram(*m, CompileOptions().setTarget(target));
-    ASSERT_TRUE(r) << r.status().message();
-    EXPECT_EQ(countOps(r->program, "attention"), size_t(fused))
-        << seq << " tokens on " << target;
-    EXPECT_EQ(countRemarks(*r, "attention kept unfused"), size_t(2 - fused));
+TEST(FuseAttention, EveryTargetFusesEverySize) {
+  // The measured choice (passes/Pipeline.cpp): the cpu flash kernel beats
+  // the decomposed kernels from 16 keys up, the reference kernel needs no
+  // score buffer, so neither target keeps attention decomposed by default.
+  for (const char *target : {"cpu", "reference"}) {
+    EXPECT_EQ(attentionMinKeysFor(target), 0) << target;
+    for (int64_t seq : {16, 64}) {
+      zoo::Options zo;
+      zo.seq = seq;
+      auto m = zoo::build("gpt", zo);
+      ASSERT_TRUE(m) << m.status().message();
+      auto r = compileToProgram(*m, CompileOptions().setTarget(target));
+      ASSERT_TRUE(r) << r.status().message();
+      EXPECT_EQ(countOps(r->program, "attention"), 2u)
+          << seq << " tokens on " << target;
+    }
   }
 }
 
