@@ -12,6 +12,10 @@ batch, bmm), and F.scaled_dot_product_attention, causal and with a mask.
 
 Needs the peers of bench/setup.sh:
   build/bench-venv/bin/python bench/check_attention_fusion.py [BIN_DIR] [WORKDIR]
+  build/bench-venv/bin/python bench/check_attention_fusion.py --save-fixtures tests/onnx/attention
+The second form writes the small forms' ONNX files with their inputs and
+PyTorch's outputs (.npy) as fixtures for tests/onnx/AttentionExportsTest.cpp,
+which checks the same things in CI without PyTorch.
 Exits non-zero when a block is not fused or an output differs by more than
 1e-4 relative to the largest reference value.
 """
@@ -23,6 +27,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIXTURES = None
+if len(sys.argv) > 2 and sys.argv[1] == "--save-fixtures":
+    FIXTURES = sys.argv[2]
+    del sys.argv[1:3]
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "bin")
 WORK = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="kiln-attn-check-")
 B, S, D, H = 2, 32, 64, 4
@@ -125,6 +133,15 @@ def check(name, model, inputs, expected_blocks):
                       output_names=["y"], opset_version=17, **kwargs)
     with torch.no_grad():
         ref = model(*inputs.values()).numpy()
+    if FIXTURES and expected_blocks == 1:
+        os.makedirs(FIXTURES, exist_ok=True)
+        import shutil
+        shutil.copy(path, f"{FIXTURES}/{name}.onnx")
+        used = {i.name for i in onnx.load(path).graph.input}
+        for n, t in inputs.items():
+            if n in used:
+                np.save(f"{FIXTURES}/{name}.{n}.npy", t.numpy())
+        np.save(f"{FIXTURES}/{name}.y.npy", ref)
     report = subprocess.run([f"{BIN}/kilnc", path, "-q", "--report", "-o", f"{WORK}/{name}.kiln"],
                             capture_output=True, text=True)
     if report.returncode != 0:
@@ -167,7 +184,7 @@ def main():
     # The benchmark's BERT-base and GPT-2 small (bench/cpu_models.py).
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from cpu_models import torch_model
-    for name in ["bert-base", "gpt2-small"]:
+    for name in [] if FIXTURES else ["bert-base", "gpt2-small"]:
         model, example = torch_model(name, 1)
         failures += not check(name, model, {"x": example}, 12)
     sys.exit(1 if failures else 0)

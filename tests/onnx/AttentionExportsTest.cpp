@@ -1,0 +1,89 @@
+//===- tests/onnx/AttentionExportsTest.cpp - PyTorch attention exports ----===//
+//
+// Attention written the ways PyTorch users write it (HF BERT and GPT-2 eager
+// attention, LLaMA grouped-query attention with repeat_kv,
+// nn.MultiheadAttention, scaled_dot_product_attention causal and with a
+// boolean mask), exported to ONNX by PyTorch 2.15 with the inputs and
+// PyTorch's outputs saved next to them (tests/onnx/attention/, written by
+// bench/check_attention_fusion.py --save-fixtures). Each file must import,
+// have its one attention block fused by kiln-fuse-attention (and no
+// candidate rejected), and give PyTorch's output on both backends.
+//
+// Tolerance: 1e-5 of the largest |output|; fused and unfused f32 attention
+// differ from PyTorch by ~3e-7 of it.
+//
+//===----------------------------------------------------------------------===//
+#include "kiln/kiln.h"
+#include "kiln/onnx.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+using namespace kiln;
+
+namespace {
+
+const std::string kDir = KILN_SOURCE_DIR "/tests/onnx/attention/";
+
+class AttentionExports : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(AttentionExports, FusedAndMatchesPyTorch) {
+  std::string name = GetParam();
+  auto module = onnx::importModel(kDir + name + ".onnx");
+  ASSERT_TRUE(module) << module.status().message();
+  TensorMap inputs;
+  for (const char *input : {"x", "mask"}) {
+    std::string path = kDir + name + "." + input + ".npy";
+    if (!std::filesystem::exists(path))
+      continue; // the exporter drops inputs the graph does not read
+    auto t = readNpy(path);
+    ASSERT_TRUE(t) << t.status().message();
+    inputs.emplace(input, std::move(*t));
+  }
+  auto want = readNpy(kDir + name + ".y.npy");
+  ASSERT_TRUE(want) << want.status().message();
+  std::vector<double> w = want->toDoubles();
+  double largest = 0;
+  for (double v : w)
+    largest = std::max(largest, std::fabs(v));
+
+  for (std::string target : {"cpu", "reference"}) {
+    auto compiled =
+        compileToProgram(*module, CompileOptions().setTarget(target));
+    ASSERT_TRUE(compiled) << compiled.status().message();
+    size_t fused = 0, rejected = 0;
+    for (const CompileRemark &r : compiled->remarks) {
+      if (r.pass != "kiln-fuse-attention")
+        continue;
+      fused += r.message.rfind("fused attention", 0) == 0;
+      rejected += r.message.find("not fused") != std::string::npos;
+    }
+    EXPECT_EQ(fused, 1u) << compileReport(*compiled);
+    EXPECT_EQ(rejected, 0u) << compileReport(*compiled);
+    auto exe = Executable::create(compiled->program, compiled->weights, target);
+    ASSERT_TRUE(exe) << exe.status().message();
+    auto out = exe->run(inputs);
+    ASSERT_TRUE(out) << out.status().message();
+    const Tensor &got = out->at("y");
+    ASSERT_EQ(got.shape(), want->shape());
+    std::vector<double> g = got.toDoubles();
+    for (size_t i = 0; i < g.size(); ++i)
+      ASSERT_NEAR(g[i], w[i], 1e-5 * largest)
+          << name << " on " << target << " [" << i << "]";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(PyTorch, AttentionExports,
+                         ::testing::Values("hf-bert", "hf-gpt2", "llama-gqa",
+                                           "torch-mha", "sdpa-causal",
+                                           "sdpa-mask"),
+                         [](const auto &info) {
+                           std::string n = info.param;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+} // namespace
