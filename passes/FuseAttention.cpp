@@ -307,12 +307,13 @@ std::optional<double> splatValue(Value v) {
   return f(zeros.data());
 }
 
-/// Whether `mask` (boolean: true keeps; additive: 0 keeps, <= kMaskedOut
-/// masks) is the causal pattern for `sq` queries and `sk` keys: key j is
-/// kept for query i exactly when j <= i + (sk - sq), the same for every
-/// batch and head. False as well when that cannot be decided from
-/// constants alone.
-bool isCausalMask(Value mask, bool boolean, int64_t sq, int64_t sk) {
+/// Whether `mask` (boolean: true keeps, or true masks when `trueKeeps` is
+/// false, as in masked_fill; additive: 0 keeps, <= kMaskedOut masks) is the
+/// causal pattern for `sq` queries and `sk` keys: key j is kept for query i
+/// exactly when j <= i + (sk - sq), the same for every batch and head. False as
+/// well when that cannot be decided from constants alone.
+bool isCausalMask(Value mask, bool boolean, int64_t sq, int64_t sk,
+                  bool trueKeeps = true) {
   llvm::ArrayRef<int64_t> shape = tensorType(mask).getShape();
   int64_t rank = shape.size();
   if (rank < 2 || rank > 16 || shape[rank - 2] != sq || shape[rank - 1] != sk)
@@ -333,7 +334,7 @@ bool isCausalMask(Value mask, bool boolean, int64_t sq, int64_t sk) {
       index[rank - 1] = j;
       double value = f(index.data());
       bool keep = j <= i + (sk - sq);
-      bool ok = boolean ? (value != 0) == keep
+      bool ok = boolean ? ((value != 0) == trueKeeps) == keep
                         : (keep ? value == 0 : value <= kMaskedOut);
       if (!ok)
         return false;
@@ -615,8 +616,7 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
       break;
     }
     case Step::WhereMask:
-      if (step.keepWhenTrue &&
-          isCausalMask(step.mask, /*boolean=*/true, sq, sk))
+      if (isCausalMask(step.mask, /*boolean=*/true, sq, sk, step.keepWhenTrue))
         out.causal = true;
       else
         out.boolean.push_back({step.mask, step.keepWhenTrue});

@@ -283,6 +283,26 @@ func.func @sdpa_export(%q: tensor<1x2x4x16xf32>, %k: tensor<1x2x4x16xf32>, %v: t
 
 // -----
 
+// masked_fill(triu(ones, 1) == 1, -inf) (true masks out) is causal too;
+// multi-query attention: one key/value head broadcast by the matmuls.
+// CHECK-LABEL: func.func @masked_fill_multi_query
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2 {causal = true, scale = 1.000000e+00 : f64} : (tensor<1x4x3x8xf32>, tensor<1x1x3x8xf32>, tensor<1x1x3x8xf32>) -> tensor<1x4x3x8xf32>
+// CHECK-NEXT: return %[[O]]
+// REMARK: remark: fused attention: B=1 H=4 (kv heads 1) Sq=3 Sk=3 D=8, causal, scale 1.000000e+00
+func.func @masked_fill_multi_query(%q: tensor<1x4x3x8xf32>, %k: tensor<1x1x3x8xf32>, %v: tensor<1x1x3x8xf32>) -> tensor<1x4x3x8xf32> {
+  %ones = kiln.constant dense<[[0.0, 1.0, 1.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]> : tensor<3x3xf32>
+  %one = kiln.constant dense<1.0> : tensor<f32>
+  %ninf = kiln.constant dense<0xFF800000> : tensor<f32>
+  %upper = kiln.compare %ones, %one {predicate = "eq"} : (tensor<3x3xf32>, tensor<f32>) -> tensor<3x3xi1>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x4x3x8xf32>, tensor<1x1x3x8xf32>) -> tensor<1x4x3x3xf32>
+  %1 = kiln.where %upper, %ninf, %0 : (tensor<3x3xi1>, tensor<f32>, tensor<1x4x3x3xf32>) -> tensor<1x4x3x3xf32>
+  %2 = kiln.softmax %1 : tensor<1x4x3x3xf32>
+  %3 = kiln.matmul %2, %v : (tensor<1x4x3x3xf32>, tensor<1x1x3x8xf32>) -> tensor<1x4x3x8xf32>
+  return %3 : tensor<1x4x3x8xf32>
+}
+
+// -----
+
 // A classifier's softmax is not a candidate: no remark, nothing changes.
 // CHECK-LABEL: func.func @classifier
 // CHECK: kiln.softmax
