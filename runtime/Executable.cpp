@@ -66,6 +66,65 @@ static std::string join(const std::vector<std::string> &items,
   return s;
 }
 
+/// Prepares every call of the Program once: primitives are created and
+/// weights prepacked here, not per run. The backend first plans buffer
+/// layouts; a kernel that was given a non-plain operand but does not honor
+/// it (a factory declined, another kernel took the call) makes that
+/// kernel's buffers plain, and every kernel touching them is prepared again,
+/// until all agree. Each round makes buffers plain, so this ends.
+static Status
+prepareKernels(const Program &prog, const Backend &backend,
+               const TensorMap &weights,
+               std::vector<std::unique_ptr<PreparedKernel>> &kernels) {
+  std::vector<Layout> layouts = backend.planLayouts(prog);
+  size_t n = prog.kernels.size();
+  kernels.clear();
+  kernels.resize(n);
+  std::vector<bool> stale(n, true);
+  for (bool again = true; again;) {
+    again = false;
+    for (size_t i = 0; i < n; ++i) {
+      if (!stale[i])
+        continue;
+      stale[i] = false;
+      const KernelCall &k = prog.kernels[i];
+      PrepareContext pc;
+      pc.call = &k;
+      for (int64_t id : k.inputs) {
+        const BufferDesc &d = prog.buffers[id];
+        pc.inputs.push_back(d);
+        pc.inputLayouts.push_back(layouts[id]);
+        bool bound =
+            d.kind == BufferKind::param || d.kind == BufferKind::constant;
+        pc.weights.push_back(bound ? &weights.at(d.name) : nullptr);
+      }
+      for (int64_t id : k.outputs) {
+        pc.outputs.push_back(prog.buffers[id]);
+        pc.outputLayouts.push_back(layouts[id]);
+      }
+      kernels[i] = backend.prepare(pc);
+      if (!kernels[i])
+        return Status::error("backend '" + backend.name() +
+                             "' could not prepare op '" + k.op + "'");
+      if (!pc.hasLayouts() || kernels[i]->honorsLayouts())
+        continue;
+      for (const auto *ids : {&k.inputs, &k.outputs})
+        for (int64_t id : *ids)
+          if (!layouts[id].isPlain()) {
+            layouts[id] = Layout();
+            again = true;
+            for (size_t j = 0; j < n; ++j)
+              for (const auto *other :
+                   {&prog.kernels[j].inputs, &prog.kernels[j].outputs})
+                for (int64_t o : *other)
+                  if (o == id)
+                    stale[j] = true;
+          }
+    }
+  }
+  return Status::ok();
+}
+
 StatusOr<Executable> Executable::create(Program program, TensorMap weights,
                                         const std::string &backend) {
   try {
@@ -117,26 +176,10 @@ StatusOr<Executable> Executable::create(Program program, TensorMap weights,
       return Status::error(join(problems, "; "));
 
     impl.weights = std::move(weights);
-    // Prepare every call once: primitives are created and weights
-    // prepacked here, not per run.
-    for (const KernelCall &k : impl.program.kernels) {
-      PrepareContext pc;
-      pc.call = &k;
-      for (int64_t id : k.inputs) {
-        const BufferDesc &d = impl.program.buffers[id];
-        pc.inputs.push_back(d);
-        bool bound =
-            d.kind == BufferKind::param || d.kind == BufferKind::constant;
-        pc.weights.push_back(bound ? &impl.weights.at(d.name) : nullptr);
-      }
-      for (int64_t id : k.outputs)
-        pc.outputs.push_back(impl.program.buffers[id]);
-      std::unique_ptr<PreparedKernel> prepared = impl.backend->prepare(pc);
-      if (!prepared)
-        return Status::error("backend '" + backend +
-                             "' could not prepare op '" + k.op + "'");
-      impl.kernels.push_back(std::move(prepared));
-    }
+    if (Status s = prepareKernels(impl.program, *impl.backend, impl.weights,
+                                  impl.kernels);
+        !s)
+      return s;
     impl.arenaStorage.assign(static_cast<size_t>(impl.program.arenaBytes) + 64,
                              0);
     uintptr_t p = reinterpret_cast<uintptr_t>(impl.arenaStorage.data());

@@ -17,6 +17,24 @@ Backend::prepare(const PrepareContext &ctx) const {
   return fallback_ ? fallback_->prepare(ctx) : nullptr;
 }
 
+std::vector<Layout> Backend::planLayouts(const Program &program) const {
+  std::vector<Layout> layouts(program.buffers.size());
+  if (!planner_)
+    return layouts;
+  std::vector<Layout> planned = planner_(program);
+  // A blocked buffer must keep its byte size (its arena slot): rank 4 with
+  // the channel count a multiple of the block.
+  for (const BufferDesc &b : program.buffers) {
+    if (static_cast<size_t>(b.id) >= planned.size())
+      continue;
+    int64_t block = planned[b.id].channelBlock;
+    if (b.kind == BufferKind::arena && block > 0 && b.shape.size() == 4 &&
+        b.shape[1] % block == 0)
+      layouts[b.id] = planned[b.id];
+  }
+  return layouts;
+}
+
 static const Backend &referenceBackend() {
   // Built once, on first use; immutable afterwards.
   static const Backend reference = [] {

@@ -13,6 +13,14 @@
 // reference backend). Each prepared kernel names its implementation
 // ("onednn:matmul", "cpu:gather", "reference") so fallbacks stay visible.
 //
+// Before preparing, a backend may plan a storage layout for each buffer of
+// the whole Program (setLayoutPlanner): the cpu backend keeps activations
+// between convolutions in oneDNN's channel-blocked layout. A kernel prepared
+// with a non-plain operand must say that it honors the layouts
+// (PreparedKernel::honorLayouts); when one does not (a factory declined and
+// another kernel took the call), the Executable makes that kernel's buffers
+// plain again and re-prepares every kernel that touches them.
+//
 //===----------------------------------------------------------------------===//
 #ifndef KILN_RUNTIME_BACKENDS_BACKEND_H
 #define KILN_RUNTIME_BACKENDS_BACKEND_H
@@ -47,6 +55,22 @@ struct KernelContext {
 /// attributes, shapes or data (the executor prefixes the op and loc).
 using KernelFn = Status (*)(const KernelContext &);
 
+/// How a buffer's bytes are ordered. The Program's contract is plain
+/// row-major; a backend may store an arena buffer of shape [N, C, H, W] with
+/// its channels blocked by `channelBlock`, as [N, C/b, H, W, b] (oneDNN's
+/// nChw16c for b = 16). Only when C is a multiple of b, so that the buffer
+/// keeps its byte size and arena slot.
+struct Layout {
+  /// 0: plain row-major; b > 0: channels blocked by b.
+  int64_t channelBlock = 0;
+
+  bool isPlain() const { return channelBlock == 0; }
+  bool operator==(const Layout &o) const {
+    return channelBlock == o.channelBlock;
+  }
+  bool operator!=(const Layout &o) const { return !(*this == o); }
+};
+
 /// What a kernel factory sees when an Executable is created: the call, the
 /// descriptors of its operands and results, and for each operand bound to a
 /// weight (param or constant buffer) that tensor, whose bytes stay valid and
@@ -57,6 +81,26 @@ struct PrepareContext {
   std::vector<BufferDesc> outputs;
   /// One entry per operand: the bound weight, or nullptr.
   std::vector<const Tensor *> weights;
+  /// The planned layout of each operand and result (empty: all plain). A
+  /// factory that builds its kernel for non-plain layouts marks the kernel
+  /// with honorLayouts(); one that does not know layouts ignores them.
+  std::vector<Layout> inputLayouts;
+  std::vector<Layout> outputLayouts;
+
+  Layout inputLayout(size_t i) const {
+    return i < inputLayouts.size() ? inputLayouts[i] : Layout();
+  }
+  Layout outputLayout(size_t i) const {
+    return i < outputLayouts.size() ? outputLayouts[i] : Layout();
+  }
+  /// Whether some operand or result has a non-plain layout.
+  bool hasLayouts() const {
+    for (const auto *v : {&inputLayouts, &outputLayouts})
+      for (const Layout &l : *v)
+        if (!l.isPlain())
+          return true;
+    return false;
+  }
 };
 
 /// A kernel prepared once for one call of a Program. run() is called with
@@ -68,11 +112,18 @@ public:
   virtual ~PreparedKernel() = default;
   virtual Status run(const KernelContext &ctx) = 0;
   /// Which implementation runs the call: "onednn:matmul", "cpu:gather",
-  /// "reference".
+  /// "reference"; "(blocked)" at the end when it reads or writes a buffer in
+  /// a non-plain layout.
   const std::string &impl() const { return impl_; }
+  /// Whether the kernel reads and writes its buffers in the layouts of the
+  /// PrepareContext it was prepared with (otherwise: all plain).
+  bool honorsLayouts() const { return honorsLayouts_; }
+  /// Called by a factory that built the kernel for the context's layouts.
+  void honorLayouts() { honorsLayouts_ = true; }
 
 private:
   std::string impl_;
+  bool honorsLayouts_ = false;
 };
 
 /// Prepares one call, or returns nullptr to decline it (an op/dtype/shape
@@ -81,6 +132,10 @@ private:
 /// are reported by the kernel that finally runs, at run time.
 using KernelFactory =
     std::function<std::unique_ptr<PreparedKernel>(const PrepareContext &)>;
+
+/// Chooses a layout for every buffer of a Program (indexed by buffer id),
+/// once, before its calls are prepared. Only arena buffers may be non-plain.
+using LayoutPlanner = std::function<std::vector<Layout>(const Program &)>;
 
 /// A plain kernel function wrapped as a prepared kernel (no state).
 class FunctionKernel : public PreparedKernel {
@@ -121,6 +176,14 @@ public:
   /// Prepares one call: factories in order, plain kernel, then fallback.
   /// nullptr when nothing handles the op.
   std::unique_ptr<PreparedKernel> prepare(const PrepareContext &ctx) const;
+  /// Sets the planner of buffer layouts (none: every buffer plain).
+  void setLayoutPlanner(LayoutPlanner planner) {
+    planner_ = std::move(planner);
+  }
+  /// One layout per buffer of `program`: the planner's choice, except that
+  /// every buffer other than a rank-4 arena buffer whose channel count is a
+  /// multiple of its block stays plain.
+  std::vector<Layout> planLayouts(const Program &program) const;
   /// Ops with a kernel of this backend's own (the fallback's not included).
   std::vector<std::string> ops() const {
     std::vector<std::string> out;
@@ -141,6 +204,7 @@ private:
   const Backend *fallback_ = nullptr;
   std::map<std::string, Entry> kernels_;
   std::map<std::string, std::vector<KernelFactory>> factories_;
+  LayoutPlanner planner_;
 };
 
 /// The backend called `name`, or an error listing the available ones.

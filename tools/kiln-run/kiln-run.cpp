@@ -435,9 +435,16 @@ int main(int argc, char **argv) {
     });
     std::cout << "kiln-run: profile (" << prof.size() << " kernels, "
               << ms(total) << " total, warm run)\n";
-    std::cout << "  " << std::left << std::setw(14) << "op" << std::setw(12)
+    // Columns as wide as their longest entry, so no name runs into the next.
+    size_t opWidth = 4, implWidth = 6;
+    for (const auto &row : prof) {
+      opWidth = std::max(opWidth, row.timing.op.size() + 2);
+      implWidth = std::max(implWidth, row.timing.impl.size() + 2);
+    }
+    int opW = static_cast<int>(opWidth), implW = static_cast<int>(implWidth);
+    std::cout << "  " << std::left << std::setw(opW) << "op" << std::setw(12)
               << "time" << std::setw(8) << "share" << std::setw(10) << "GFLOP/s"
-              << std::setw(20) << "impl"
+              << std::setw(implW) << "impl"
               << "location\n";
     for (auto &row : prof) {
       const auto &k = row.timing;
@@ -445,11 +452,11 @@ int main(int argc, char **argv) {
       if (row.flops > 0 && k.seconds > 0)
         rate << std::fixed << std::setprecision(1)
              << row.flops / k.seconds / 1e9;
-      std::cout << "  " << std::left << std::setw(14) << k.op << std::setw(12)
+      std::cout << "  " << std::left << std::setw(opW) << k.op << std::setw(12)
                 << ms(k.seconds) << std::setw(8) << std::fixed
                 << std::setprecision(1)
                 << (total > 0 ? 100 * k.seconds / total : 0.0) << std::setw(10)
-                << rate.str() << std::setw(20) << k.impl << k.loc << "\n";
+                << rate.str() << std::setw(implW) << k.impl << k.loc << "\n";
     }
     if (gemmSeconds > 0)
       std::cout << "kiln-run: matmul/conv2d: " << std::fixed

@@ -50,6 +50,15 @@ broadcastShape(const std::vector<int64_t> &a, const std::vector<int64_t> &b);
 /// empty (size-0 tensors go to the reference kernels).
 bool simpleArity(const PrepareContext &pc, size_t minIn, size_t maxIn);
 
+/// The cpu backend's layout plan (Backend::setLayoutPlanner): f32
+/// [N, C, H, W] intermediates that only convolutions and pools write and
+/// only convolutions (as source or residual), pools and global_avg_pool read
+/// are stored channel-blocked as oneDNN's direct convolutions want them
+/// (nChw16c with AVX-512), so no convolution reorders its activations and
+/// 1x1 convolutions run the blocked kernels with native post-ops. Other
+/// buffers stay plain.
+std::vector<Layout> planBlockedLayouts(const Program &program);
+
 /// Registration, one per source file.
 void registerOnednnKernels(Backend &b);
 void registerOwnKernels(Backend &b);

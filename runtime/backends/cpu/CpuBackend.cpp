@@ -129,6 +129,7 @@ bool simpleArity(const PrepareContext &pc, size_t minIn, size_t maxIn) {
 namespace kiln {
 
 void registerCpuKernels(Backend &b) {
+  b.setLayoutPlanner(cpu::planBlockedLayouts);
   cpu::registerOnednnKernels(b);
   cpu::registerOwnKernels(b);
   cpu::registerAttentionKernels(b);

@@ -757,6 +757,31 @@ std::unique_ptr<PreparedKernel> prepareNorm(const PrepareContext &pc) {
   });
 }
 
+/// global_avg_pool of a channel-blocked source [N, C/b, H, W, b]: `groups`
+/// (N * C/b) runs of `hw` pixels of `block` channels each, every channel
+/// summed in f64 in pixel order, as from a plain source.
+template <typename E>
+void averageBlockedPlanes(const KernelContext &ctx, int64_t groups, int64_t hw,
+                          int64_t block) {
+  const auto *px = ctx.inputs[0].as<typename E::S>();
+  auto *po = ctx.outputs[0].as<typename E::S>();
+  parallelFor(groups, std::max<int64_t>(1, 16384 / (hw * block)),
+              [&](int64_t begin, int64_t end) {
+                std::vector<double> sum(block);
+                for (int64_t g = begin; g < end; ++g) {
+                  const auto *src = px + g * hw * block;
+                  std::fill(sum.begin(), sum.end(), 0.0);
+                  for (int64_t i = 0; i < hw; ++i)
+                    for (int64_t c = 0; c < block; ++c)
+                      sum[c] +=
+                          static_cast<double>(E::load(src[i * block + c]));
+                  for (int64_t c = 0; c < block; ++c)
+                    po[g * block + c] = E::store(
+                        static_cast<typename E::C>(sum[c] / double(hw)));
+                }
+              });
+}
+
 std::unique_ptr<PreparedKernel> prepareGlobalAvgPool(const PrepareContext &pc) {
   if (!simpleArity(pc, 1, 1))
     return nullptr;
@@ -766,6 +791,28 @@ std::unique_ptr<PreparedKernel> prepareGlobalAvgPool(const PrepareContext &pc) {
       out.shape != std::vector<int64_t>{x.shape[0], x.shape[1], 1, 1})
     return nullptr;
   int64_t planes = x.shape[0] * x.shape[1], hw = x.shape[2] * x.shape[3];
+  // A channel-blocked source is read b channels at a time; the result
+  // [N, C, 1, 1] has the same bytes in either layout (C is a multiple of b),
+  // so its layout does not matter.
+  int64_t block = pc.inputLayout(0).channelBlock;
+  if (block > 0) {
+    if (x.shape[1] % block != 0)
+      return nullptr;
+    int64_t groups = planes / block;
+    auto k = std::make_unique<OwnKernel>(
+        "global_avg_pool(blocked)",
+        [groups, hw, block](const KernelContext &ctx) {
+          return dispatch(
+              ctx.inputs[0].dtype, TypeClass::floats, [&]<DType D>() {
+                averageBlockedPlanes<Elem<D>>(ctx, groups, hw, block);
+                return Status::ok();
+              });
+        });
+    k->honorLayouts();
+    return k;
+  }
+  if (!pc.outputLayout(0).isPlain())
+    return nullptr;
   return own(pc, [planes, hw](const KernelContext &ctx) {
     return dispatch(ctx.inputs[0].dtype, TypeClass::floats, [&]<DType D>() {
       using E = Elem<D>;

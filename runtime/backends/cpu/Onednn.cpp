@@ -10,15 +10,29 @@
 // fused_matmul and fused_conv2d (kiln-fuse-epilogues) run their epilogue as
 // post-ops (a leading bias as the primitive's bias argument). For f32
 // convolutions a leading batch norm with bound parameters is folded into the
-// prepacked weight and bias, and the other steps run in one parallel pass
-// after the primitive (TailKernel): oneDNN 2.6's gemm convolution, which it
-// picks for plain NCHW, runs post-ops slowly.
+// prepacked weight and bias.
+//
+// Convolution activations are kept in oneDNN's channel-blocked layout
+// (nChw16c with AVX-512) from one convolution to the next: at Executable
+// creation planBlockedLayouts (end of this file) marks each f32 [N, C, H, W]
+// intermediate that only convolutions and pools write and only
+// convolutions (source or residual), pools and global_avg_pool read, with C
+// a multiple of the block, so it keeps its bytes and arena slot. Such
+// kernels build their memory descriptors from the planned layouts
+// (PrepareContext) and name themselves "...(blocked)". A convolution with a
+// blocked result runs oneDNN's blocked jit kernels (1x1 too) with native
+// post-ops: batch norm folded, residual as a binary_add, relu as eltwise.
+// With a plain result (a Program output, or read by a kernel that takes
+// only plain buffers) f32 epilogue steps after the folded batch norm run in
+// one parallel pass after the primitive instead (TailKernel): for plain NCHW
+// oneDNN 2.6 picks its gemm convolution, which runs post-ops slowly.
 //
 //===----------------------------------------------------------------------===//
 #include "backends/cpu/Cpu.h"
 
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -84,6 +98,23 @@ memory::desc dense(const std::vector<int64_t> &shape, dt type) {
 }
 
 bool isFloat32Or16(DType t) { return t == DType::f32 || t == DType::bf16; }
+
+/// The descriptor of an [N, C, H, W] activation stored in `layout`; nullopt
+/// for a block size oneDNN has no tag for.
+std::optional<memory::desc> activationMd(const memory::dims &dims, dt type,
+                                         Layout layout) {
+  using tag = memory::format_tag;
+  switch (layout.channelBlock) {
+  case 0:
+    return memory::desc(dims, type, tag::nchw);
+  case 8:
+    return memory::desc(dims, type, tag::nChw8c);
+  case 16:
+    return memory::desc(dims, type, tag::nChw16c);
+  default:
+    return std::nullopt;
+  }
+}
 
 /// A prepared oneDNN call: a primitive, arguments bound to the call's
 /// operands and results, arguments it owns (prepacked weights, scratch), and
@@ -247,6 +278,8 @@ struct Epilogue {
   std::vector<float> weightScale, foldedBias;
   /// Operand accumulated through a sum post-op (conv residual).
   std::optional<size_t> sumOperand;
+  /// Operand indices of every add_residual step (dst-shaped operands).
+  std::vector<size_t> residuals;
 
   void bind(OnednnKernel &k) const {
     if (bias)
@@ -273,14 +306,17 @@ struct Epilogue {
 /// Builds the post-ops of the call's epilogue for a primitive writing
 /// `dstMd`, whose dim `channelDim` is the one biases broadcast along; the
 /// primitive's own bias is `[C]` when `rank1Bias` (conv), else dst-ranked
-/// (matmul). nullopt when a step, operand or scale does not fit (the
-/// reference kernel then runs the call and reports what is wrong).
+/// (matmul). A conv's first residual is a sum post-op when `residualAsSum`
+/// (the operand is copied into dst first), else a binary_add that reads it.
+/// nullopt when a step, operand or scale does not fit (the reference kernel
+/// then runs the call and reports what is wrong).
 std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
                                       const memory::desc &dstMd,
-                                      size_t channelDim, bool rank1Bias) {
+                                      size_t channelDim, bool rank1Bias,
+                                      bool residualAsSum = false) {
   // conv (rank1Bias): a leading batch_norm folds into an f32 weight that is
-  // bound, and residuals use the sum post-op; oneDNN 2.6's gemm convolution
-  // runs binary post-ops slowly.
+  // bound; on plain NCHW residuals use the sum post-op, as oneDNN 2.6's gemm
+  // convolution runs binary post-ops slowly.
   bool isConv = rank1Bias;
   bool canFold = isConv && pc.weights[1] && pc.inputs[1].dtype == DType::f32;
   const nlohmann::json &attrs = pc.call->attrs;
@@ -368,7 +404,8 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
         if (extra.shape != out.shape)
           return std::nullopt;
         e.tail.push_back({TailStep::addOperand, operand, false});
-        if (isConv && !e.sumOperand) {
+        e.residuals.push_back(operand);
+        if (isConv && residualAsSum && !e.sumOperand) {
           ops.append_sum(1.f);
           e.sumOperand = operand;
           continue;
@@ -649,8 +686,16 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
   if (out.shape != std::vector<int64_t>{N, O, OH, OW})
     return nullptr;
   dt type = *onednnType(x.dtype);
-  memory::desc srcMd({N, C, H, W}, type, memory::format_tag::nchw);
-  memory::desc dstMd({N, O, OH, OW}, type, memory::format_tag::nchw);
+  // Activations in the planned layouts (see planBlockedLayouts); weights,
+  // biases and batch norm parameters are always plain.
+  Layout srcLayout = pc.inputLayout(0), dstLayout = pc.outputLayout(0);
+  bool srcBlocked = !srcLayout.isPlain(), dstBlocked = !dstLayout.isPlain();
+  auto srcUser = activationMd({N, C, H, W}, type, srcLayout);
+  auto dstUser = activationMd({N, O, OH, OW}, type, dstLayout);
+  if (!srcUser || !dstUser || !pc.inputLayout(1).isPlain() ||
+      ((srcBlocked || dstBlocked) && x.dtype != DType::f32))
+    return nullptr;
+  memory::desc srcMd = *srcUser, dstMd = *dstUser;
   memory::desc weiUser =
       G == 1 ? memory::desc({O, C, KH, KW}, type, memory::format_tag::oihw)
              : memory::desc({G, O / G, CG, KH, KW}, type,
@@ -658,12 +703,26 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
   memory::desc weiMd(weiUser.dims(), type, memory::format_tag::any);
   memory::desc biasMd =
       hasBias ? memory::desc({O}, type, memory::format_tag::x) : memory::desc();
+  // A blocked result takes its residuals as binary_add post-ops, read by
+  // the kernel: a sum post-op would first copy each residual into dst
+  // (measured: 5% of ResNet-50 at batch 8).
   std::optional<Epilogue> epilogue;
-  if (fused && !(epilogue = buildEpilogue(pc, dstMd, 1, true)))
+  if (fused && !(epilogue = buildEpilogue(pc, dstMd, 1, true, !dstBlocked)))
     return nullptr;
-  // f32: the steps after a folded batch norm or bias run in a TailKernel,
-  // the primitive gets no post-ops.
-  bool ownTail = epilogue && x.dtype == DType::f32;
+  // Residuals are read in the result's layout, every other extra operand
+  // (bias, batch norm parameters) plain.
+  for (size_t i = 2; i < pc.inputs.size(); ++i) {
+    bool residual = epilogue && std::find(epilogue->residuals.begin(),
+                                          epilogue->residuals.end(),
+                                          i) != epilogue->residuals.end();
+    if (residual ? pc.inputLayout(i) != dstLayout
+                 : !pc.inputLayout(i).isPlain())
+      return nullptr;
+  }
+  // f32 with a plain result: the steps after a folded batch norm or bias
+  // run in a TailKernel, the primitive gets no post-ops. A blocked result
+  // is written by the blocked kernels, which run post-ops fast.
+  bool ownTail = epilogue && x.dtype == DType::f32 && !dstBlocked;
   if (ownTail) {
     epilogue->attr = dnnl::primitive_attr();
     epilogue->args.clear();
@@ -682,24 +741,44 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
                           desc, epilogue->attr, engine())
                     : dnnl::convolution_forward::primitive_desc(desc, engine());
   };
-  // With plain NCHW src/dst oneDNN 2.6 picks its slow gemm convolution; let
-  // it pick the layouts (format_tag::any) and reorder the input in and the
-  // result out. Only when the primitive has no post-ops that read or
-  // accumulate into dst in its layout (f32 tails run on the NCHW result),
-  // and not for 1x1 kernels: on NCHW those are one GEMM, and measured on
-  // ResNet-50 the reorders cost more than the blocked kernel saves.
-  bool blocked = (!epilogue || ownTail) && KH * KW > 1;
+  // With plain NCHW src/dst oneDNN 2.6 picks its slow gemm convolution.
+  // A blocked result (planned) is written in place from a blocked source
+  // (or from a plain one reordered into the layout oneDNN picks). Two cases
+  // let oneDNN pick both layouts (format_tag::any) and reorder the input in
+  // and the result out, when the primitive has no post-ops that read or
+  // accumulate into dst in its layout:
+  // - a plain result (f32 tails run on the NCHW result), but not for plain
+  //   1x1 kernels: on NCHW those are one GEMM, and measured on ResNet-50 the
+  //   reorders cost more than the blocked kernel saves;
+  // - a blocked result from a plain source with fewer channels than a block
+  //   (ResNet's stem, a 3-channel image): oneDNN's brgemm kernel with its
+  //   own layouts is ~3x faster than the blocked one reading NCHW.
   memory::desc anySrc({N, C, H, W}, type, memory::format_tag::any);
   memory::desc anyDst({N, O, OH, OW}, type, memory::format_tag::any);
+  bool noDstPostOps = !epilogue || ownTail || epilogue->residuals.empty();
+  bool pickLayouts =
+      dstBlocked ? !srcBlocked && C < dstLayout.channelBlock && noDstPostOps
+                 : (!epilogue || ownTail) && (KH * KW > 1 || srcBlocked);
   dnnl::convolution_forward::primitive_desc pd =
-      blocked ? makePd(anySrc, anyDst) : makePd(srcMd, dstMd);
+      pickLayouts  ? makePd(anySrc, anyDst)
+      : dstBlocked ? makePd(srcBlocked ? srcMd : anySrc, dstMd)
+                   : makePd(srcMd, dstMd);
+  if (dstBlocked && !pickLayouts && epilogue && !epilogue->residuals.empty() &&
+      std::string(pd.impl_info_str()).rfind("ref", 0) == 0) {
+    // No optimized kernel reads a binary residual for this shape: copy the
+    // first residual into dst (sum post-op) instead.
+    epilogue = buildEpilogue(pc, dstMd, 1, true, true);
+    pd = makePd(srcBlocked ? srcMd : anySrc, dstMd);
+  }
+  std::string impl = fused ? "onednn:fused_conv2d" : "onednn:conv2d";
+  if (srcBlocked || dstBlocked)
+    impl += "(blocked)";
   std::unique_ptr<OnednnKernel> k =
-      ownTail ? std::make_unique<TailKernel>("onednn:fused_conv2d",
-                                             dnnl::convolution_forward(pd),
-                                             epilogue->tail)
-              : std::make_unique<OnednnKernel>(fused ? "onednn:fused_conv2d"
-                                                     : "onednn:conv2d",
-                                               dnnl::convolution_forward(pd));
+      ownTail
+          ? std::make_unique<TailKernel>(impl, dnnl::convolution_forward(pd),
+                                         epilogue->tail)
+          : std::make_unique<OnednnKernel>(impl, dnnl::convolution_forward(pd));
+  k->honorLayouts();
   if (pd.src_desc() == srcMd)
     k->bind(DNNL_ARG_SRC, false, 0, srcMd);
   else
@@ -779,7 +858,13 @@ std::unique_ptr<PreparedKernel> preparePool(const PrepareContext &pc) {
       std::vector<int64_t>{x.shape[0], x.shape[1], outHW[0], outHW[1]})
     return nullptr;
   dt type = *onednnType(x.dtype);
-  memory::desc srcMd = dense(x.shape, type), dstMd = dense(out.shape, type);
+  Layout srcLayout = pc.inputLayout(0), dstLayout = pc.outputLayout(0);
+  bool blocked = !srcLayout.isPlain() || !dstLayout.isPlain();
+  auto srcUser = activationMd(dimsOf(x.shape), type, srcLayout);
+  auto dstUser = activationMd(dimsOf(out.shape), type, dstLayout);
+  if (!srcUser || !dstUser || (blocked && x.dtype != DType::f32))
+    return nullptr;
+  memory::desc srcMd = *srcUser, dstMd = *dstUser;
   dnnl::algorithm algo = IsMax ? dnnl::algorithm::pooling_max
                          : *countPad
                              ? dnnl::algorithm::pooling_avg_include_padding
@@ -789,9 +874,10 @@ std::unique_ptr<PreparedKernel> preparePool(const PrepareContext &pc) {
                                    {(*kernel)[0], (*kernel)[1]},
                                    {(*pads)[0], (*pads)[1]}, padR);
   dnnl::pooling_forward::primitive_desc pd(desc, engine());
-  auto k = std::make_unique<OnednnKernel>(IsMax ? "onednn:max_pool2d"
-                                                : "onednn:avg_pool2d",
+  std::string impl = IsMax ? "onednn:max_pool2d" : "onednn:avg_pool2d";
+  auto k = std::make_unique<OnednnKernel>(impl + (blocked ? "(blocked)" : ""),
                                           dnnl::pooling_forward(pd));
+  k->honorLayouts();
   k->bind(DNNL_ARG_SRC, false, 0, srcMd);
   k->bind(DNNL_ARG_DST, true, 0, dstMd);
   return k;
@@ -1120,7 +1206,94 @@ std::unique_ptr<PreparedKernel> prepareCast(const PrepareContext &pc) {
   return k;
 }
 
+//===----------------------------------------------------------------------===//
+// Layout plan: activations stay channel-blocked between convolutions
+//===----------------------------------------------------------------------===//
+
+/// The channel block of oneDNN's blocked f32 convolutions on this machine:
+/// 16 where it has an optimized (non-reference) kernel for nChw16c, as with
+/// AVX-512, else 8 for nChw8c (AVX2), else 0 (no plan). Probed once on a
+/// typical ResNet layer. (With format_tag::any oneDNN 2.6 picks nhwc for
+/// its brgemm kernels instead; measured on ResNet-50's layers, the blocked
+/// jit kernels are as fast or faster, 1x1 stride-2 ones over twice as fast.)
+int64_t convChannelBlock() {
+  static const int64_t block = [] {
+    memory::dims act = {1, 64, 14, 14};
+    memory::desc wei({64, 64, 3, 3}, dt::f32, memory::format_tag::any);
+    for (int64_t b : {16, 8}) {
+      try {
+        memory::desc md = *activationMd(act, dt::f32, Layout{b});
+        dnnl::convolution_forward::primitive_desc pd(
+            dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference,
+                                            dnnl::algorithm::convolution_direct,
+                                            md, wei, md, {1, 1}, {1, 1},
+                                            {1, 1}),
+            engine());
+        if (std::string(pd.impl_info_str()).rfind("ref", 0) != 0)
+          return b;
+      } catch (const dnnl::error &) {
+      }
+    }
+    return int64_t(0);
+  }();
+  return block;
+}
+
+/// Whether the kernel reads operand `index` (or writes result `index`) in a
+/// blocked layout when the plan asks for it: convolution sources, results
+/// and residuals, pooling sources and results, global_avg_pool's source.
+/// The factories check the rest (dtype, which extra operand is a residual)
+/// and decline otherwise, and the Executable then makes the buffer plain.
+bool takesBlocked(const KernelCall &call, size_t index, bool isResult) {
+  const std::string &op = call.op;
+  if (op == "conv2d" || op == "fused_conv2d")
+    return index == 0 || (!isResult && op == "fused_conv2d" && index >= 2);
+  if (op == "max_pool2d" || op == "avg_pool2d")
+    return index == 0;
+  return op == "global_avg_pool" && !isResult && index == 0;
+}
+
 } // namespace
+
+std::vector<Layout> planBlockedLayouts(const Program &program) {
+  std::vector<Layout> layouts(program.buffers.size());
+  int64_t block = convChannelBlock();
+  if (block == 0)
+    return layouts;
+  // Candidates: f32 [N, C, H, W] intermediates with C a multiple of the
+  // block (same bytes, same arena slot).
+  std::vector<bool> blocked(program.buffers.size(), false);
+  for (const BufferDesc &b : program.buffers)
+    blocked[b.id] = b.kind == BufferKind::arena && b.dtype == DType::f32 &&
+                    b.shape.size() == 4 && b.shape[1] > 0 &&
+                    b.shape[1] % block == 0;
+  // Each kernel that touches a candidate must take it blocked.
+  for (const KernelCall &k : program.kernels) {
+    for (size_t i = 0; i < k.inputs.size(); ++i)
+      if (!takesBlocked(k, i, false))
+        blocked[k.inputs[i]] = false;
+    for (size_t i = 0; i < k.outputs.size(); ++i)
+      if (!takesBlocked(k, i, true))
+        blocked[k.outputs[i]] = false;
+  }
+  // A convolution reads its residuals in its result's layout.
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const KernelCall &k : program.kernels) {
+      if (k.op != "fused_conv2d" || k.outputs.empty() || blocked[k.outputs[0]])
+        continue;
+      for (size_t i = 2; i < k.inputs.size(); ++i)
+        if (blocked[k.inputs[i]]) {
+          blocked[k.inputs[i]] = false;
+          changed = true;
+        }
+    }
+  }
+  for (size_t id = 0; id < blocked.size(); ++id)
+    if (blocked[id])
+      layouts[id] = Layout{block};
+  return layouts;
+}
 
 void registerOnednnKernels(Backend &b) {
   b.addFactory("matmul", declineOnError(prepareMatmul));

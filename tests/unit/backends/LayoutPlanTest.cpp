@@ -1,0 +1,256 @@
+//===- LayoutPlanTest.cpp - The cpu backend's blocked layouts -------------===//
+//
+// Small multi-kernel Programs (convolutions, pools, a residual, ops that do
+// not take blocked layouts) run on the cpu backend and on the reference
+// backend: the results must agree, and kernelImpls() must show which calls
+// read or wrote channel-blocked buffers, so that the plan is taken exactly
+// where it should be (intermediates between layout-aware kernels) and
+// nowhere else (Program outputs, buffers a plain kernel reads, channel
+// counts that are not a multiple of the block, a pool whose factory
+// declines).
+//
+//===----------------------------------------------------------------------===//
+#include "TestUtil.h"
+#include "backends/Backend.h"
+
+#include <optional>
+
+using namespace kiln;
+using namespace kiln::test;
+using nlohmann::json;
+
+namespace {
+
+/// Builds a Program call by call: inputs, params (with seeded values),
+/// arena intermediates (each in its own arena slot) and one output.
+class ProgramBuilder {
+public:
+  explicit ProgramBuilder(std::string name) { program_.name = std::move(name); }
+
+  int64_t input(const std::string &name, std::vector<int64_t> shape) {
+    int64_t id = add(BufferKind::input, name, shape);
+    program_.inputs.push_back({name, id});
+    inputs_[name] = make(DType::f32, shape,
+                         randomValues(numElements(shape), -1, 1, seed_++));
+    return id;
+  }
+  int64_t param(std::vector<int64_t> shape, double lo = -0.5, double hi = 0.5) {
+    std::string name = "w" + std::to_string(program_.buffers.size());
+    int64_t id = add(BufferKind::param, name, shape);
+    weights_[name] = make(DType::f32, shape,
+                          randomValues(numElements(shape), lo, hi, seed_++));
+    return id;
+  }
+  /// A call writing a new buffer: an arena intermediate, or the Program's
+  /// output "out" when `output`.
+  int64_t call(const std::string &op, std::vector<int64_t> operands,
+               std::vector<int64_t> shape, json attrs = json::object(),
+               bool output = false) {
+    int64_t id = output ? add(BufferKind::output, "out", shape)
+                        : add(BufferKind::arena, "", shape);
+    if (output)
+      program_.outputs.push_back({"out", id});
+    KernelCall k;
+    k.op = op;
+    k.inputs = std::move(operands);
+    k.outputs = {id};
+    k.attrs = std::move(attrs);
+    k.loc = "layout:" + std::to_string(program_.kernels.size());
+    program_.kernels.push_back(k);
+    return id;
+  }
+  /// conv2d with bound weights [out, in, k, k] and "same" padding.
+  int64_t conv(int64_t x, int64_t in, int64_t out, int64_t k,
+               std::vector<int64_t> shape, bool output = false) {
+    return call("conv2d", {x, param({out, in, k, k})}, std::move(shape),
+                {{"pads", {k / 2, k / 2, k / 2, k / 2}}}, output);
+  }
+  /// fused_conv2d: batch norm (bound parameters), then the residual if any,
+  /// then relu, as ResNet's bottleneck blocks.
+  int64_t convBn(int64_t x, int64_t in, int64_t out, int64_t k,
+                 std::vector<int64_t> shape, std::optional<int64_t> residual,
+                 bool output = false) {
+    std::vector<int64_t> ops = {x, param({out, in, k, k})};
+    for (int i = 0; i < 4; ++i)
+      ops.push_back(i == 3 ? param({out}, 0.5, 2) : param({out}));
+    json steps = json::array({"batch_norm"});
+    if (residual) {
+      ops.push_back(*residual);
+      steps.push_back("add_residual");
+    }
+    steps.push_back("relu");
+    return call("fused_conv2d", ops, std::move(shape),
+                {{"pads", {k / 2, k / 2, k / 2, k / 2}},
+                 {"epilogue", steps},
+                 {"epsilons", {1e-5}}},
+                output);
+  }
+
+  Program &program() { return program_; }
+  const TensorMap &inputs() const { return inputs_; }
+  const TensorMap &weights() const { return weights_; }
+
+private:
+  int64_t add(BufferKind kind, const std::string &name,
+              const std::vector<int64_t> &shape) {
+    BufferDesc b;
+    b.id = static_cast<int64_t>(program_.buffers.size());
+    b.shape = shape;
+    b.kind = kind;
+    b.name = name;
+    if (kind == BufferKind::arena) {
+      b.offset = program_.arenaBytes;
+      program_.arenaBytes += (b.byteSize() + 63) / 64 * 64;
+      program_.intermediateBytes += b.byteSize();
+    }
+    program_.buffers.push_back(b);
+    return b.id;
+  }
+
+  Program program_;
+  TensorMap inputs_, weights_;
+  unsigned seed_ = 5;
+};
+
+/// The channel block the cpu backend plans on this machine (0: none).
+int64_t plannedBlock() {
+  ProgramBuilder p("probe");
+  int64_t x = p.input("x", {1, 16, 8, 8});
+  int64_t h = p.conv(x, 16, 64, 3, {1, 64, 8, 8});
+  p.conv(h, 64, 16, 3, {1, 16, 8, 8}, /*output=*/true);
+  auto cpu = getBackend("cpu");
+  EXPECT_TRUE(cpu) << cpu.status().message();
+  return cpu ? (*cpu)->planLayouts(p.program())[h].channelBlock : 0;
+}
+
+/// Runs the Program on cpu and reference, checks the outputs agree, and
+/// returns the cpu kernels' implementation names.
+std::vector<std::string> runBoth(ProgramBuilder &p) {
+  auto ref = Executable::create(p.program(), p.weights(), "reference");
+  EXPECT_TRUE(ref) << ref.status().message();
+  auto cpu = Executable::create(p.program(), p.weights(), "cpu");
+  EXPECT_TRUE(cpu) << cpu.status().message();
+  if (!ref || !cpu)
+    return {};
+  auto want = ref->run(p.inputs());
+  EXPECT_TRUE(want) << want.status().message();
+  // Twice: prepared state must survive runs.
+  for (int run = 0; run < 2 && want; ++run) {
+    auto got = cpu->run(p.inputs());
+    EXPECT_TRUE(got) << got.status().message();
+    if (!got)
+      break;
+    // f32 convolutions in different summation orders, a few layers deep.
+    expectClose(got->at("out").toDoubles(), want->at("out").toDoubles(), 1e-4,
+                1e-4, p.program().name);
+  }
+  std::vector<std::string> impls;
+  for (const KernelImpl &k : cpu->kernelImpls())
+    impls.push_back(k.impl);
+  return impls;
+}
+
+class LayoutPlan : public ::testing::Test {
+protected:
+  void SetUp() override {
+    block_ = plannedBlock();
+    if (block_ == 0)
+      GTEST_SKIP() << "oneDNN picks no channel-blocked layout for f32 "
+                      "convolutions on this machine; nothing is planned";
+  }
+  int64_t block_ = 0;
+};
+
+TEST_F(LayoutPlan, ConvChainStaysBlocked) {
+  // stem conv (3 channels, plain input) -> max pool -> 1x1 -> 3x3 -> 1x1
+  // with residual -> global average pool -> output.
+  ProgramBuilder p("chain");
+  int64_t x = p.input("x", {2, 3, 16, 16});
+  int64_t s = p.convBn(x, 3, 32, 3, {2, 32, 16, 16}, std::nullopt);
+  int64_t m =
+      p.call("max_pool2d", {s}, {2, 32, 8, 8},
+             {{"kernel", {3, 3}}, {"strides", {2, 2}}, {"pads", {1, 1, 1, 1}}});
+  int64_t a = p.convBn(m, 32, 16, 1, {2, 16, 8, 8}, std::nullopt);
+  int64_t b = p.convBn(a, 16, 16, 3, {2, 16, 8, 8}, std::nullopt);
+  int64_t c = p.convBn(b, 16, 32, 1, {2, 32, 8, 8}, m);
+  p.call("global_avg_pool", {c}, {2, 32, 1, 1}, json::object(),
+         /*output=*/true);
+  std::vector<std::string> impls = runBoth(p);
+  EXPECT_EQ(impls, (std::vector<std::string>{
+                       "onednn:fused_conv2d(blocked)",
+                       "onednn:max_pool2d(blocked)",
+                       "onednn:fused_conv2d(blocked)",
+                       "onednn:fused_conv2d(blocked)",
+                       "onednn:fused_conv2d(blocked)",
+                       "cpu:global_avg_pool(blocked)",
+                   }));
+}
+
+TEST_F(LayoutPlan, OutputsAndPlainReadersStayPlain) {
+  // h1 is read by relu (not layout-aware): plain. h2 is blocked; the last
+  // conv reads it blocked and writes the plain Program output.
+  ProgramBuilder p("plain_readers");
+  int64_t x = p.input("x", {1, 16, 6, 6});
+  int64_t h1 = p.conv(x, 16, 32, 3, {1, 32, 6, 6});
+  int64_t r = p.call("relu", {h1}, {1, 32, 6, 6});
+  int64_t h2 = p.conv(r, 32, 32, 1, {1, 32, 6, 6});
+  p.conv(h2, 32, 16, 3, {1, 16, 6, 6}, /*output=*/true);
+  EXPECT_EQ(runBoth(p), (std::vector<std::string>{
+                            "onednn:conv2d",
+                            "onednn:eltwise",
+                            "onednn:conv2d(blocked)",
+                            "onednn:conv2d(blocked)",
+                        }));
+}
+
+TEST_F(LayoutPlan, ChannelsNotAMultipleOfTheBlockStayPlain) {
+  ProgramBuilder p("odd_channels");
+  int64_t x = p.input("x", {1, 8, 6, 6});
+  int64_t h = p.conv(x, 8, block_ + 4, 3, {1, block_ + 4, 6, 6});
+  p.conv(h, block_ + 4, 8, 3, {1, 8, 6, 6}, /*output=*/true);
+  EXPECT_EQ(runBoth(p),
+            (std::vector<std::string>{"onednn:conv2d", "onednn:conv2d"}));
+}
+
+TEST_F(LayoutPlan, ResidualOfAPlainResultStaysPlain) {
+  // The residual t is only read by convolutions, but the one that adds it
+  // writes the plain Program output, so t is read plain.
+  ProgramBuilder p("plain_residual");
+  int64_t x = p.input("x", {1, 16, 6, 6});
+  int64_t t = p.convBn(x, 16, 32, 1, {1, 32, 6, 6}, std::nullopt);
+  int64_t h = p.convBn(t, 32, 16, 3, {1, 16, 6, 6}, std::nullopt);
+  p.convBn(h, 16, 32, 1, {1, 32, 6, 6}, t, /*output=*/true);
+  EXPECT_EQ(runBoth(p), (std::vector<std::string>{
+                            "onednn:fused_conv2d",
+                            "onednn:fused_conv2d(blocked)",
+                            "onednn:fused_conv2d(blocked)",
+                        }));
+}
+
+TEST_F(LayoutPlan, DecliningFactoryMakesItsBuffersPlain) {
+  // oneDNN cannot count padding of a ceil_mode extension: the pool's
+  // factory declines and the reference kernel (plain only) takes the call,
+  // so both buffers around it become plain and the convolutions are
+  // prepared again for plain layouts.
+  ProgramBuilder p("declined_pool");
+  int64_t x = p.input("x", {1, 16, 7, 7});
+  int64_t h = p.conv(x, 16, 32, 3, {1, 32, 7, 7});
+  int64_t m = p.call("avg_pool2d", {h}, {1, 32, 4, 4},
+                     {{"kernel", {2, 2}},
+                      {"strides", {2, 2}},
+                      {"ceil_mode", true},
+                      {"count_include_pad", true}});
+  p.conv(m, 32, 16, 3, {1, 16, 4, 4}, /*output=*/true);
+  auto cpu = getBackend("cpu");
+  ASSERT_TRUE(cpu);
+  std::vector<Layout> planned = (*cpu)->planLayouts(p.program());
+  EXPECT_EQ(planned[h].channelBlock, block_);
+  EXPECT_EQ(planned[m].channelBlock, block_);
+  EXPECT_EQ(runBoth(p), (std::vector<std::string>{
+                            "onednn:conv2d",
+                            "reference",
+                            "onednn:conv2d",
+                        }));
+}
+
+} // namespace
