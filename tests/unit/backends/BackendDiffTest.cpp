@@ -173,6 +173,31 @@ std::vector<OpCase> buildCases() {
                {0, 3},
                kExact});
 
+  // NaN and infinities through relu, max and min: the cpu kernels (oneDNN
+  // eltwise/binary or own) must treat them as the reference does.
+  {
+    const double nan = std::nan(""), inf = INFINITY;
+    std::vector<double> a = {nan, -1, 2, -inf, inf, 0, nan, 3};
+    std::vector<double> b = {1, nan, nan, 0, -inf, nan, nan, -2};
+    c.push_back({"relu_f32_nan_inf",
+                 "relu",
+                 {f32({8})},
+                 json::object(),
+                 DType::f32,
+                 {8},
+                 kExact,
+                 {{0, a}}});
+    for (const char *op : {"max", "min"})
+      c.push_back({std::string(op) + "_f32_nan_inf",
+                   op,
+                   {f32({8}), f32({8})},
+                   json::object(),
+                   DType::f32,
+                   {8},
+                   kExact,
+                   {{0, a}, {1, b}}});
+  }
+
   // Binary with broadcasting.
   struct Shapes {
     const char *tag;
