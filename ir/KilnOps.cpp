@@ -1024,8 +1024,7 @@ LogicalResult FusedConv2dOp::inferReturnTypes(
 
 LogicalResult
 AttentionOp::inferReturnTypes(MLIRContext *context,
-                              std::optional<Location> location,
-                              Adaptor adaptor,
+                              std::optional<Location> location, Adaptor adaptor,
                               SmallVectorImpl<Type> &inferredReturnTypes) {
   ShapeDiagnostics diag(location, getOperationName());
   FailureOr<RankedTensorType> q =
