@@ -26,53 +26,6 @@ using nlohmann::json;
 
 namespace {
 
-/// Builds Programs of several kernel calls over planned arena buffers.
-class ProgramBuilder {
-public:
-  explicit ProgramBuilder(std::string name) { p_.name = std::move(name); }
-
-  int64_t input(const std::string &name, const Tensor &t) {
-    int64_t id = add(t.dtype(), t.shape(), BufferKind::input, name);
-    p_.inputs.push_back({name, id});
-    return id;
-  }
-  int64_t arena(DType dtype, std::vector<int64_t> shape) {
-    int64_t id = add(dtype, std::move(shape), BufferKind::arena, "");
-    p_.buffers[id].offset = arenaBytes_;
-    arenaBytes_ += (p_.buffers[id].byteSize() + 63) / 64 * 64;
-    return id;
-  }
-  int64_t output(DType dtype, std::vector<int64_t> shape) {
-    int64_t id = add(dtype, std::move(shape), BufferKind::output, "out");
-    p_.outputs.push_back({"out", id});
-    return id;
-  }
-  void call(std::string op, std::vector<int64_t> inputs, int64_t output,
-            json attrs = json::object()) {
-    p_.kernels.push_back(
-        {std::move(op), std::move(inputs), {output}, std::move(attrs), ""});
-  }
-  Program finish() {
-    p_.arenaBytes = p_.intermediateBytes = arenaBytes_;
-    return p_;
-  }
-
-private:
-  int64_t add(DType dtype, std::vector<int64_t> shape, BufferKind kind,
-              std::string name) {
-    BufferDesc b;
-    b.id = static_cast<int64_t>(p_.buffers.size());
-    b.dtype = dtype;
-    b.shape = std::move(shape);
-    b.kind = kind;
-    b.name = std::move(name);
-    p_.buffers.push_back(b);
-    return b.id;
-  }
-  Program p_;
-  int64_t arenaBytes_ = 0;
-};
-
 /// One numerics case: shapes, attributes and an optional additive mask.
 struct Shape {
   const char *name;
@@ -169,14 +122,15 @@ TensorMap feeds(const Shape &s, const Inputs &in) {
 /// implementation that ran it.
 std::vector<double> runFused(const Shape &s, const Inputs &in,
                              const std::string &backend, std::string &impl) {
-  ProgramBuilder b("fused");
+  ProgramAssembler b("fused");
   std::vector<int64_t> ops = {b.input("q", in.q), b.input("k", in.k),
                               b.input("v", in.v)};
   if (s.keyPaddingMask)
     ops.push_back(b.input("mask", in.mask));
-  int64_t out = b.output(DType::f32, {s.batch, s.heads, s.queries, s.valueDim});
+  int64_t out =
+      b.output("out", DType::f32, {s.batch, s.heads, s.queries, s.valueDim});
   b.call("attention", ops, out, {{"causal", s.causal}});
-  auto exe = Executable::create(b.finish(), {}, backend);
+  auto exe = Executable::create(b.program(), {}, backend);
   EXPECT_TRUE(exe) << exe.status().message();
   if (!exe)
     return {};
@@ -201,7 +155,7 @@ std::vector<double> runUnfused(const Shape &s, const Inputs &in) {
         causal[i * s.keys + j] = -std::numeric_limits<double>::infinity();
   m["causal"] = make(DType::f32, {s.queries, s.keys}, causal);
 
-  ProgramBuilder b("unfused");
+  ProgramAssembler b("unfused");
   int64_t q = b.input("q", in.q), k = b.input("k", in.k),
           v = b.input("v", in.v);
   std::vector<int64_t> scoreShape = {s.batch, s.heads, s.queries, s.keys};
@@ -219,12 +173,13 @@ std::vector<double> runUnfused(const Shape &s, const Inputs &in) {
   }
   int64_t probs = b.arena(DType::f32, scoreShape);
   b.call("softmax", {logits}, probs, {{"axis", -1}});
-  int64_t out = b.output(DType::f32, {s.batch, s.heads, s.queries, s.valueDim});
+  int64_t out =
+      b.output("out", DType::f32, {s.batch, s.heads, s.queries, s.valueDim});
   b.call("matmul", {probs, v}, out,
          {{"transpose_a", false}, {"transpose_b", false}});
   if (!s.causal)
     m.erase("causal");
-  auto exe = Executable::create(b.finish(), {}, "cpu");
+  auto exe = Executable::create(b.program(), {}, "cpu");
   EXPECT_TRUE(exe) << exe.status().message();
   if (!exe)
     return {};

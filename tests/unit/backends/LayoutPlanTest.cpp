@@ -25,18 +25,17 @@ namespace {
 /// arena intermediates (each in its own arena slot) and one output.
 class ProgramBuilder {
 public:
-  explicit ProgramBuilder(std::string name) { program_.name = std::move(name); }
+  explicit ProgramBuilder(std::string name) : program_(std::move(name)) {}
 
   int64_t input(const std::string &name, std::vector<int64_t> shape) {
-    int64_t id = add(BufferKind::input, name, shape);
-    program_.inputs.push_back({name, id});
+    int64_t id = program_.input(name, DType::f32, shape);
     inputs_[name] = make(DType::f32, shape,
                          randomValues(numElements(shape), -1, 1, seed_++));
     return id;
   }
   int64_t param(std::vector<int64_t> shape, double lo = -0.5, double hi = 0.5) {
-    std::string name = "w" + std::to_string(program_.buffers.size());
-    int64_t id = add(BufferKind::param, name, shape);
+    std::string name = "w" + std::to_string(program_.bufferCount());
+    int64_t id = program_.param(name, DType::f32, shape);
     weights_[name] = make(DType::f32, shape,
                           randomValues(numElements(shape), lo, hi, seed_++));
     return id;
@@ -46,17 +45,10 @@ public:
   int64_t call(const std::string &op, std::vector<int64_t> operands,
                std::vector<int64_t> shape, json attrs = json::object(),
                bool output = false) {
-    int64_t id = output ? add(BufferKind::output, "out", shape)
-                        : add(BufferKind::arena, "", shape);
-    if (output)
-      program_.outputs.push_back({"out", id});
-    KernelCall k;
-    k.op = op;
-    k.inputs = std::move(operands);
-    k.outputs = {id};
-    k.attrs = std::move(attrs);
-    k.loc = "layout:" + std::to_string(program_.kernels.size());
-    program_.kernels.push_back(k);
+    int64_t id = output ? program_.output("out", DType::f32, shape)
+                        : program_.arena(DType::f32, shape);
+    program_.call(op, std::move(operands), id, std::move(attrs),
+                  "layout:" + std::to_string(program_.kernelCount()));
     return id;
   }
   /// conv2d with bound weights [out, in, k, k] and "same" padding.
@@ -86,28 +78,12 @@ public:
                 output);
   }
 
-  Program &program() { return program_; }
+  const Program &program() const { return program_.program(); }
   const TensorMap &inputs() const { return inputs_; }
   const TensorMap &weights() const { return weights_; }
 
 private:
-  int64_t add(BufferKind kind, const std::string &name,
-              const std::vector<int64_t> &shape) {
-    BufferDesc b;
-    b.id = static_cast<int64_t>(program_.buffers.size());
-    b.shape = shape;
-    b.kind = kind;
-    b.name = name;
-    if (kind == BufferKind::arena) {
-      b.offset = program_.arenaBytes;
-      program_.arenaBytes += (b.byteSize() + 63) / 64 * 64;
-      program_.intermediateBytes += b.byteSize();
-    }
-    program_.buffers.push_back(b);
-    return b.id;
-  }
-
-  Program program_;
+  ProgramAssembler program_;
   TensorMap inputs_, weights_;
   unsigned seed_ = 5;
 };

@@ -1,7 +1,8 @@
 //===- TestUtil.h - Helpers for runtime tests ------------------*- C++ -*-===//
 //
-// Builds one-kernel Programs by hand (the compiler is not needed) and makes
-// tensors of any dtype from doubles.
+// Builds Programs by hand (the compiler is not needed): one-kernel Programs,
+// or several calls with ProgramAssembler; makes tensors of any dtype from
+// doubles.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_TESTS_UNIT_RUNTIME_TESTUTIL_H
@@ -75,6 +76,72 @@ inline Program singleKernelProgram(const std::string &op,
   p.kernels.push_back(k);
   return p;
 }
+
+/// Assembles a Program buffer by buffer and call by call, for tests of more
+/// than one kernel: every arena buffer gets its own 64-byte aligned slot (no
+/// reuse), inputs and outputs are registered under their names.
+class ProgramAssembler {
+public:
+  explicit ProgramAssembler(std::string name) {
+    program_.name = std::move(name);
+  }
+  int64_t input(const std::string &name, DType dtype,
+                std::vector<int64_t> shape) {
+    int64_t id = add(BufferKind::input, name, dtype, std::move(shape));
+    program_.inputs.push_back({name, id});
+    return id;
+  }
+  /// An input with the dtype and shape of `like`.
+  int64_t input(const std::string &name, const Tensor &like) {
+    return input(name, like.dtype(), like.shape());
+  }
+  int64_t param(const std::string &name, DType dtype,
+                std::vector<int64_t> shape) {
+    return add(BufferKind::param, name, dtype, std::move(shape));
+  }
+  int64_t arena(DType dtype, std::vector<int64_t> shape) {
+    int64_t id = add(BufferKind::arena, "", dtype, std::move(shape));
+    BufferDesc &b = program_.buffers[id];
+    b.offset = program_.arenaBytes;
+    program_.arenaBytes += (b.byteSize() + 63) / 64 * 64;
+    program_.intermediateBytes += b.byteSize();
+    return id;
+  }
+  int64_t output(const std::string &name, DType dtype,
+                 std::vector<int64_t> shape) {
+    int64_t id = add(BufferKind::output, name, dtype, std::move(shape));
+    program_.outputs.push_back({name, id});
+    return id;
+  }
+  /// Appends a call of `op` reading `inputs` and writing `output`.
+  void call(std::string op, std::vector<int64_t> inputs, int64_t output,
+            nlohmann::json attrs = nlohmann::json::object(),
+            std::string loc = "") {
+    program_.kernels.push_back({std::move(op),
+                                std::move(inputs),
+                                {output},
+                                std::move(attrs),
+                                std::move(loc)});
+  }
+  const Program &program() const { return program_; }
+  size_t bufferCount() const { return program_.buffers.size(); }
+  size_t kernelCount() const { return program_.kernels.size(); }
+
+private:
+  int64_t add(BufferKind kind, std::string name, DType dtype,
+              std::vector<int64_t> shape) {
+    BufferDesc b;
+    b.id = static_cast<int64_t>(program_.buffers.size());
+    b.dtype = dtype;
+    b.shape = std::move(shape);
+    b.kind = kind;
+    b.name = std::move(name);
+    program_.buffers.push_back(b);
+    return b.id;
+  }
+
+  Program program_;
+};
 
 /// Runs one op on the reference backend.
 inline StatusOr<Tensor> runOp(const std::string &op,
