@@ -80,21 +80,9 @@ INSTANTIATE_TEST_SUITE_P(
 /// Outputs of `a` and `b` on the same inputs agree within `rel` of the
 /// largest magnitude.
 void expectSameOutputs(Executable &a, Executable &b, double rel) {
-  TensorMap in = randomInputs(a, 3);
-  auto want = b.run(in);
-  ASSERT_TRUE(want) << want.status().message();
-  auto got = a.run(in);
-  ASSERT_TRUE(got) << got.status().message();
-  for (const auto &[name, w] : *want) {
-    auto gv = got->at(name).toDoubles(), wv = w.toDoubles();
-    ASSERT_EQ(gv.size(), wv.size()) << name;
-    double maxAbs = 0;
-    for (double v : wv)
-      maxAbs = std::max(maxAbs, std::fabs(v));
-    for (size_t i = 0; i < gv.size(); ++i)
-      ASSERT_NEAR(gv[i], wv[i], rel * std::max(1.0, maxAbs))
-          << name << "[" << i << "]";
-  }
+  kiln::test::expectSameOutputs(a, b, 3, [rel](double, double largest) {
+    return rel * std::max(1.0, largest);
+  });
 }
 
 TEST(CpuBlockedLayout, ResNetConvolutionsStayBlocked) {
