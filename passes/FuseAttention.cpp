@@ -755,7 +755,7 @@ private:
   /// is not) `heads`.
   Value broadcastHeads(Value x, int64_t batch, int64_t heads) {
     llvm::SmallVector<int64_t> shape(tensorType(x).getShape());
-    if (shape[0] == batch && (shape[1] == heads || heads % shape[1] == 0))
+    if (shape[0] == batch && heads % shape[1] == 0)
       return x;
     shape[0] = batch;
     if (heads % shape[1] != 0)

@@ -890,6 +890,13 @@ mlir::NamedAttribute NodeContext::arrayAttr(llvm::StringRef name,
   return builder().getNamedAttr(name, builder().getDenseI64ArrayAttr(v));
 }
 
+int64_t NodeContext::normalizeAxis(int64_t axis, int64_t rank) const {
+  if (axis < -rank || axis >= rank)
+    fail("axis " + std::to_string(axis) + " is out of range for rank " +
+         std::to_string(rank));
+  return axis < 0 ? axis + rank : axis;
+}
+
 void NodeContext::fail(const std::string &message) const {
   throw ImportError(message);
 }

@@ -136,6 +136,9 @@ public:
 
   /// Throws ImportError("<message>").
   [[noreturn]] void fail(const std::string &message) const;
+  /// `axis` in [0, rank), counting negative axes from the end; fails when it
+  /// is out of range.
+  int64_t normalizeAxis(int64_t axis, int64_t rank) const;
   /// Throws Unsupported("<detail>").
   [[noreturn]] void unsupported(const std::string &detail) const;
 

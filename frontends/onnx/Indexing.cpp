@@ -19,13 +19,6 @@ namespace kiln::onnx_import {
 
 namespace {
 
-int64_t normAxis(NodeContext &n, int64_t axis, int64_t rank) {
-  if (axis < -rank || axis >= rank)
-    n.fail("axis " + std::to_string(axis) + " is out of range for rank " +
-           std::to_string(rank));
-  return axis < 0 ? axis + rank : axis;
-}
-
 /// An i64 constant of rank `rank`, all dims 1 but `axis` (of size `size`),
 /// holding 0, 1, ..., size - 1 along `axis`.
 mlir::Value iotaAlong(NodeContext &n, int64_t rank, int64_t axis,
@@ -72,7 +65,7 @@ void gatherElements(NodeContext &n) {
   if (static_cast<int64_t>(is.size()) != rank)
     n.fail("indices have rank " + std::to_string(is.size()) +
            ", data has rank " + std::to_string(rank));
-  int64_t axis = normAxis(n, n.attrInt("axis", 0), rank);
+  int64_t axis = n.normalizeAxis(n.attrInt("axis", 0), rank);
   for (int64_t d = 0; d < rank; ++d)
     if (d != axis && is[d] > ds[d])
       n.fail("indices dim " + std::to_string(d) + " is " +
@@ -168,7 +161,7 @@ void oneHot(NodeContext &n) {
     n.fail("depth must be positive, got " + std::to_string(depth));
   auto is = n.shape(0);
   int64_t rank = is.size() + 1;
-  int64_t axis = normAxis(n, n.attrInt("axis", -1), rank);
+  int64_t axis = n.normalizeAxis(n.attrInt("axis", -1), rank);
   std::vector<int64_t> unsqueezed(is);
   unsqueezed.insert(unsqueezed.begin() + axis, 1);
   // Non-integer indices are truncated toward zero, as ONNX says.
@@ -243,7 +236,7 @@ void hardmax(NodeContext &n) {
   if (flatten && axis == rank && rank > 0)
     axis = rank; // every dim is a row: one element per row
   else
-    axis = normAxis(n, axis, rank);
+    axis = n.normalizeAxis(axis, rank);
   if (flatten) {
     int64_t rows = 1, cols = 1;
     for (int64_t i = 0; i < rank; ++i)
@@ -276,7 +269,7 @@ void cumSum(NodeContext &n) {
   auto axes = n.requireInts(1, "axis");
   if (axes.size() != 1)
     n.fail("axis must have one element, got " + std::to_string(axes.size()));
-  int64_t axis = normAxis(n, axes[0], rank);
+  int64_t axis = n.normalizeAxis(axes[0], rank);
   bool exclusive = n.attrInt("exclusive", 0), reverse = n.attrInt("reverse", 0);
   DType type = dtypeOf(x);
   DType work = isFloat(type) ? type : DType::f64;

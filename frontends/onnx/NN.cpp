@@ -537,12 +537,7 @@ void layerNorm(NodeContext &n) {
   mlir::Value x = n.input(0);
   auto s = shapeOf(x);
   int64_t rank = s.size();
-  int64_t axis = n.attrInt("axis", -1);
-  if (axis < -rank || axis >= rank)
-    n.fail("axis " + std::to_string(axis) + " is out of range for rank " +
-           std::to_string(rank));
-  if (axis < 0)
-    axis += rank;
+  int64_t axis = n.normalizeAxis(n.attrInt("axis", -1), rank);
   std::vector<int64_t> normShape(s.begin() + axis, s.end());
   mlir::Value scale = n.broadcastTo(n.input(1), normShape);
   mlir::Value bias = n.hasInput(2)

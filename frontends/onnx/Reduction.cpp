@@ -124,12 +124,7 @@ void argExtreme(NodeContext &n, bool max) {
   mlir::Value x = n.input(0);
   auto s = shapeOf(x);
   int64_t rank = s.size();
-  int64_t axis = n.attrInt("axis", 0);
-  if (axis < -rank || axis >= rank)
-    n.fail("axis " + std::to_string(axis) + " is out of range for rank " +
-           std::to_string(rank));
-  if (axis < 0)
-    axis += rank;
+  int64_t axis = n.normalizeAxis(n.attrInt("axis", 0), rank);
   bool keep = n.attrInt("keepdims", 1) != 0;
   bool last = n.attrInt("select_last_index", 0) != 0;
   mlir::Value m =

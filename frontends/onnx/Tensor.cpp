@@ -18,13 +18,6 @@ namespace kiln::onnx_import {
 
 namespace {
 
-int64_t normAxis(NodeContext &n, int64_t axis, int64_t rank) {
-  if (axis < -rank || axis >= rank)
-    n.fail("axis " + std::to_string(axis) + " is out of range for rank " +
-           std::to_string(rank));
-  return axis < 0 ? axis + rank : axis;
-}
-
 /// Reshape or its host fold.
 void emitReshape(NodeContext &n, const std::vector<int64_t> &shape) {
   if (const Tensor *t = n.constant(0)) {
@@ -77,7 +70,7 @@ void unsqueeze(NodeContext &n, std::vector<int64_t> axes) {
   auto in = n.shape(0);
   int64_t rank = in.size() + axes.size();
   for (auto &a : axes)
-    a = normAxis(n, a, rank);
+    a = n.normalizeAxis(a, rank);
   std::sort(axes.begin(), axes.end());
   if (std::adjacent_find(axes.begin(), axes.end()) != axes.end())
     n.fail("repeated axis");
@@ -103,7 +96,7 @@ void squeeze(NodeContext &n, std::vector<int64_t> axes) {
       drop[d] = in[d] == 1;
   } else {
     for (int64_t a : axes) {
-      int64_t d = normAxis(n, a, rank);
+      int64_t d = n.normalizeAxis(a, rank);
       if (in[d] != 1)
         n.fail("cannot squeeze dim " + std::to_string(d) + " of size " +
                std::to_string(in[d]));
@@ -158,7 +151,7 @@ void slice(NodeContext &n, std::vector<int64_t> starts,
     n.fail("starts, ends, axes and steps have different lengths");
   std::vector<int64_t> s(rank, 0), e(in.begin(), in.end()), st(rank, 1);
   for (size_t i = 0; i < axes.size(); ++i) {
-    int64_t d = normAxis(n, axes[i], rank);
+    int64_t d = n.normalizeAxis(axes[i], rank);
     if (steps[i] == 0)
       n.fail("slice step is 0");
     s[d] = starts[i];
@@ -189,7 +182,7 @@ mlir::Value sliceAxis(NodeContext &n, mlir::Value x, int64_t axis,
 
 void split(NodeContext &n, std::vector<int64_t> sizes) {
   auto in = n.shape(0);
-  int64_t axis = normAxis(n, n.attrInt("axis", 0), in.size());
+  int64_t axis = n.normalizeAxis(n.attrInt("axis", 0), in.size());
   int64_t parts = n.numOutputs();
   if (sizes.empty()) {
     // Equal parts; the last is smaller when the dim does not divide.
@@ -403,7 +396,7 @@ void registerTensorHandlers(HandlerRegistry &r) {
 
   r.add("Concat", 1, [](NodeContext &n) {
     int64_t rank = n.rank(0);
-    int64_t axis = normAxis(n, n.requireAttrInt("axis"), rank);
+    int64_t axis = n.normalizeAxis(n.requireAttrInt("axis"), rank);
     if (n.allInputsConstant()) {
       std::vector<Tensor> ts;
       for (int i = 0; i < n.numInputs(); ++i)
@@ -443,7 +436,7 @@ void registerTensorHandlers(HandlerRegistry &r) {
   });
 
   r.add("Gather", 1, [](NodeContext &n) {
-    int64_t axis = normAxis(n, n.attrInt("axis", 0), n.rank(0));
+    int64_t axis = n.normalizeAxis(n.attrInt("axis", 0), n.rank(0));
     if (n.allInputsConstant()) {
       n.setOutput(0, host::gather(*n.constant(0), *n.constant(1), axis));
       return;
