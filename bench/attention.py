@@ -468,14 +468,7 @@ def attention_row(kiln, s, causal, args, failures):
         f.write(attention_mlir(s, causal))
 
     log(f"S={s} causal={causal}: compiling")
-    arts = {"kiln-fused": kiln.compile(f"fused-{tag}", mlir, True),
-            "kiln-unfused": kiln.compile(f"unfused-{tag}", mlir, False)}
-    for v, art in arts.items():
-        if art.error:
-            cells[v].note = "ERROR: " + art.error
-            failures.append(f"S={s} causal={causal} {v}: {art.error}")
-        elif art.na:
-            cells[v].note = art.na
+    arts = compile_both(kiln, f"{{}}-{tag}", mlir, cells, failures, f"S={s} causal={causal}")
     fused = arts["kiln-fused"]
     if fused.usable and s == args.seqs[0]:
         problem = kiln.flash_impl(fused)
@@ -589,19 +582,26 @@ def check_outputs(kiln, s, causal, arts, cells, row, failures):
             failures.append(f"S={s} causal={causal} {v}: {problem}")
 
 
+def compile_both(kiln, tag_format, src, cells, failures, what):
+    """Compiles `src` with fusion on and off (artifact tags from tag_format
+    with "fused" / "unfused"); errors and n/a reasons go to the cells."""
+    arts = {"kiln-fused": kiln.compile(tag_format.format("fused"), src, True),
+            "kiln-unfused": kiln.compile(tag_format.format("unfused"), src, False)}
+    for v, art in arts.items():
+        if art.error:
+            cells[v].note = "ERROR: " + art.error
+            failures.append(f"{what} {v}: {art.error}")
+        elif art.na:
+            cells[v].note = art.na
+    return arts
+
+
 def model_row(kiln, name, args, failures):
     cells = {v: Cell() for v in ("kiln-fused", "kiln-unfused")}
     row = {"kind": "model", "model": name, "batch": 1, "seq": MODEL_SEQ, "cells": cells}
     log(f"{name}: compiling")
     src = ["--model", name, "--batch", "1", "--seq", str(MODEL_SEQ)]
-    arts = {"kiln-fused": kiln.compile(f"{name}-fused", src, True),
-            "kiln-unfused": kiln.compile(f"{name}-unfused", src, False)}
-    for v, art in arts.items():
-        if art.error:
-            cells[v].note = "ERROR: " + art.error
-            failures.append(f"{name} {v}: {art.error}")
-        elif art.na:
-            cells[v].note = art.na
+    arts = compile_both(kiln, f"{name}-{{}}", src, cells, failures, name)
     row["attention_kernels"] = arts["kiln-fused"].attention_kernels
     if arts["kiln-fused"].usable:
         log(f"{name}: {row['attention_kernels']} attention kernel(s) in the fused artifact")
