@@ -1260,41 +1260,19 @@ TEST(CpuBackend, ChoosesOnednnOwnOrReference) {
 TEST(CpuBackend, ProfileAndKernelImplsListFallbacks) {
   // matmul (oneDNN) -> add bias (oneDNN) -> i64-free cast ... -> an i64
   // matmul that only the reference kernel runs.
-  Program p;
-  p.name = "mixed";
-  auto buf = [&](DType t, std::vector<int64_t> shape, BufferKind kind,
-                 std::string name, int64_t offset = 0) {
-    BufferDesc b;
-    b.id = static_cast<int64_t>(p.buffers.size());
-    b.dtype = t;
-    b.shape = std::move(shape);
-    b.kind = kind;
-    b.name = std::move(name);
-    b.offset = offset;
-    p.buffers.push_back(b);
-    return b.id;
-  };
-  int64_t x = buf(DType::f32, {2, 4}, BufferKind::input, "x");
-  int64_t w = buf(DType::f32, {4, 3}, BufferKind::param, "w");
-  int64_t h = buf(DType::f32, {2, 3}, BufferKind::arena, "", 0);
-  int64_t hi = buf(DType::i64, {2, 3}, BufferKind::arena, "", 64);
-  int64_t wi = buf(DType::i64, {3, 2}, BufferKind::param, "wi");
-  int64_t y = buf(DType::i64, {2, 2}, BufferKind::output, "y");
-  p.arenaBytes = 128;
-  p.intermediateBytes = 128;
-  p.inputs.push_back({"x", x});
-  p.outputs.push_back({"y", y});
-  p.kernels.push_back({"matmul",
-                       {x, w},
-                       {h},
-                       {{"transpose_a", false}, {"transpose_b", false}},
-                       "mixed.cpp:1 (fc)"});
-  p.kernels.push_back({"cast", {h}, {hi}, {{"dtype", "i64"}}, "mixed.cpp:2"});
-  p.kernels.push_back({"matmul",
-                       {hi, wi},
-                       {y},
-                       {{"transpose_a", false}, {"transpose_b", false}},
-                       "mixed.cpp:3 (int)"});
+  ProgramAssembler a("mixed");
+  int64_t x = a.input("x", DType::f32, {2, 4});
+  int64_t w = a.param("w", DType::f32, {4, 3});
+  int64_t h = a.arena(DType::f32, {2, 3});
+  int64_t hi = a.arena(DType::i64, {2, 3});
+  int64_t wi = a.param("wi", DType::i64, {3, 2});
+  int64_t y = a.output("y", DType::i64, {2, 2});
+  a.call("matmul", {x, w}, h, {{"transpose_a", false}, {"transpose_b", false}},
+         "mixed.cpp:1 (fc)");
+  a.call("cast", {h}, hi, {{"dtype", "i64"}}, "mixed.cpp:2");
+  a.call("matmul", {hi, wi}, y,
+         {{"transpose_a", false}, {"transpose_b", false}}, "mixed.cpp:3 (int)");
+  const Program &p = a.program();
   TensorMap weights = {{"w", make(DType::f32, {4, 3}, randomValues(12, -3, 3))},
                        {"wi", make(DType::i64, {3, 2}, {1, -2, 3, 0, 2, 1})}};
   auto exe = Executable::create(p, weights, "cpu");
