@@ -13,6 +13,8 @@ batch, bmm), and F.scaled_dot_product_attention, causal and with a mask.
 Needs the peers of bench/setup.sh:
   build/bench-venv/bin/python bench/check_attention_fusion.py [BIN_DIR] [WORKDIR]
   build/bench-venv/bin/python bench/check_attention_fusion.py --save-fixtures tests/onnx/attention
+Add --dynamo to export with PyTorch's default (torch.export-based) exporter
+instead of the TorchScript one; its fixtures are named dynamo-<form>.
 The second form writes the small forms' ONNX files with their inputs and
 PyTorch's outputs (.npy) as fixtures for tests/onnx/AttentionExportsTest.cpp,
 which checks the same things in CI without PyTorch.
@@ -28,6 +30,11 @@ import torch.nn.functional as F
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = None
+# --dynamo: export with PyTorch's torch.export-based exporter (the default
+# since PyTorch 2.9; needs onnxscript) instead of the TorchScript one.
+DYNAMO = "--dynamo" in sys.argv
+if DYNAMO:
+    sys.argv.remove("--dynamo")
 if len(sys.argv) > 2 and sys.argv[1] == "--save-fixtures":
     FIXTURES = sys.argv[2]
     del sys.argv[1:3]
@@ -128,20 +135,26 @@ def check(name, model, inputs, expected_blocks):
     model.eval()
     path = f"{WORK}/{name}.onnx"
     names = list(inputs)
-    kwargs = {"dynamo": False} if "dynamo" in torch.onnx.export.__code__.co_varnames else {}
+    if DYNAMO:
+        # One self-contained file (small models), like the TorchScript path.
+        kwargs = {"dynamo": True, "external_data": False}
+    else:
+        kwargs = {"dynamo": False} if "dynamo" in torch.onnx.export.__code__.co_varnames else {}
+        kwargs["opset_version"] = 17
     torch.onnx.export(model, tuple(inputs.values()), path, input_names=names,
-                      output_names=["y"], opset_version=17, **kwargs)
+                      output_names=["y"], **kwargs)
     with torch.no_grad():
         ref = model(*inputs.values()).numpy()
     if FIXTURES and expected_blocks == 1:
         os.makedirs(FIXTURES, exist_ok=True)
         import shutil
-        shutil.copy(path, f"{FIXTURES}/{name}.onnx")
+        prefix = "dynamo-" if DYNAMO else ""
+        shutil.copy(path, f"{FIXTURES}/{prefix}{name}.onnx")
         used = {i.name for i in onnx.load(path).graph.input}
         for n, t in inputs.items():
             if n in used:
-                np.save(f"{FIXTURES}/{name}.{n}.npy", t.numpy())
-        np.save(f"{FIXTURES}/{name}.y.npy", ref)
+                np.save(f"{FIXTURES}/{prefix}{name}.{n}.npy", t.numpy())
+        np.save(f"{FIXTURES}/{prefix}{name}.y.npy", ref)
     report = subprocess.run([f"{BIN}/kilnc", path, "-q", "--report", "-o", f"{WORK}/{name}.kiln"],
                             capture_output=True, text=True)
     if report.returncode != 0:

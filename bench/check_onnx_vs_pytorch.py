@@ -4,7 +4,9 @@ kilnc, runs them with kiln-run and compares the outputs with PyTorch's.
 
 An independent oracle for the ONNX frontend and the cpu backend on whole
 models that are not in the repository. Needs the peers of bench/setup.sh:
-  build/bench-venv/bin/python bench/check_onnx_vs_pytorch.py [BIN_DIR] [WORKDIR]
+  build/bench-venv/bin/python bench/check_onnx_vs_pytorch.py [--dynamo] [BIN_DIR] [WORKDIR]
+--dynamo exports with PyTorch's default, torch.export-based exporter (opset
+20, needs onnxscript) instead of the TorchScript one (opset 17).
 Exits non-zero when any relative error exceeds 1e-4.
 """
 import os, sys, subprocess, tempfile, time
@@ -13,6 +15,9 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cpu_models import torch_model
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DYNAMO = "--dynamo" in sys.argv
+if DYNAMO:
+    sys.argv.remove("--dynamo")
 BIN = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "bin")
 WORK = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp(prefix="kiln-onnx-check-")
 torch.manual_seed(0)
@@ -38,13 +43,21 @@ for name, m, ex in models():
             p.normal_(0, 0.02)
         for b in m.buffers():
             if b.dtype.is_floating_point: b.uniform_(0.5, 1.5)
-    kwargs = {"dynamo": False} if "dynamo" in torch.onnx.export.__code__.co_varnames else {}
-    torch.onnx.export(m, (ex,), f"{WORK}/{name}.onnx", input_names=["x"], output_names=["y"], opset_version=17, **kwargs)
+    if DYNAMO:
+        kwargs = {"dynamo": True}
+    else:
+        kwargs = {"dynamo": False} if "dynamo" in torch.onnx.export.__code__.co_varnames else {}
+        kwargs["opset_version"] = 17
+    torch.onnx.export(m, (ex,), f"{WORK}/{name}.onnx", input_names=["x"], output_names=["y"], **kwargs)
     with torch.no_grad():
         ref = m(ex).numpy()
     np.save(f"{WORK}/{name}-x.npy", ex.numpy())
     t = time.time()
-    subprocess.run([f"{BIN}/kilnc", f"{WORK}/{name}.onnx", "-q", "-o", f"{WORK}/{name}.kiln"], check=True)
+    compiled = subprocess.run([f"{BIN}/kilnc", f"{WORK}/{name}.onnx", "-q", "-o", f"{WORK}/{name}.kiln"])
+    if compiled.returncode != 0:
+        print(f"{name}: kilnc failed", flush=True)
+        worst = float("inf")
+        continue
     seconds = time.time() - t
     subprocess.run([f"{BIN}/kiln-run", f"{WORK}/{name}.kiln", "--input", f"x={WORK}/{name}-x.npy", "--output-dir", f"{WORK}/{name}-out"], check=True, capture_output=True)
     got = np.load(f"{WORK}/{name}-out/y.npy")

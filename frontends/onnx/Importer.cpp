@@ -166,6 +166,9 @@ struct Slot {
   mlir::Value value;          ///< the IR value, once materialized
   std::optional<Tensor> host; ///< the value when known at import time
   bool isInitializer = false;
+  /// An initializer also listed as a graph input (IR < 4, or a default a
+  /// caller may override): always a parameter, never folded into the IR.
+  bool isOverridable = false;
   /// Set when the value is unavailable: produced by an unsupported node or
   /// of an element type kiln lacks.
   std::optional<std::string> unavailable;
@@ -263,11 +266,52 @@ mlir::Value Importer::constantOp(const Tensor &t, mlir::Location loc) {
   return builder_->create(state)->getResult(0);
 }
 
+/// Whether an initializer becomes a kiln.constant instead of a parameter:
+/// a fixed (not overridable) initializer that is a float scalar (a scale, a
+/// mask fill), a small integer tensor (a shape, indices) or a mask (boolean,
+/// or float holding only 0 and large negative values). PyTorch's
+/// torch.export-based exporter stores such values as initializers where the
+/// TorchScript one emitted Constant nodes; as constants the passes can read
+/// them (the attention scale, fill and causal mask), as parameters they
+/// could not. Weights stay parameters, stored beside the module.
+static bool inlinesAsConstant(const Slot &s) {
+  constexpr int64_t kSmallIntegerElements = 64;
+  constexpr int64_t kMaskElements = int64_t(1) << 24;
+  if (s.isOverridable)
+    return false;
+  const Tensor &t = *s.host;
+  int64_t n = t.numElements();
+  if (n <= 1)
+    return true;
+  if (n > kMaskElements)
+    return false;
+  if (t.dtype() == DType::i1)
+    return true;
+  if (!isFloat(t.dtype()))
+    return n <= kSmallIntegerElements;
+  // A float additive mask (the exporter's constant for is_causal=True): only
+  // 0 and -inf or a large negative fill, at least one of them masked. No
+  // learned weight looks like this; the scan stops at the first value that
+  // is neither.
+  if (t.dtype() != DType::f32)
+    return false;
+  const float *v = t.dataAs<float>();
+  bool masked = false;
+  for (int64_t i = 0; i < n; ++i) {
+    if (v[i] == 0.0f)
+      continue;
+    if (!(v[i] <= -1e4f))
+      return false;
+    masked = true;
+  }
+  return masked;
+}
+
 mlir::Value Importer::materialize(const std::string &name) {
   Slot &s = slots_.at(name);
   if (s.value)
     return s.value;
-  if (s.isInitializer) {
+  if (s.isInitializer && !(s.host && inlinesAsConstant(s))) {
     // Parameters are block arguments; weights live beside the module.
     auto loc =
         mlir::NameLoc::get(mlir::StringAttr::get(ctx(), name),
@@ -304,8 +348,11 @@ Status Importer::declareInputs() {
   mlir::Block &body = func_.getBody().front();
   for (const auto &in : graph_.input()) {
     inputNames.insert(in.name());
-    if (slots_.count(in.name()))
-      continue; // an initializer listed as input (IR < 4): a parameter
+    if (auto it = slots_.find(in.name()); it != slots_.end()) {
+      // An initializer listed as input (IR < 4): a parameter.
+      it->second.isOverridable = true;
+      continue;
+    }
     Slot s;
     if (!in.type().has_tensor_type()) {
       s.unavailable = "input '" + in.name() + "' is not a tensor";

@@ -234,6 +234,18 @@ void registerMathHandlers(HandlerRegistry &r) {
   addUnary(r, "Sin", "kiln.sin");
   addUnary(r, "Cos", "kiln.cos");
   addUnary(r, "Atan", "kiln.atan");
+  // Gelu (opset 20; what PyTorch's torch.export-based exporter emits for
+  // nn.GELU / F.gelu): approximate = "none" (erf) or "tanh".
+  r.add("Gelu", 20, [](NodeContext &n) {
+    std::string approximate = n.attrString("approximate", "none");
+    if (approximate != "none" && approximate != "tanh")
+      n.fail("approximate must be \"none\" or \"tanh\", got \"" + approximate +
+             "\"");
+    if (!isFloat(n.dtype(0)))
+      n.fail("Gelu needs a float input");
+    n.setOutput(0, n.create("kiln.gelu", {n.input(0)},
+                            {n.strAttr("approximate", approximate)}));
+  });
 
   addVariadic(r, "Sum", "kiln.add", false);
   addVariadic(r, "Mean", "kiln.add", true);

@@ -3,7 +3,8 @@
 // Attention written the ways PyTorch users write it (HF BERT and GPT-2 eager
 // attention, LLaMA grouped-query attention with repeat_kv,
 // nn.MultiheadAttention, scaled_dot_product_attention causal and with a
-// boolean mask), exported to ONNX by PyTorch 2.15 with the inputs and
+// boolean mask), exported to ONNX by PyTorch 2.15 (with both of its
+// exporters) with the inputs and
 // PyTorch's outputs saved next to them (tests/onnx/attention/, written by
 // bench/check_attention_fusion.py --save-fixtures). Each file must import,
 // have its one attention block fused by kiln-fuse-attention (and no
@@ -54,15 +55,24 @@ TEST_P(AttentionExports, FusedAndMatchesPyTorch) {
     auto compiled =
         compileToProgram(*module, CompileOptions().setTarget(target));
     ASSERT_TRUE(compiled) << compiled.status().message();
-    size_t fused = 0, rejected = 0;
+    size_t fused = 0, rejected = 0, causal = 0;
     for (const CompileRemark &r : compiled->remarks) {
       if (r.pass != "kiln-fuse-attention")
         continue;
-      fused += r.message.rfind("fused attention", 0) == 0;
+      bool isFused = r.message.rfind("fused attention", 0) == 0;
+      fused += isFused;
+      causal += isFused && r.message.find(", causal,") != std::string::npos;
       rejected += r.message.find("not fused") != std::string::npos;
     }
     EXPECT_EQ(fused, 1u) << compileReport(*compiled);
     EXPECT_EQ(rejected, 0u) << compileReport(*compiled);
+    // The causal forms' masks are constants (a triangle, a slice of GPT-2's
+    // `bias` buffer, the exporter's 0/-inf matrix): the op must say causal,
+    // so the kernel skips the blocks above the diagonal.
+    bool wantCausal = name.find("gpt2") != std::string::npos ||
+                      name.find("llama") != std::string::npos ||
+                      name.find("causal") != std::string::npos;
+    EXPECT_EQ(causal, wantCausal ? 1u : 0u) << compileReport(*compiled);
     auto exe = Executable::create(compiled->program, compiled->weights, target);
     ASSERT_TRUE(exe) << exe.status().message();
     auto out = exe->run(inputs);
@@ -77,9 +87,17 @@ TEST_P(AttentionExports, FusedAndMatchesPyTorch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(PyTorch, AttentionExports,
-                         ::testing::Values("hf-bert", "hf-gpt2", "llama-gqa",
-                                           "torch-mha", "sdpa-causal",
-                                           "sdpa-mask"),
+                         ::testing::Values(
+                             // TorchScript exporter (torch.onnx.export with
+                             // dynamo=False, opset 17)
+                             "hf-bert", "hf-gpt2", "llama-gqa", "torch-mha",
+                             "sdpa-causal", "sdpa-mask",
+                             // torch.export-based exporter, PyTorch's default
+                             // (opset 20: scalars as initializers, IsNaN,
+                             // the causal mask as a 0/-inf initializer)
+                             "dynamo-hf-bert", "dynamo-hf-gpt2",
+                             "dynamo-llama-gqa", "dynamo-torch-mha",
+                             "dynamo-sdpa-causal", "dynamo-sdpa-mask"),
                          [](const auto &info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');

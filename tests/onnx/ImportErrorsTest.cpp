@@ -3,8 +3,10 @@
 // Small ONNX models built here with the protobuf API (no binary files in the
 // repository): a model that imports and runs, and each error path a user can
 // hit (unsupported ops listed all at once, malformed file, undefined names,
-// cycles, dynamic dims, shape contradictions, escaping external data), and
-// compositions for ops kiln has no op for (Trilu) with their limits.
+// cycles, dynamic dims, shape contradictions, escaping external data),
+// compositions for ops kiln has no op for (Trilu) with their limits, Gelu
+// (opset 20), and which initializers become constants rather than
+// parameters.
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/kiln.h"
@@ -15,8 +17,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 namespace {
 
@@ -382,4 +386,104 @@ TEST(OnnxImport, ModOfConstantsFoldsIntoASliceBound) {
   ASSERT_TRUE(out) << out.status().message();
   EXPECT_EQ(out->at("y").toDoubles(), std::vector<double>{3}); // x[0:2]
   EXPECT_EQ(out->at("r").toDoubles(), (std::vector<double>{1, 2, -2, -1}));
+}
+
+namespace {
+
+/// y = gelu(x) with `approximate` (empty: the attribute left out).
+::onnx::ModelProto geluModel(const std::string &approximate) {
+  auto m = makeModel(20);
+  auto &g = *m.mutable_graph();
+  addValue(g.mutable_input(), "x", {7});
+  addValue(g.mutable_output(), "y", {7});
+  auto *n = addNode(m, "Gelu", {"x"}, {"y"}, "gelu");
+  if (!approximate.empty()) {
+    auto *a = n->add_attribute();
+    a->set_name("approximate");
+    a->set_type(::onnx::AttributeProto::STRING);
+    a->set_s(approximate);
+  }
+  return m;
+}
+
+} // namespace
+
+TEST(OnnxImport, GeluOpset20BothApproximations) {
+  // The op PyTorch's default exporter writes for nn.GELU, checked against
+  // the formulas of the ONNX spec evaluated here in double.
+  const std::vector<float> x = {-4, -1.5f, -0.25f, 0, 0.3f, 1, 3.5f};
+  for (std::string approximate : {"", "none", "tanh"}) {
+    auto module = import(geluModel(approximate));
+    ASSERT_TRUE(module) << module.status().message();
+    for (std::string target : {"reference", "cpu"}) {
+      auto exe =
+          kiln::compile(*module, kiln::CompileOptions().setTarget(target));
+      ASSERT_TRUE(exe) << exe.status().message();
+      auto out = exe->run({{"x", kiln::Tensor::fromFloats({7}, x)}});
+      ASSERT_TRUE(out) << out.status().message();
+      std::vector<double> y = out->at("y").toDoubles();
+      for (size_t i = 0; i < x.size(); ++i) {
+        double v = x[i];
+        double want = approximate == "tanh"
+                          ? 0.5 * v *
+                                (1 + std::tanh(std::sqrt(2 / M_PI) *
+                                               (v + 0.044715 * v * v * v)))
+                          : 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
+        EXPECT_NEAR(y[i], want, 1e-6 * std::max(1.0, std::fabs(want)))
+            << approximate << " on " << target << " at x = " << v;
+      }
+    }
+  }
+  auto bad = import(geluModel("sigmoid"));
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.status().message(), HasSubstr("approximate"));
+  EXPECT_THAT(bad.status().message(), HasSubstr("sigmoid"));
+}
+
+TEST(OnnxImport, FixedScalarsAndMasksBecomeConstantsWeightsStayParameters) {
+  // y = ((x * s + mask) @ w) * o, as torch.export-based exports store them:
+  // s a rank-0 initializer, mask a 0/-inf initializer, w a weight, o a
+  // scalar initializer that is also a graph input (a default the caller may
+  // override, so it must stay a parameter).
+  auto m = makeModel(13);
+  auto &g = *m.mutable_graph();
+  const float inf = std::numeric_limits<float>::infinity();
+  addValue(g.mutable_input(), "x", {2, 2});
+  addValue(g.mutable_input(), "o", {});
+  addValue(g.mutable_output(), "y", {2, 2});
+  addInitializer(m, "s", {}, {0.5f});
+  addInitializer(m, "mask", {2, 2}, {0, -inf, 0, 0});
+  addInitializer(m, "w", {2, 2}, {1, 2, 3, 4});
+  addInitializer(m, "o", {}, {10});
+  addNode(m, "Mul", {"x", "s"}, {"xs"});
+  addNode(m, "Add", {"xs", "mask"}, {"xm"});
+  addNode(m, "Exp", {"xm"}, {"e"});
+  addNode(m, "MatMul", {"e", "w"}, {"ew"});
+  addNode(m, "Mul", {"ew", "o"}, {"y"});
+
+  auto module = import(m);
+  ASSERT_TRUE(module) << module.status().message();
+  std::string text = module->toText();
+  EXPECT_THAT(text, HasSubstr("kiln.param = \"w\""));
+  EXPECT_THAT(text, HasSubstr("kiln.param = \"o\""));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("kiln.param = \"s\"")));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("kiln.param = \"mask\"")));
+  EXPECT_THAT(text, HasSubstr("kiln.constant dense<5.000000e-01>"));
+  EXPECT_THAT(text, HasSubstr("0xFF800000")); // -inf, inline
+  EXPECT_EQ(module->weights().count("w"), 1u);
+  EXPECT_EQ(module->weights().count("o"), 1u);
+  EXPECT_EQ(module->weights().count("s"), 0u);
+  EXPECT_EQ(module->weights().count("mask"), 0u);
+
+  auto exe = kiln::compile(*module);
+  ASSERT_TRUE(exe) << exe.status().message();
+  auto out = exe->run({{"x", kiln::Tensor::fromFloats({2, 2}, {0, 2, 4, 6})}});
+  ASSERT_TRUE(out) << out.status().message();
+  // e = exp([[0, -inf], [2, 3]]) = [[1, 0], [e^2, e^3]]; y = 10 * e @ w.
+  double e2 = std::exp(2.0), e3 = std::exp(3.0);
+  std::vector<double> want = {10, 20, 10 * (e2 + 3 * e3),
+                              10 * (2 * e2 + 4 * e3)};
+  std::vector<double> y = out->at("y").toDoubles();
+  for (size_t i = 0; i < 4; ++i)
+    EXPECT_NEAR(y[i], want[i], 1e-5 * std::fabs(want[i])) << i;
 }
