@@ -8,7 +8,10 @@ The forms: HF-BERT-style (additive padding mask, division by sqrt(D)),
 HF-GPT-2-style (bool `bias` buffer sliced, where(mask, w, finfo.min)),
 LLaMA-style grouped-query attention (repeat_kv by expand + reshape, causal
 mask from torch.triu), torch.nn.MultiheadAttention (heads folded into the
-batch, bmm), and F.scaled_dot_product_attention, causal and with a mask.
+batch, bmm), F.scaled_dot_product_attention, causal and with a mask,
+attention written with torch.einsum, T5-style (no scale, a learned position
+bias), cross-attention over a shorter memory, and nn.TransformerEncoderLayer
+with a causal mask.
 
 Needs the peers of bench/setup.sh:
   build/bench-venv/bin/python bench/check_attention_fusion.py [BIN_DIR] [WORKDIR]
@@ -129,6 +132,56 @@ class Sdpa(nn.Module):
         return o.transpose(1, 2).reshape(B, S, D)
 
 
+class EinsumAttention(nn.Module):
+    """Attention written with torch.einsum (ONNX Einsum), no mask."""
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(D, 3 * D)
+
+    def forward(self, x, mask):
+        q, k, v = (t.view(B, S, H, D // H) for t in self.qkv(x).split(D, dim=2))
+        scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * (D // H) ** -0.5
+        return torch.einsum("bhqk,bkhd->bqhd", scores.softmax(dim=3), v).reshape(B, S, D)
+
+
+class T5Attention(nn.Module):
+    """T5-style: no scaling at all, a learned position bias [1, H, S, S]."""
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = (nn.Linear(D, D, bias=False) for _ in range(3))
+        self.position_bias = nn.Parameter(torch.randn(1, H, S, S))
+
+    def forward(self, x, mask):
+        q, k, v = (t.view(B, S, H, D // H).transpose(1, 2) for t in (self.q(x), self.k(x), self.v(x)))
+        scores = torch.matmul(q, k.transpose(3, 2)) + self.position_bias
+        return torch.matmul(scores.softmax(-1), v).transpose(1, 2).reshape(B, S, D)
+
+
+class CrossAttention(nn.Module):
+    """Decoder cross-attention: 32 queries over 16 keys of a memory."""
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = (nn.Linear(D, D) for _ in range(3))
+
+    def forward(self, x, mask):
+        memory = x[:, :16] * 2
+        split = lambda t: t.view(B, -1, H, D // H).transpose(1, 2)
+        q, k, v = split(self.q(x)), split(self.k(memory)), split(self.v(memory))
+        scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(D // H)
+        return torch.matmul(F.softmax(scores, dim=-1), v).transpose(1, 2).reshape(B, S, D)
+
+
+class EncoderLayerCausal(nn.Module):
+    """nn.TransformerEncoderLayer with generate_square_subsequent_mask."""
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(D, H, 2 * D, dropout=0.0, batch_first=True)
+
+    def forward(self, x, mask):
+        causal = nn.Transformer.generate_square_subsequent_mask(S)
+        return self.layer(x, src_mask=causal, is_causal=True)
+
+
 def check(name, model, inputs, expected_blocks):
     """Exports, compiles with --report, runs and compares one model; returns
     whether every expected block was fused and the output matches."""
@@ -185,7 +238,9 @@ def main():
     torch.manual_seed(0)
     cases = [("hf-bert", BertSelfAttention()), ("hf-gpt2", Gpt2Attention()),
              ("llama-gqa", LlamaAttention()), ("torch-mha", TorchMha()),
-             ("sdpa-causal", Sdpa(True)), ("sdpa-mask", Sdpa(False))]
+             ("sdpa-causal", Sdpa(True)), ("sdpa-mask", Sdpa(False)),
+             ("einsum", EinsumAttention()), ("t5-bias", T5Attention()),
+             ("cross-attn", CrossAttention()), ("encoder-layer-causal", EncoderLayerCausal())]
     x = torch.randn(B, S, D)
     mask = torch.ones(B, S)
     mask[1, S - 5:] = 0  # the second sequence ends in padding

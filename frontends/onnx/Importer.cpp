@@ -148,6 +148,7 @@ const HandlerRegistry &handlerRegistry() {
   static const HandlerRegistry registry = [] {
     HandlerRegistry r;
     registerMathHandlers(r);
+    registerEinsumHandler(r);
     registerNNHandlers(r);
     registerTensorHandlers(r);
     registerReductionHandlers(r);

@@ -186,6 +186,7 @@ void registerNNHandlers(HandlerRegistry &registry);
 void registerTensorHandlers(HandlerRegistry &registry);
 void registerReductionHandlers(HandlerRegistry &registry);
 void registerIndexingHandlers(HandlerRegistry &registry);
+void registerEinsumHandler(HandlerRegistry &registry);
 
 /// Host tensors: import-time evaluation of small shape computations.
 namespace host {

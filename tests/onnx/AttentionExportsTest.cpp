@@ -3,10 +3,12 @@
 // Attention written the ways PyTorch users write it (HF BERT and GPT-2 eager
 // attention, LLaMA grouped-query attention with repeat_kv,
 // nn.MultiheadAttention, scaled_dot_product_attention causal and with a
-// boolean mask), exported to ONNX by PyTorch 2.15 (with both of its
-// exporters) with the inputs and
-// PyTorch's outputs saved next to them (tests/onnx/attention/, written by
-// bench/check_attention_fusion.py --save-fixtures). Each file must import,
+// boolean mask, torch.einsum, T5 (no scale, position bias), cross-attention,
+// nn.TransformerEncoderLayer with a causal mask), exported to ONNX by
+// PyTorch 2.15 with both of its exporters (TorchScript, opset 17; the
+// torch.export-based default, opset 20, files named dynamo-*), with the
+// inputs and PyTorch's outputs saved next to them (tests/onnx/attention/,
+// written by bench/check_attention_fusion.py [--dynamo] --save-fixtures). Each file must import,
 // have its one attention block fused by kiln-fuse-attention (and no
 // candidate rejected), and give PyTorch's output on both backends.
 //
@@ -86,22 +88,24 @@ TEST_P(AttentionExports, FusedAndMatchesPyTorch) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(PyTorch, AttentionExports,
-                         ::testing::Values(
-                             // TorchScript exporter (torch.onnx.export with
-                             // dynamo=False, opset 17)
-                             "hf-bert", "hf-gpt2", "llama-gqa", "torch-mha",
-                             "sdpa-causal", "sdpa-mask",
-                             // torch.export-based exporter, PyTorch's default
-                             // (opset 20: scalars as initializers, IsNaN,
-                             // the causal mask as a 0/-inf initializer)
-                             "dynamo-hf-bert", "dynamo-hf-gpt2",
-                             "dynamo-llama-gqa", "dynamo-torch-mha",
-                             "dynamo-sdpa-causal", "dynamo-sdpa-mask"),
-                         [](const auto &info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    PyTorch, AttentionExports,
+    ::testing::Values(
+        // TorchScript exporter (torch.onnx.export with
+        // dynamo=False, opset 17)
+        "hf-bert", "hf-gpt2", "llama-gqa", "torch-mha", "sdpa-causal",
+        "sdpa-mask", "einsum", "t5-bias", "cross-attn", "encoder-layer-causal",
+        // torch.export-based exporter, PyTorch's default
+        // (opset 20: scalars as initializers, IsNaN,
+        // the causal mask as a 0/-inf initializer)
+        "dynamo-hf-bert", "dynamo-hf-gpt2", "dynamo-llama-gqa",
+        "dynamo-torch-mha", "dynamo-sdpa-causal", "dynamo-sdpa-mask",
+        "dynamo-einsum", "dynamo-t5-bias", "dynamo-cross-attn",
+        "dynamo-encoder-layer-causal"),
+    [](const auto &info) {
+      std::string n = info.param;
+      std::replace(n.begin(), n.end(), '-', '_');
+      return n;
+    });
 
 } // namespace

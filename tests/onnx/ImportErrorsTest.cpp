@@ -21,6 +21,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 
 namespace {
 
@@ -486,4 +487,150 @@ TEST(OnnxImport, FixedScalarsAndMasksBecomeConstantsWeightsStayParameters) {
   std::vector<double> y = out->at("y").toDoubles();
   for (size_t i = 0; i < 4; ++i)
     EXPECT_NEAR(y[i], want[i], 1e-5 * std::fabs(want[i])) << i;
+}
+
+namespace {
+
+/// An independent einsum: every assignment of the labels, the product of
+/// the operands' elements summed into the output (no ellipsis; row-major).
+std::vector<double> naiveEinsum(const std::string &equation,
+                                const std::vector<std::vector<int64_t>> &shapes,
+                                const std::vector<std::vector<float>> &data,
+                                std::vector<int64_t> &outShape) {
+  auto arrow = equation.find("->");
+  std::string lhs = equation.substr(0, arrow), out = equation.substr(arrow + 2);
+  std::vector<std::string> terms;
+  for (size_t s = 0;;) {
+    size_t c = lhs.find(',', s);
+    terms.push_back(lhs.substr(s, c - s));
+    if (c == std::string::npos)
+      break;
+    s = c + 1;
+  }
+  std::map<char, int64_t> size;
+  for (size_t t = 0; t < terms.size(); ++t)
+    for (size_t d = 0; d < terms[t].size(); ++d)
+      size[terms[t][d]] = shapes[t][d];
+  std::vector<char> labels;
+  for (auto &[c, s] : size)
+    labels.push_back(c);
+  outShape.clear();
+  int64_t outCount = 1;
+  for (char c : out) {
+    outShape.push_back(size[c]);
+    outCount *= size[c];
+  }
+  std::vector<double> result(outCount, 0.0);
+  std::map<char, int64_t> at;
+  for (char c : labels)
+    at[c] = 0;
+  while (true) {
+    double product = 1;
+    for (size_t t = 0; t < terms.size(); ++t) {
+      int64_t flat = 0;
+      for (size_t d = 0; d < terms[t].size(); ++d)
+        flat = flat * shapes[t][d] + at[terms[t][d]];
+      product *= data[t][flat];
+    }
+    int64_t flat = 0;
+    for (char c : out)
+      flat = flat * size[c] + at[c];
+    result[flat] += product;
+    size_t i = labels.size();
+    while (i > 0 && ++at[labels[i - 1]] == size[labels[i - 1]])
+      at[labels[--i]] = 0;
+    if (i == 0)
+      break;
+  }
+  return result;
+}
+
+/// A model y = Einsum(equation)(x0, x1, ...).
+::onnx::ModelProto einsumModel(const std::string &equation,
+                               const std::vector<std::vector<int64_t>> &shapes,
+                               const std::vector<int64_t> &outShape) {
+  auto m = makeModel(12);
+  auto &g = *m.mutable_graph();
+  std::vector<std::string> inputs;
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    inputs.push_back("x" + std::to_string(i));
+    addValue(g.mutable_input(), inputs.back(), shapes[i]);
+  }
+  addValue(g.mutable_output(), "y", outShape);
+  auto *node = addNode(m, "Einsum", inputs, {"y"}, "einsum");
+  auto *a = node->add_attribute();
+  a->set_name("equation");
+  a->set_type(::onnx::AttributeProto::STRING);
+  a->set_s(equation);
+  return m;
+}
+
+} // namespace
+
+TEST(OnnxImport, EinsumAgainstANaiveEvaluation) {
+  struct Case {
+    std::string equation;         // as written in the model
+    std::string explicitEquation; // for the oracle
+    std::vector<std::vector<int64_t>> shapes;
+  };
+  const std::vector<Case> cases = {
+      {"ij,jk->ik", "ij,jk->ik", {{3, 4}, {4, 5}}},
+      {"bhqd,bhkd->bhqk", "bhqd,bhkd->bhqk", {{2, 3, 4, 5}, {2, 3, 6, 5}}},
+      {"bhqk,bkhd->bqhd", "bhqk,bkhd->bqhd", {{2, 3, 4, 6}, {2, 6, 3, 5}}},
+      {"i,i->", "i,i->", {{7}, {7}}},
+      {"ij->ji", "ij->ji", {{3, 4}}},
+      {"ijk->", "ijk->", {{2, 3, 4}}},
+      {"ij,kj", "ij,kj->ik", {{3, 4}, {5, 4}}},
+      {"ab,cd->cabd", "ab,cd->cabd", {{2, 3}, {4, 2}}},
+      {"bn,anm,bm->ba", "bn,anm,bm->ba", {{2, 3}, {4, 3, 5}, {2, 5}}},
+      {"abc,cd->ad", "abc,cd->ad", {{2, 3, 4}, {4, 5}}},
+      {"...ij,...jk->...ik", "xyij,xyjk->xyik", {{2, 3, 4, 5}, {2, 3, 5, 2}}},
+      {"...ij,jk", "xij,jk->xik", {{3, 2, 4}, {4, 5}}},
+  };
+  for (const Case &c : cases) {
+    std::vector<std::vector<float>> data;
+    kiln::TensorMap inputs;
+    for (size_t i = 0; i < c.shapes.size(); ++i) {
+      int64_t count = 1;
+      for (int64_t d : c.shapes[i])
+        count *= d;
+      std::vector<float> v(count);
+      for (int64_t k = 0; k < count; ++k)
+        v[k] = float((k * 7 + i * 3) % 11) / 4.0f - 1.0f;
+      data.push_back(v);
+      inputs.emplace("x" + std::to_string(i),
+                     kiln::Tensor::fromFloats(c.shapes[i], v));
+    }
+    std::vector<int64_t> outShape;
+    std::vector<double> want =
+        naiveEinsum(c.explicitEquation, c.shapes, data, outShape);
+    auto module = import(einsumModel(c.equation, c.shapes, outShape));
+    ASSERT_TRUE(module) << c.equation << ": " << module.status().message();
+    for (std::string target : {"reference", "cpu"}) {
+      auto exe =
+          kiln::compile(*module, kiln::CompileOptions().setTarget(target));
+      ASSERT_TRUE(exe) << c.equation << ": " << exe.status().message();
+      auto out = exe->run(inputs);
+      ASSERT_TRUE(out) << c.equation << ": " << out.status().message();
+      EXPECT_EQ(out->at("y").shape(), outShape) << c.equation;
+      std::vector<double> got = out->at("y").toDoubles();
+      ASSERT_EQ(got.size(), want.size()) << c.equation;
+      for (size_t i = 0; i < got.size(); ++i)
+        EXPECT_NEAR(got[i], want[i], 1e-5 * std::max(1.0, std::fabs(want[i])))
+            << c.equation << " on " << target << " [" << i << "]";
+    }
+  }
+}
+
+TEST(OnnxImport, EinsumErrorsNameTheProblem) {
+  auto diagonal = import(einsumModel("ii->i", {{3, 3}}, {3}));
+  ASSERT_FALSE(diagonal);
+  EXPECT_THAT(diagonal.status().message(), HasSubstr("Einsum"));
+  EXPECT_THAT(diagonal.status().message(), HasSubstr("diagonal"));
+  auto rank = import(einsumModel("ij,jk->ik", {{3, 4, 2}, {4, 5}}, {3, 5}));
+  ASSERT_FALSE(rank);
+  EXPECT_THAT(rank.status().message(), HasSubstr("does not match input 0"));
+  auto sizes = import(einsumModel("ij,jk->ik", {{3, 4}, {6, 5}}, {3, 5}));
+  ASSERT_FALSE(sizes);
+  EXPECT_THAT(sizes.status().message(), HasSubstr("label 'j'"));
 }
