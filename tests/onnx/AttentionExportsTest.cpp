@@ -8,9 +8,9 @@
 // PyTorch 2.15 with both of its exporters (TorchScript, opset 17; the
 // torch.export-based default, opset 20, files named dynamo-*), with the
 // inputs and PyTorch's outputs saved next to them (tests/onnx/attention/,
-// written by bench/check_attention_fusion.py [--dynamo] --save-fixtures). Each file must import,
-// have its one attention block fused by kiln-fuse-attention (and no
-// candidate rejected), and give PyTorch's output on both backends.
+// written by bench/check_attention_fusion.py [--dynamo] --save-fixtures). Each
+// file must import, have its one attention block fused by kiln-fuse-attention
+// (and no candidate rejected), and give PyTorch's output on both backends.
 //
 // Tolerance: 1e-5 of the largest |output|; fused and unfused f32 attention
 // differ from PyTorch by ~3e-7 of it.
