@@ -10,8 +10,9 @@ LLaMA-style grouped-query attention (repeat_kv by expand + reshape, causal
 mask from torch.triu), torch.nn.MultiheadAttention (heads folded into the
 batch, bmm), F.scaled_dot_product_attention, causal and with a mask,
 attention written with torch.einsum, T5-style (no scale, a learned position
-bias), cross-attention over a shorter memory, and nn.TransformerEncoderLayer
-with a causal mask.
+bias), cross-attention over a shorter memory, nn.TransformerEncoderLayer
+with a causal mask, and Bloom's ALiBi attention (baddbmm on [B*H, S, D],
+viewed to [B, H, S, S] and back).
 
 Needs the peers of bench/setup.sh:
   build/bench-venv/bin/python bench/check_attention_fusion.py [BIN_DIR] [WORKDIR]
@@ -182,6 +183,30 @@ class EncoderLayerCausal(nn.Module):
         return self.layer(x, src_mask=causal, is_causal=True)
 
 
+class BloomAttention(nn.Module):
+    """transformers' BloomAttention: ALiBi bias [B*H, 1, S] through baddbmm
+    on [B*H, S, D] heads, viewed as [B, H, S, S], masked_fill with a causal
+    and padding mask, the probabilities viewed back for bmm with V."""
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(D, 3 * D)
+        slopes = torch.tensor([2 ** (-8 * (i + 1) / H) for i in range(H)])
+        alibi = slopes[:, None] * torch.arange(S)[None, :].float()  # [H, S]
+        self.register_buffer("alibi", alibi.repeat(B, 1)[:, None, :])  # [B*H, 1, S]
+
+    def forward(self, x, mask):
+        hd = D // H
+        q, k, v = (t.view(B, S, H, hd).transpose(1, 2).reshape(B * H, S, hd)
+                   for t in self.qkv(x).split(D, dim=2))
+        scores = self.alibi.baddbmm(batch1=q, batch2=k.transpose(1, 2), beta=1.0, alpha=hd ** -0.5)
+        scores = scores.view(B, H, S, S)
+        causal = torch.ones(S, S, dtype=torch.bool).triu(1)
+        masked = causal[None, None] | (mask[:, None, None, :] < 0.5)
+        scores = torch.masked_fill(scores, masked, torch.finfo(scores.dtype).min)
+        probs = F.softmax(scores, dim=-1, dtype=torch.float32).view(B * H, S, S)
+        return torch.bmm(probs, v).view(B, H, S, hd).transpose(1, 2).reshape(B, S, D)
+
+
 def check(name, model, inputs, expected_blocks):
     """Exports, compiles with --report, runs and compares one model; returns
     whether every expected block was fused and the output matches."""
@@ -240,7 +265,8 @@ def main():
              ("llama-gqa", LlamaAttention()), ("torch-mha", TorchMha()),
              ("sdpa-causal", Sdpa(True)), ("sdpa-mask", Sdpa(False)),
              ("einsum", EinsumAttention()), ("t5-bias", T5Attention()),
-             ("cross-attn", CrossAttention()), ("encoder-layer-causal", EncoderLayerCausal())]
+             ("cross-attn", CrossAttention()), ("encoder-layer-causal", EncoderLayerCausal()),
+             ("bloom-alibi", BloomAttention())]
     x = torch.randn(B, S, D)
     mask = torch.ones(B, S)
     mask[1, S - 5:] = 0  # the second sequence ends in padding

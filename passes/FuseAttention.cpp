@@ -15,7 +15,11 @@
 // and a causal flag. Scales on Q and K (before the head split too) are folded
 // into the same scale. Masks computed from constants alone are evaluated
 // element by element (MaskEvaluator) to see whether they are the causal
-// pattern, which then needs no mask operand at all.
+// pattern, which then needs no mask operand at all. Reshapes that only
+// regroup the leading dims ([B*H, S, S] <-> [B, H, S, S], as Bloom and
+// GPT-NeoX write it) may sit between the scores matmul and the softmax and
+// between the softmax and the output matmul; Q, K, V and the masks applied
+// before them are then regrouped to the softmax's shape.
 //
 // Nothing is changed until a candidate fully matches; a candidate that does
 // not match is left as it is and, with `remarks`, gets a remark that says
@@ -348,8 +352,11 @@ bool isCausalMask(Value mask, bool boolean, int64_t sq, int64_t sk,
 
 /// One op between the scores matmul and the softmax.
 struct Step {
-  enum Kind { Scale, AddMask, WhereMask, Cast } kind;
+  enum Kind { Scale, AddMask, WhereMask, Cast, Regroup } kind;
   Operation *op;
+  /// The shape the step works in (its result's shape): the scores' shape,
+  /// or before a Regroup, the shape with other leading dims.
+  llvm::SmallVector<int64_t> shape;
   double scale = 1;         // Scale
   Value mask;               // AddMask: the mask; WhereMask: the condition
   bool keepWhenTrue = true; // WhereMask
@@ -366,6 +373,10 @@ struct Canonical {
   llvm::SmallVector<std::pair<Value, double>> additive;
   /// Boolean masks: condition, and whether true keeps (else true masks).
   llvm::SmallVector<std::pair<Value, bool>> boolean;
+  /// The shape each mask was applied in, where a reshape that regroups the
+  /// leading dims (Bloom's and GPT-NeoX's [B*H, S, S] -> [B, H, S, S])
+  /// follows it; the mask is broadcast to it and reshaped at rewrite.
+  llvm::DenseMap<Value, llvm::SmallVector<int64_t>> maskShape;
   bool causal = false;
   /// Single-use muls/divs by a splat on Q or K, folded into `scale` and
   /// bypassed at rewrite.
@@ -376,6 +387,23 @@ struct Rejection {
   std::string reason;
 };
 
+/// A reshape that only regroups the leading dims of [..., Sq, Sk] (e.g.
+/// [B*H, Sq, Sk] <-> [B, H, Sq, Sk]), result rank at most 4.
+bool isRegroup(Operation *op) {
+  auto reshape = mlir::dyn_cast_or_null<ReshapeOp>(op);
+  if (!reshape)
+    return false;
+  auto in = tensorType(reshape.getX()).getShape();
+  auto out = tensorType(reshape).getShape();
+  return in.size() >= 2 && out.size() >= 2 && out.size() <= 4 &&
+         in.take_back(2) == out.take_back(2);
+}
+
+/// The leading dims of `shape` (all but the last two).
+llvm::SmallVector<int64_t> leadingDims(llvm::ArrayRef<int64_t> shape) {
+  return llvm::SmallVector<int64_t>(shape.drop_back(2));
+}
+
 /// Whether `v` is computed from a matmul through steps that could be part
 /// of a score chain (so the other operand of an add is the mask).
 bool reachesMatmul(Value v, int depth = 0) {
@@ -384,7 +412,7 @@ bool reachesMatmul(Value v, int depth = 0) {
     return false;
   if (mlir::isa<MatmulOp>(op))
     return tensorType(v).getRank() >= 2;
-  if (mlir::isa<CastOp>(op))
+  if (mlir::isa<CastOp>(op) || isRegroup(op))
     return reachesMatmul(op->getOperand(0), depth + 1);
   if (mlir::isa<MulOp, DivOp, AddOp>(op))
     return reachesMatmul(op->getOperand(0), depth + 1) ||
@@ -404,6 +432,10 @@ llvm::FailureOr<Value> readStep(Operation *op, Step &step,
     rejection.reason = std::move(reason);
     return mlir::failure();
   };
+  if (isRegroup(op)) {
+    step.kind = Step::Regroup;
+    return op->getOperand(0);
+  }
   if (auto cast = mlir::dyn_cast<CastOp>(op)) {
     if (!mlir::isa<mlir::FloatType>(tensorType(cast.getX()).getElementType()) ||
         !mlir::isa<mlir::FloatType>(tensorType(cast).getElementType()))
@@ -553,6 +585,11 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
       probs = cast.getResult();
       continue;
     }
+    if (isRegroup(user) && hop < 4) {
+      after.push_back(user);
+      probs = user->getResult(0);
+      continue;
+    }
     auto matmul = mlir::dyn_cast<MatmulOp>(user);
     if (!matmul)
       return fail("the softmax result goes to " + describe(user) +
@@ -568,6 +605,9 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
   llvm::SmallVector<Step> steps;
   Value x = softmax.getX();
   auto scoresShape = tensorType(x).getShape();
+  // The shape the chain is in here: the scores' shape until a regrouping
+  // reshape is passed.
+  llvm::SmallVector<int64_t> shapeHere(scoresShape);
   while (true) {
     Operation *op = x.getDefiningOp();
     if (!op)
@@ -575,18 +615,22 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
     if (!x.hasOneUse())
       return fail("the scores computed by " + describe(op) +
                   " are also used elsewhere");
-    if (tensorType(x).getShape() != scoresShape)
+    if (tensorType(x).getShape() != llvm::ArrayRef<int64_t>(shapeHere))
       return fail("a mask broadcasts the scores from " +
                   shapeText(tensorType(x).getShape()) + " to " +
-                  shapeText(scoresShape));
+                  shapeText(shapeHere));
     if (auto matmul = mlir::dyn_cast<MatmulOp>(op)) {
       out.scores = matmul;
       break;
     }
     Step step;
+    step.shape = shapeHere;
     llvm::FailureOr<Value> next = readStep(op, step, rejection);
     if (mlir::failed(next))
       return mlir::failure();
+    if (step.kind == Step::Regroup)
+      shapeHere.assign(tensorType(*next).getShape().begin(),
+                       tensorType(*next).getShape().end());
     steps.push_back(step);
     x = *next;
   }
@@ -596,9 +640,14 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
   int64_t sq = scoresShape[rank - 2], sk = scoresShape[rank - 1];
 
   // Replay the steps forwards into the canonical form.
+  bool regrouped = false;
   for (Step &step : llvm::reverse(steps)) {
+    bool beforeRegroup = step.shape != llvm::ArrayRef<int64_t>(scoresShape);
     switch (step.kind) {
     case Step::Cast:
+      break;
+    case Step::Regroup:
+      regrouped = true;
       break;
     case Step::Scale:
       out.scale *= step.scale;
@@ -609,17 +658,24 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
       auto maskType = tensorType(step.mask);
       if (!mlir::isa<mlir::FloatType>(maskType.getElementType()))
         return fail("the additive mask is not a float tensor");
-      if (isCausalMask(step.mask, /*boolean=*/false, sq, sk))
+      if (isCausalMask(step.mask, /*boolean=*/false, sq, sk)) {
         out.causal = true;
-      else
+      } else {
         out.additive.push_back({step.mask, 1.0});
+        if (beforeRegroup)
+          out.maskShape[step.mask] = step.shape;
+      }
       break;
     }
     case Step::WhereMask:
-      if (isCausalMask(step.mask, /*boolean=*/true, sq, sk, step.keepWhenTrue))
+      if (isCausalMask(step.mask, /*boolean=*/true, sq, sk,
+                       step.keepWhenTrue)) {
         out.causal = true;
-      else
+      } else {
         out.boolean.push_back({step.mask, step.keepWhenTrue});
+        if (beforeRegroup)
+          out.maskShape[step.mask] = step.shape;
+      }
       break;
     }
   }
@@ -629,6 +685,20 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
   out.q = scores.getA();
   out.k = scores.getB();
   out.v = out.output.getB();
+  // Through a regrouping reshape, Q and K (or V) must have the leading dims
+  // of their matmul's result, so that they regroup the same way.
+  auto sameLeading = [](Value operand, MatmulOp matmul) {
+    return leadingDims(tensorType(operand).getShape()) ==
+           leadingDims(tensorType(matmul).getShape());
+  };
+  if (regrouped && (!sameLeading(out.q, scores) || !sameLeading(out.k, scores)))
+    return fail("the scores are reshaped between the matmul and the softmax, "
+                "and q or k broadcasts over the matmul's batch dims");
+  if (leadingDims(tensorType(out.output).getShape()) !=
+          leadingDims(scoresShape) &&
+      !sameLeading(out.v, out.output))
+    return fail("the probabilities are reshaped before the matmul with v, "
+                "and v broadcasts over its batch dims");
   mlir::Type qType = tensorType(out.q).getElementType();
   if (qType != tensorType(out.v).getElementType())
     return fail("q and k are " + [&] {
@@ -684,6 +754,10 @@ public:
       k = swapLastTwo(k);
     if (c.output.getTransposeB())
       v = swapLastTwo(v);
+    auto softmaxShape = tensorType(c.softmax).getShape();
+    q = regroupAs(q, c.scores, softmaxShape);
+    k = regroupAs(k, c.scores, softmaxShape);
+    v = regroupAs(v, c.output, softmaxShape);
     q = toRank4(q);
     k = toRank4(k);
     v = toRank4(v);
@@ -740,6 +814,20 @@ private:
       if (transpose.getPerm() == llvm::ArrayRef<int64_t>(perm))
         return transpose.getX();
     return b.create<TransposeOp>(loc, x, b.getDenseI64ArrayAttr(perm));
+  }
+
+  /// `x`, an operand of `matmul`, reshaped to the leading dims of the
+  /// scores (`scoresShape`) when the matmul's result has other ones (a
+  /// regrouping reshape lies between them; match() checked x has the
+  /// matmul's leading dims).
+  Value regroupAs(Value x, MatmulOp matmul,
+                  llvm::ArrayRef<int64_t> scoresShape) {
+    auto lead = leadingDims(scoresShape);
+    if (leadingDims(tensorType(matmul).getShape()) == lead)
+      return x;
+    auto shape = tensorType(x).getShape();
+    lead.append(shape.end() - 2, shape.end());
+    return b.create<ReshapeOp>(loc, x, b.getDenseI64ArrayAttr(lead));
   }
 
   Value toRank4(Value x) {
@@ -799,7 +887,7 @@ private:
   Value buildMask(mlir::Type elementType) {
     Value additive, boolean;
     for (auto [mask, factor] : c.additive) {
-      Value m = mask;
+      Value m = regroupMask(mask);
       if (tensorType(m).getElementType() != elementType)
         m = b.create<CastOp>(loc, m, mlir::TypeAttr::get(elementType));
       if (factor != 1.0)
@@ -807,7 +895,7 @@ private:
       additive = additive ? b.create<AddOp>(loc, additive, m).getResult() : m;
     }
     for (auto [cond, keepWhenTrue] : c.boolean) {
-      Value m = cond;
+      Value m = regroupMask(cond);
       if (!keepWhenTrue)
         m = b.create<CompareOp>(loc, m, splatBool(false),
                                 b.getStringAttr("eq"));
@@ -823,6 +911,19 @@ private:
               loc, boolean, splat(elementType, 0.0),
               splat(elementType, -std::numeric_limits<double>::infinity())));
     return additive ? additive : boolean;
+  }
+
+  /// A mask applied before a regrouping reshape, broadcast to the shape it
+  /// was applied in and reshaped to the scores' shape; others as they are.
+  Value regroupMask(Value mask) {
+    auto it = c.maskShape.find(mask);
+    if (it == c.maskShape.end())
+      return mask;
+    Value m = mask;
+    if (tensorType(m).getShape() != llvm::ArrayRef<int64_t>(it->second))
+      m = b.create<BroadcastToOp>(loc, m, b.getDenseI64ArrayAttr(it->second));
+    return b.create<ReshapeOp>(
+        loc, m, b.getDenseI64ArrayAttr(tensorType(c.softmax).getShape()));
   }
 
   Value splat(mlir::Type elementType, double value) {
@@ -875,7 +976,7 @@ struct FuseAttentionPass
     for (SoftmaxOp softmax : softmaxes) {
       bool candidate = reachesMatmul(softmax.getX()) ||
                        llvm::any_of(softmax->getUsers(), [](Operation *u) {
-                         return mlir::isa<MatmulOp, CastOp>(u);
+                         return mlir::isa<MatmulOp, CastOp>(u) || isRegroup(u);
                        });
       if (!candidate)
         continue;

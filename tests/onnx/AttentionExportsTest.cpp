@@ -4,7 +4,8 @@
 // attention, LLaMA grouped-query attention with repeat_kv,
 // nn.MultiheadAttention, scaled_dot_product_attention causal and with a
 // boolean mask, torch.einsum, T5 (no scale, position bias), cross-attention,
-// nn.TransformerEncoderLayer with a causal mask), exported to ONNX by
+// nn.TransformerEncoderLayer with a causal mask, Bloom's ALiBi on heads folded
+// into the batch), exported to ONNX by
 // PyTorch 2.15 with both of its exporters (TorchScript, opset 17; the
 // torch.export-based default, opset 20, files named dynamo-*), with the
 // inputs and PyTorch's outputs saved next to them (tests/onnx/attention/,
@@ -95,13 +96,14 @@ INSTANTIATE_TEST_SUITE_P(
         // dynamo=False, opset 17)
         "hf-bert", "hf-gpt2", "llama-gqa", "torch-mha", "sdpa-causal",
         "sdpa-mask", "einsum", "t5-bias", "cross-attn", "encoder-layer-causal",
+        "bloom-alibi",
         // torch.export-based exporter, PyTorch's default
         // (opset 20: scalars as initializers, IsNaN,
         // the causal mask as a 0/-inf initializer)
         "dynamo-hf-bert", "dynamo-hf-gpt2", "dynamo-llama-gqa",
         "dynamo-torch-mha", "dynamo-sdpa-causal", "dynamo-sdpa-mask",
         "dynamo-einsum", "dynamo-t5-bias", "dynamo-cross-attn",
-        "dynamo-encoder-layer-causal"),
+        "dynamo-encoder-layer-causal", "dynamo-bloom-alibi"),
     [](const auto &info) {
       std::string n = info.param;
       std::replace(n.begin(), n.end(), '-', '_');

@@ -303,6 +303,51 @@ func.func @masked_fill_multi_query(%q: tensor<1x4x3x8xf32>, %k: tensor<1x1x3x8xf
 
 // -----
 
+// Bloom: heads folded into the batch ([B*H, S, D]), the ALiBi bias [B*H, 1,
+// S] added by baddbmm, the scores viewed as [B, H, S, S] for the mask and
+// softmax, the probabilities viewed back for bmm with V. Q, K, V and the
+// bias are regrouped to [B, H, ...].
+// CHECK-LABEL: func.func @regrouped_heads_alibi
+// CHECK-DAG: %[[Q:.*]] = kiln.reshape %arg0 {shape = array<i64: 2, 4, 8, 16>}
+// CHECK-DAG: %[[K:.*]] = kiln.reshape %arg1 {shape = array<i64: 2, 4, 8, 16>}
+// CHECK-DAG: %[[V:.*]] = kiln.reshape %arg2 {shape = array<i64: 2, 4, 8, 16>}
+// CHECK-DAG: %[[B:.*]] = kiln.broadcast_to %arg3 {shape = array<i64: 8, 8, 8>}
+// CHECK-DAG: %[[M:.*]] = kiln.reshape %[[B]] {shape = array<i64: 2, 4, 8, 8>}
+// CHECK: kiln.attention %[[Q]], %[[K]], %[[V]], %[[M]] {causal = true, scale = 2.500000e-01 : f64}
+// CHECK-NOT: kiln.softmax
+// REMARK: remark: fused attention: B=2 H=4 Sq=8 Sk=8 D=16, causal, scale 2.500000e-01, additive mask [2, 4, 8, 8]
+func.func @regrouped_heads_alibi(%q: tensor<8x8x16xf32>, %k: tensor<8x8x16xf32>, %v: tensor<8x8x16xf32>, %alibi: tensor<8x1x8xf32>) -> tensor<8x8x16xf32> {
+  %c = kiln.constant dense<0.25> : tensor<f32>
+  %tri = kiln.constant dense<[[false, true, true, true, true, true, true, true], [false, false, true, true, true, true, true, true], [false, false, false, true, true, true, true, true], [false, false, false, false, true, true, true, true], [false, false, false, false, false, true, true, true], [false, false, false, false, false, false, true, true], [false, false, false, false, false, false, false, true], [false, false, false, false, false, false, false, false]]> : tensor<8x8xi1>
+  %fill = kiln.constant dense<-3.40282347E+38> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<8x8x16xf32>, tensor<8x8x16xf32>) -> tensor<8x8x8xf32>
+  %1 = kiln.mul %0, %c : (tensor<8x8x8xf32>, tensor<f32>) -> tensor<8x8x8xf32>
+  %2 = kiln.add %1, %alibi : (tensor<8x8x8xf32>, tensor<8x1x8xf32>) -> tensor<8x8x8xf32>
+  %3 = kiln.reshape %2 {shape = array<i64: 2, 4, 8, 8>} : (tensor<8x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %4 = kiln.where %tri, %fill, %3 : (tensor<8x8xi1>, tensor<f32>, tensor<2x4x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %5 = kiln.softmax %4 : tensor<2x4x8x8xf32>
+  %6 = kiln.reshape %5 {shape = array<i64: 8, 8, 8>} : (tensor<2x4x8x8xf32>) -> tensor<8x8x8xf32>
+  %7 = kiln.matmul %6, %v : (tensor<8x8x8xf32>, tensor<8x8x16xf32>) -> tensor<8x8x16xf32>
+  return %7 : tensor<8x8x16xf32>
+}
+
+// -----
+
+// Through a regrouping reshape Q may not broadcast over the matmul's batch
+// dims (it could not be regrouped the same way).
+// CHECK-LABEL: func.func @regrouped_broadcast_q
+// CHECK: kiln.softmax
+// REMARK: remark: attention not fused: the scores are reshaped between the matmul and the softmax, and q or k broadcasts over the matmul's batch dims
+func.func @regrouped_broadcast_q(%q: tensor<1x8x16xf32>, %k: tensor<8x8x16xf32>, %v: tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32> {
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x8x16xf32>, tensor<8x8x16xf32>) -> tensor<8x8x8xf32>
+  %1 = kiln.reshape %0 {shape = array<i64: 2, 4, 8, 8>} : (tensor<8x8x8xf32>) -> tensor<2x4x8x8xf32>
+  %2 = kiln.softmax %1 : tensor<2x4x8x8xf32>
+  %3 = kiln.matmul %2, %v : (tensor<2x4x8x8xf32>, tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32>
+  return %3 : tensor<2x4x8x16xf32>
+}
+
+// -----
+
 // A classifier's softmax is not a candidate: no remark, nothing changes.
 // CHECK-LABEL: func.func @classifier
 // CHECK: kiln.softmax
