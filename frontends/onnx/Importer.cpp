@@ -149,6 +149,7 @@ const HandlerRegistry &handlerRegistry() {
     HandlerRegistry r;
     registerMathHandlers(r);
     registerEinsumHandler(r);
+    registerAttentionHandler(r);
     registerNNHandlers(r);
     registerTensorHandlers(r);
     registerReductionHandlers(r);

@@ -187,6 +187,7 @@ void registerTensorHandlers(HandlerRegistry &registry);
 void registerReductionHandlers(HandlerRegistry &registry);
 void registerIndexingHandlers(HandlerRegistry &registry);
 void registerEinsumHandler(HandlerRegistry &registry);
+void registerAttentionHandler(HandlerRegistry &registry);
 
 /// Host tensors: import-time evaluation of small shape computations.
 namespace host {

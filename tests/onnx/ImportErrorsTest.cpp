@@ -5,8 +5,8 @@
 // hit (unsupported ops listed all at once, malformed file, undefined names,
 // cycles, dynamic dims, shape contradictions, escaping external data),
 // compositions for ops kiln has no op for (Trilu) with their limits, Gelu
-// (opset 20), and which initializers become constants rather than
-// parameters.
+// (opset 20), Einsum and Attention (opset 23) against naive evaluations,
+// and which initializers become constants rather than parameters.
 //
 //===----------------------------------------------------------------------===//
 #include "kiln/kiln.h"
@@ -20,6 +20,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 
@@ -633,4 +634,177 @@ TEST(OnnxImport, EinsumErrorsNameTheProblem) {
   auto sizes = import(einsumModel("ij,jk->ik", {{3, 4}, {6, 5}}, {3, 5}));
   ASSERT_FALSE(sizes);
   EXPECT_THAT(sizes.status().message(), HasSubstr("label 'j'"));
+}
+
+namespace {
+
+/// Naive attention in double over [B, H, S, D] data (K/V with Hk heads):
+/// mask(b, h, i, j) returns the additive term, -inf to exclude.
+std::vector<double> naiveAttention(
+    const std::vector<float> &q, const std::vector<float> &k,
+    const std::vector<float> &v, int64_t B, int64_t H, int64_t Hk, int64_t Sq,
+    int64_t Sk, int64_t D, double scale,
+    const std::function<double(int64_t, int64_t, int64_t, int64_t)> &mask) {
+  std::vector<double> out(B * H * Sq * D, 0.0);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      int64_t hk = h / (H / Hk);
+      for (int64_t i = 0; i < Sq; ++i) {
+        std::vector<double> s(Sk);
+        double top = -INFINITY;
+        for (int64_t j = 0; j < Sk; ++j) {
+          double dot = 0;
+          for (int64_t d = 0; d < D; ++d)
+            dot += double(q[((b * H + h) * Sq + i) * D + d]) *
+                   k[((b * Hk + hk) * Sk + j) * D + d];
+          s[j] = dot * scale + mask(b, h, i, j);
+          top = std::max(top, s[j]);
+        }
+        double sum = 0;
+        for (double &x : s)
+          sum += (x = std::exp(x - top));
+        for (int64_t j = 0; j < Sk; ++j)
+          for (int64_t d = 0; d < D; ++d)
+            out[((b * H + h) * Sq + i) * D + d] +=
+                s[j] / sum * v[((b * Hk + hk) * Sk + j) * D + d];
+      }
+    }
+  return out;
+}
+
+std::vector<float> ramp(int64_t count, int salt) {
+  std::vector<float> v(count);
+  for (int64_t i = 0; i < count; ++i)
+    v[i] = float((i * 37 + salt * 11) % 23) / 11.0f - 1.0f;
+  return v;
+}
+
+} // namespace
+
+TEST(OnnxImport, AttentionOpset23AgainstANaiveEvaluation) {
+  // 4-D grouped-query attention with a float mask and a scale; then the same
+  // data as 3-D [B, S, H*D] with q_num_heads / kv_num_heads, causal with
+  // Sq != Sk (the spec's upper-left triangle) and a boolean mask.
+  const int64_t B = 2, H = 4, Hk = 2, Sq = 3, Sk = 5, D = 4;
+  auto q = ramp(B * H * Sq * D, 1), k = ramp(B * Hk * Sk * D, 2),
+       v = ramp(B * Hk * Sk * D, 3), add = ramp(B * Sq * Sk, 4);
+  std::vector<uint8_t> keep(B * Sq * Sk);
+  for (size_t i = 0; i < keep.size(); ++i)
+    keep[i] = i % 3 != 1;
+  keep[0] = 1; // every row keeps at least key 0 (causal keeps it too)
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < Sq; ++i)
+      keep[(b * Sq + i) * Sk] = 1;
+
+  for (bool threeD : {false, true}) {
+    auto m = makeModel(23);
+    auto &g = *m.mutable_graph();
+    // 3-D operands are the 4-D data's [B, S, H, D] view: transpose on the
+    // way in so the oracle reads the same numbers.
+    auto toBSHD = [&](const std::vector<float> &x, int64_t h, int64_t s) {
+      std::vector<float> y(x.size());
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t hh = 0; hh < h; ++hh)
+          for (int64_t i = 0; i < s; ++i)
+            for (int64_t d = 0; d < D; ++d)
+              y[((b * s + i) * h + hh) * D + d] =
+                  x[((b * h + hh) * s + i) * D + d];
+      return y;
+    };
+    kiln::TensorMap inputs;
+    if (threeD) {
+      addValue(g.mutable_input(), "q", {B, Sq, H * D});
+      addValue(g.mutable_input(), "k", {B, Sk, Hk * D});
+      addValue(g.mutable_input(), "v", {B, Sk, Hk * D});
+      addValue(g.mutable_input(), "mask", {B, 1, Sq, Sk},
+               ::onnx::TensorProto::BOOL);
+      addValue(g.mutable_output(), "y", {B, Sq, H * D});
+      inputs.emplace(
+          "q", kiln::Tensor::fromFloats({B, Sq, H * D}, toBSHD(q, H, Sq)));
+      inputs.emplace(
+          "k", kiln::Tensor::fromFloats({B, Sk, Hk * D}, toBSHD(k, Hk, Sk)));
+      inputs.emplace(
+          "v", kiln::Tensor::fromFloats({B, Sk, Hk * D}, toBSHD(v, Hk, Sk)));
+      kiln::Tensor mt = kiln::Tensor::zeros(kiln::DType::i1, {B, 1, Sq, Sk});
+      std::copy(keep.begin(), keep.end(), mt.dataAs<uint8_t>());
+      inputs.emplace("mask", mt);
+    } else {
+      addValue(g.mutable_input(), "q", {B, H, Sq, D});
+      addValue(g.mutable_input(), "k", {B, Hk, Sk, D});
+      addValue(g.mutable_input(), "v", {B, Hk, Sk, D});
+      addValue(g.mutable_input(), "mask", {B, 1, Sq, Sk});
+      addValue(g.mutable_output(), "y", {B, H, Sq, D});
+      inputs.emplace("q", kiln::Tensor::fromFloats({B, H, Sq, D}, q));
+      inputs.emplace("k", kiln::Tensor::fromFloats({B, Hk, Sk, D}, k));
+      inputs.emplace("v", kiln::Tensor::fromFloats({B, Hk, Sk, D}, v));
+      inputs.emplace("mask", kiln::Tensor::fromFloats({B, 1, Sq, Sk}, add));
+    }
+    auto *node = addNode(m, "Attention", {"q", "k", "v", "mask"}, {"y"});
+    auto intAttr = [&](const char *name, int64_t value) {
+      auto *a = node->add_attribute();
+      a->set_name(name);
+      a->set_type(::onnx::AttributeProto::INT);
+      a->set_i(value);
+    };
+    double scale = 1.0 / std::sqrt(double(D));
+    if (threeD) {
+      intAttr("q_num_heads", H);
+      intAttr("kv_num_heads", Hk);
+      intAttr("is_causal", 1);
+    } else {
+      scale = 0.3;
+      auto *a = node->add_attribute();
+      a->set_name("scale");
+      a->set_type(::onnx::AttributeProto::FLOAT);
+      a->set_f(0.3f);
+    }
+    auto mask = [&](int64_t b, int64_t, int64_t i, int64_t j) -> double {
+      if (!threeD)
+        return add[(b * Sq + i) * Sk + j];
+      bool visible = keep[(b * Sq + i) * Sk + j] && j <= i;
+      return visible ? 0.0 : -INFINITY;
+    };
+    std::vector<double> want =
+        naiveAttention(q, k, v, B, H, Hk, Sq, Sk, D, scale, mask);
+    if (threeD) // the oracle is [B, H, Sq, D]; y is [B, Sq, H * D]
+      want = [&] {
+        std::vector<double> w(want.size());
+        for (int64_t b = 0; b < B; ++b)
+          for (int64_t h = 0; h < H; ++h)
+            for (int64_t i = 0; i < Sq; ++i)
+              for (int64_t d = 0; d < D; ++d)
+                w[((b * Sq + i) * H + h) * D + d] =
+                    want[((b * H + h) * Sq + i) * D + d];
+        return w;
+      }();
+
+    auto module = import(m);
+    ASSERT_TRUE(module) << module.status().message();
+    EXPECT_THAT(module->toText(), HasSubstr("kiln.attention"));
+    for (std::string target : {"reference", "cpu"}) {
+      auto exe =
+          kiln::compile(*module, kiln::CompileOptions().setTarget(target));
+      ASSERT_TRUE(exe) << exe.status().message();
+      auto out = exe->run(inputs);
+      ASSERT_TRUE(out) << out.status().message();
+      std::vector<double> got = out->at("y").toDoubles();
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < got.size(); ++i)
+        EXPECT_NEAR(got[i], want[i], 1e-5)
+            << (threeD ? "3-D" : "4-D") << " on " << target << " [" << i << "]";
+    }
+  }
+}
+
+TEST(OnnxImport, AttentionOpset23NamesWhatIsUnsupported) {
+  auto m = makeModel(23);
+  auto &g = *m.mutable_graph();
+  for (const char *name : {"q", "k", "v", "pk", "pv"})
+    addValue(g.mutable_input(), name, {1, 2, 3, 4});
+  addValue(g.mutable_output(), "y", {1, 2, 3, 4});
+  addNode(m, "Attention", {"q", "k", "v", "", "pk", "pv"}, {"y"});
+  auto module = import(m);
+  ASSERT_FALSE(module);
+  EXPECT_THAT(module.status().message(), HasSubstr("Attention"));
+  EXPECT_THAT(module.status().message(), HasSubstr("KV cache"));
 }
