@@ -110,4 +110,56 @@ INSTANTIATE_TEST_SUITE_P(
       return n;
     });
 
+/// scaled_dot_product_attention exported at opset 23, where PyTorch writes
+/// the ONNX Attention op (bench/check_onnx_attention_op.py): it imports as
+/// one kiln.attention and gives PyTorch's output on both backends.
+class OnnxAttentionOp : public ::testing::TestWithParam<const char *> {};
+
+TEST_P(OnnxAttentionOp, ImportsAsKilnAttentionAndMatchesPyTorch) {
+  std::string name = std::string("opset23-") + GetParam();
+  auto module = onnx::importModel(kDir + name + ".onnx");
+  ASSERT_TRUE(module) << module.status().message();
+  std::string text = module->toText();
+  EXPECT_NE(text.find("kiln.attention"), std::string::npos) << text;
+  EXPECT_EQ(text.find("kiln.softmax"), std::string::npos) << text;
+  // Sq == Sk: kiln's causal flag; Sq != Sk: the spec's upper-left
+  // triangle, as a mask.
+  if (name.find("gqa-causal") != std::string::npos)
+    EXPECT_NE(text.find("causal = true"), std::string::npos) << text;
+  if (name.find("causal-cross") != std::string::npos)
+    EXPECT_EQ(text.find("causal = true"), std::string::npos) << text;
+  TensorMap inputs;
+  for (const char *input : {"q", "k", "v", "m"}) {
+    std::string path = kDir + name + "." + input + ".npy";
+    if (!std::filesystem::exists(path))
+      continue;
+    auto t = readNpy(path);
+    ASSERT_TRUE(t) << t.status().message();
+    inputs.emplace(input, std::move(*t));
+  }
+  auto want = readNpy(kDir + name + ".y.npy");
+  ASSERT_TRUE(want) << want.status().message();
+  std::vector<double> w = want->toDoubles();
+  for (std::string target : {"cpu", "reference"}) {
+    auto exe = compile(*module, CompileOptions().setTarget(target));
+    ASSERT_TRUE(exe) << exe.status().message();
+    auto out = exe->run(inputs);
+    ASSERT_TRUE(out) << out.status().message();
+    std::vector<double> g = out->at("y").toDoubles();
+    ASSERT_EQ(g.size(), w.size());
+    for (size_t i = 0; i < g.size(); ++i)
+      ASSERT_NEAR(g[i], w[i], 1e-5)
+          << name << " on " << target << " [" << i << "]";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(PyTorch, OnnxAttentionOp,
+                         ::testing::Values("causal-cross", "bool-mask",
+                                           "float-mask", "gqa-causal"),
+                         [](const auto &info) {
+                           std::string n = info.param;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
 } // namespace
