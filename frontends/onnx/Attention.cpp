@@ -29,12 +29,15 @@ namespace {
 
 /// [B, S, H*D] -> [B, H, S, D].
 mlir::Value splitHeads(NodeContext &n, mlir::Value x, int64_t heads,
-                       const char *what) {
+                       const char *what, const char *attribute) {
   auto s = shapeOf(x);
-  if (heads <= 0 || s[2] % heads != 0)
+  if (heads <= 0)
+    n.fail(std::string("3-D ") + what + " needs the attribute " + attribute +
+           " (its head count)");
+  if (s[2] % heads != 0)
     n.fail(std::string("3-D ") + what + " of width " + std::to_string(s[2]) +
-           " needs a head count that divides it (got " + std::to_string(heads) +
-           ")");
+           " does not split into " + attribute + " = " + std::to_string(heads) +
+           " heads");
   return n.transpose(n.reshape(x, {s[0], s[1], heads, s[2] / heads}),
                      {0, 2, 1, 3});
 }
@@ -59,9 +62,9 @@ void attention(NodeContext &n) {
   if (rank == 3) {
     int64_t qHeads = n.attrInt("q_num_heads", 0);
     int64_t kvHeads = n.attrInt("kv_num_heads", 0);
-    q = splitHeads(n, q, qHeads, "Q");
-    k = splitHeads(n, k, kvHeads, "K");
-    v = splitHeads(n, v, kvHeads, "V");
+    q = splitHeads(n, q, qHeads, "Q", "q_num_heads");
+    k = splitHeads(n, k, kvHeads, "K", "kv_num_heads");
+    v = splitHeads(n, v, kvHeads, "V", "kv_num_heads");
   }
   auto qs = shapeOf(q), ks = shapeOf(k);
   int64_t sq = qs[2], sk = ks[2];

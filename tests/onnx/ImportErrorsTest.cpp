@@ -807,4 +807,14 @@ TEST(OnnxImport, AttentionOpset23NamesWhatIsUnsupported) {
   ASSERT_FALSE(module);
   EXPECT_THAT(module.status().message(), HasSubstr("Attention"));
   EXPECT_THAT(module.status().message(), HasSubstr("KV cache"));
+
+  // 3-D operands need the head counts to be split into heads.
+  auto flat = makeModel(23);
+  for (const char *name : {"q", "k", "v"})
+    addValue(flat.mutable_graph()->mutable_input(), name, {1, 3, 8});
+  addValue(flat.mutable_graph()->mutable_output(), "y", {1, 3, 8});
+  addNode(flat, "Attention", {"q", "k", "v"}, {"y"});
+  auto noHeads = import(flat);
+  ASSERT_FALSE(noHeads);
+  EXPECT_THAT(noHeads.status().message(), HasSubstr("q_num_heads"));
 }
