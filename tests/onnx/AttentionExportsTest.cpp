@@ -32,6 +32,20 @@ namespace {
 
 const std::string kDir = KILN_SOURCE_DIR "/tests/onnx/attention/";
 
+/// The fixture's inputs among `names` (`<fixture>.<name>.npy`; the exporter
+/// drops inputs the graph does not read) into `inputs`.
+void loadInputs(const std::string &fixture,
+                std::initializer_list<const char *> names, TensorMap &inputs) {
+  for (const char *input : names) {
+    std::string path = kDir + fixture + "." + input + ".npy";
+    if (!std::filesystem::exists(path))
+      continue;
+    auto t = readNpy(path);
+    ASSERT_TRUE(t) << t.status().message();
+    inputs.emplace(input, std::move(*t));
+  }
+}
+
 class AttentionExports : public ::testing::TestWithParam<const char *> {};
 
 TEST_P(AttentionExports, FusedAndMatchesPyTorch) {
@@ -39,14 +53,7 @@ TEST_P(AttentionExports, FusedAndMatchesPyTorch) {
   auto module = onnx::importModel(kDir + name + ".onnx");
   ASSERT_TRUE(module) << module.status().message();
   TensorMap inputs;
-  for (const char *input : {"x", "mask"}) {
-    std::string path = kDir + name + "." + input + ".npy";
-    if (!std::filesystem::exists(path))
-      continue; // the exporter drops inputs the graph does not read
-    auto t = readNpy(path);
-    ASSERT_TRUE(t) << t.status().message();
-    inputs.emplace(input, std::move(*t));
-  }
+  ASSERT_NO_FATAL_FAILURE(loadInputs(name, {"x", "mask"}, inputs));
   auto want = readNpy(kDir + name + ".y.npy");
   ASSERT_TRUE(want) << want.status().message();
   std::vector<double> w = want->toDoubles();
@@ -129,14 +136,7 @@ TEST_P(OnnxAttentionOp, ImportsAsKilnAttentionAndMatchesPyTorch) {
   if (name.find("causal-cross") != std::string::npos)
     EXPECT_EQ(text.find("causal = true"), std::string::npos) << text;
   TensorMap inputs;
-  for (const char *input : {"q", "k", "v", "m"}) {
-    std::string path = kDir + name + "." + input + ".npy";
-    if (!std::filesystem::exists(path))
-      continue;
-    auto t = readNpy(path);
-    ASSERT_TRUE(t) << t.status().message();
-    inputs.emplace(input, std::move(*t));
-  }
+  ASSERT_NO_FATAL_FAILURE(loadInputs(name, {"q", "k", "v", "m"}, inputs));
   auto want = readNpy(kDir + name + ".y.npy");
   ASSERT_TRUE(want) << want.status().message();
   std::vector<double> w = want->toDoubles();
