@@ -369,14 +369,18 @@ struct Canonical {
   llvm::SmallVector<Operation *> chain; // scores..softmax..output, in order
   Value q, k, v;
   double scale = 1;
-  /// Additive masks with the scale that multiplies each after it.
-  llvm::SmallVector<std::pair<Value, double>> additive;
-  /// Boolean masks: condition, and whether true keeps (else true masks).
-  llvm::SmallVector<std::pair<Value, bool>> boolean;
-  /// The shape each mask was applied in, where a reshape that regroups the
-  /// leading dims (Bloom's and GPT-NeoX's [B*H, S, S] -> [B, H, S, S])
-  /// follows it; the mask is broadcast to it and reshaped at rewrite.
-  llvm::DenseMap<Value, llvm::SmallVector<int64_t>> maskShape;
+  /// One mask, with the shape of the scores where it was applied: other
+  /// leading dims than the softmax's when a reshape that regroups them
+  /// (Bloom's and GPT-NeoX's [B*H, S, S] -> [B, H, S, S]) follows it.
+  struct Mask {
+    Value value;
+    llvm::SmallVector<int64_t> appliedShape;
+    /// Additive: the scale that multiplies it after it.
+    double factor = 1;
+    /// Boolean: whether true keeps (else true masks out).
+    bool keepWhenTrue = true;
+  };
+  llvm::SmallVector<Mask> additive, boolean;
   bool causal = false;
   /// Single-use muls/divs by a splat on Q or K, folded into `scale` and
   /// bypassed at rewrite.
@@ -585,7 +589,7 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
       probs = cast.getResult();
       continue;
     }
-    if (isRegroup(user) && hop < 4) {
+    if (isRegroup(user)) {
       after.push_back(user);
       probs = user->getResult(0);
       continue;
@@ -640,19 +644,15 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
   int64_t sq = scoresShape[rank - 2], sk = scoresShape[rank - 1];
 
   // Replay the steps forwards into the canonical form.
-  bool regrouped = false;
   for (Step &step : llvm::reverse(steps)) {
-    bool beforeRegroup = step.shape != llvm::ArrayRef<int64_t>(scoresShape);
     switch (step.kind) {
     case Step::Cast:
-      break;
     case Step::Regroup:
-      regrouped = true;
       break;
     case Step::Scale:
       out.scale *= step.scale;
-      for (auto &[mask, factor] : out.additive)
-        factor *= step.scale;
+      for (Canonical::Mask &mask : out.additive)
+        mask.factor *= step.scale;
       break;
     case Step::AddMask: {
       auto maskType = tensorType(step.mask);
@@ -661,9 +661,7 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
       if (isCausalMask(step.mask, /*boolean=*/false, sq, sk)) {
         out.causal = true;
       } else {
-        out.additive.push_back({step.mask, 1.0});
-        if (beforeRegroup)
-          out.maskShape[step.mask] = step.shape;
+        out.additive.push_back({step.mask, step.shape});
       }
       break;
     }
@@ -672,9 +670,7 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
                        step.keepWhenTrue)) {
         out.causal = true;
       } else {
-        out.boolean.push_back({step.mask, step.keepWhenTrue});
-        if (beforeRegroup)
-          out.maskShape[step.mask] = step.shape;
+        out.boolean.push_back({step.mask, step.shape, 1, step.keepWhenTrue});
       }
       break;
     }
@@ -691,6 +687,8 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
     return leadingDims(tensorType(operand).getShape()) ==
            leadingDims(tensorType(matmul).getShape());
   };
+  bool regrouped =
+      leadingDims(tensorType(scores).getShape()) != leadingDims(scoresShape);
   if (regrouped && (!sameLeading(out.q, scores) || !sameLeading(out.k, scores)))
     return fail("the scores are reshaped between the matmul and the softmax, "
                 "and q or k broadcasts over the matmul's batch dims");
@@ -886,17 +884,17 @@ private:
   /// boolean masks and-ed; both kinds present: the booleans as 0 / -inf.
   Value buildMask(mlir::Type elementType) {
     Value additive, boolean;
-    for (auto [mask, factor] : c.additive) {
+    for (const Canonical::Mask &mask : c.additive) {
       Value m = regroupMask(mask);
       if (tensorType(m).getElementType() != elementType)
         m = b.create<CastOp>(loc, m, mlir::TypeAttr::get(elementType));
-      if (factor != 1.0)
-        m = b.create<MulOp>(loc, m, splat(elementType, factor));
+      if (mask.factor != 1.0)
+        m = b.create<MulOp>(loc, m, splat(elementType, mask.factor));
       additive = additive ? b.create<AddOp>(loc, additive, m).getResult() : m;
     }
-    for (auto [cond, keepWhenTrue] : c.boolean) {
+    for (const Canonical::Mask &cond : c.boolean) {
       Value m = regroupMask(cond);
-      if (!keepWhenTrue)
+      if (!cond.keepWhenTrue)
         m = b.create<CompareOp>(loc, m, splatBool(false),
                                 b.getStringAttr("eq"));
       boolean =
@@ -915,15 +913,15 @@ private:
 
   /// A mask applied before a regrouping reshape, broadcast to the shape it
   /// was applied in and reshaped to the scores' shape; others as they are.
-  Value regroupMask(Value mask) {
-    auto it = c.maskShape.find(mask);
-    if (it == c.maskShape.end())
-      return mask;
-    Value m = mask;
-    if (tensorType(m).getShape() != llvm::ArrayRef<int64_t>(it->second))
-      m = b.create<BroadcastToOp>(loc, m, b.getDenseI64ArrayAttr(it->second));
-    return b.create<ReshapeOp>(
-        loc, m, b.getDenseI64ArrayAttr(tensorType(c.softmax).getShape()));
+  Value regroupMask(const Canonical::Mask &mask) {
+    auto scores = tensorType(c.softmax).getShape();
+    llvm::ArrayRef<int64_t> applied = mask.appliedShape;
+    if (applied == scores)
+      return mask.value;
+    Value m = mask.value;
+    if (tensorType(m).getShape() != applied)
+      m = b.create<BroadcastToOp>(loc, m, b.getDenseI64ArrayAttr(applied));
+    return b.create<ReshapeOp>(loc, m, b.getDenseI64ArrayAttr(scores));
   }
 
   Value splat(mlir::Type elementType, double value) {

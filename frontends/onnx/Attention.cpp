@@ -21,7 +21,6 @@
 //===----------------------------------------------------------------------===//
 #include "frontends/onnx/Importer.h"
 
-#include <algorithm>
 #include <limits>
 
 namespace kiln::onnx_import {
@@ -43,10 +42,9 @@ mlir::Value splitHeads(NodeContext &n, mlir::Value x, int64_t heads,
 }
 
 void attention(NodeContext &n) {
-  auto present = [&](int i) { return n.hasInput(i); };
-  if (present(4) || present(5))
+  if (n.hasInput(4) || n.hasInput(5))
     n.unsupported("Attention with a KV cache (past_key / past_value)");
-  if (present(6))
+  if (n.hasInput(6))
     n.unsupported("Attention with nonpad_kv_seqlen");
   if (n.attrFloat("softcap", 0.0) != 0.0)
     n.unsupported("Attention with softcap");
@@ -72,17 +70,14 @@ void attention(NodeContext &n) {
   std::vector<mlir::NamedAttribute> attrs;
   if (n.hasAttr("scale"))
     attrs.push_back(n.f64Attr("scale", n.attrFloat("scale", 1.0)));
-  mlir::Value mask = present(3) ? n.input(3) : mlir::Value();
+  mlir::Value mask = n.hasInput(3) ? n.input(3) : mlir::Value();
   if (n.attrInt("is_causal", 0)) {
     if (sq == sk) {
       attrs.push_back(n.boolAttr("causal", true));
     } else {
       // Upper-left aligned: key j is visible to query i when j <= i.
-      Tensor tri = Tensor::zeros(DType::i1, {sq, sk});
-      for (int64_t i = 0; i < sq; ++i)
-        for (int64_t j = 0; j <= std::min(i, sk - 1); ++j)
-          tri.dataAs<uint8_t>()[i * sk + j] = 1;
-      mlir::Value causal = n.constantValue(tri);
+      mlir::Value causal =
+          n.constantValue(host::triangle(sq, sk, 0, /*upper=*/false));
       if (!mask) {
         mask = causal;
       } else if (dtypeOf(mask) == DType::i1) {

@@ -13,7 +13,7 @@
 // The left operand is transposed to [batch, freeA, contract], the right one to
 // [batch, contract, freeB], free and contracted groups of more than one dim are
 // merged by reshapes, and kiln.matmul (whose batch dims broadcast) multiplies
-// them; identity transposes and reshapes are not emitted. One operand: sums
+// them; NodeContext skips identity transposes and reshapes. One operand: sums
 // and a transpose. The ellipsis (`...`) stands for the same leading dims in
 // every operand, aligned from the right as in broadcasting. Not supported,
 // with an error saying so: a label repeated within one operand (diagonals).
@@ -79,19 +79,10 @@ std::vector<int64_t> permutationTo(const Labels &from, const Labels &to) {
   return perm;
 }
 
-bool isIdentity(const std::vector<int64_t> &perm) {
-  for (size_t i = 0; i < perm.size(); ++i)
-    if (perm[i] != static_cast<int64_t>(i))
-      return false;
-  return true;
-}
-
-/// Transposes `t` so its labels read `order` (no-op when they already do).
+/// Transposes `t` so its labels read `order` (NodeContext::transpose emits
+/// nothing when they already do).
 Term arrange(NodeContext &n, const Term &t, const Labels &order) {
-  auto perm = permutationTo(t.labels, order);
-  if (isIdentity(perm))
-    return {t.value, order};
-  return {n.transpose(t.value, perm), order};
+  return {n.transpose(t.value, permutationTo(t.labels, order)), order};
 }
 
 /// Sums the dims of `t` whose labels are not in `keep`.
@@ -174,7 +165,7 @@ Term contract(NodeContext &n, Term a, Term b, const std::set<char> &keep) {
                  int64_t c) {
     lead.push_back(r);
     lead.push_back(c);
-    return lead == shapeOf(v) ? v : n.reshape(v, lead);
+    return n.reshape(v, lead); // no-op when the shape is already that
   };
   mlir::Value lhs = to3(a.value, batchA, m, k);
   mlir::Value rhs = to3(b.value, batchB, k, nn);
@@ -187,8 +178,7 @@ Term contract(NodeContext &n, Term a, Term b, const std::set<char> &keep) {
     out.push_back(dimOf(a, shapeOf(a.value), c));
   for (char c : freeB)
     out.push_back(dimOf(b, shapeOf(b.value), c));
-  if (out != sy)
-    y = n.reshape(y, out);
+  y = n.reshape(y, out);
   Labels labels = batch;
   labels.insert(labels.end(), freeA.begin(), freeA.end());
   labels.insert(labels.end(), freeB.begin(), freeB.end());

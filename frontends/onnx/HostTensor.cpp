@@ -364,4 +364,12 @@ Tensor where(const Tensor &c, const Tensor &a, const Tensor &b) {
   return out;
 }
 
+Tensor triangle(int64_t rows, int64_t cols, int64_t k, bool upper) {
+  std::vector<int64_t> mask(rows * cols);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j)
+      mask[i * cols + j] = upper ? j - i >= k : j - i <= k;
+  return fromInts({rows, cols}, mask, DType::i1);
+}
+
 } // namespace kiln::onnx_import::host

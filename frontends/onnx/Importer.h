@@ -208,6 +208,9 @@ Tensor slice(const Tensor &t, const std::vector<int64_t> &starts,
 /// `compare` ops give i1.
 Tensor binary(const Tensor &a, const Tensor &b, const std::string &op);
 Tensor where(const Tensor &c, const Tensor &a, const Tensor &b);
+/// The i1 [rows, cols] mask true where j - i >= k (upper) or j - i <= k
+/// (lower): Trilu's mask, and attention's causal triangle (lower, k = 0).
+Tensor triangle(int64_t rows, int64_t cols, int64_t k, bool upper);
 } // namespace host
 
 } // namespace kiln::onnx_import

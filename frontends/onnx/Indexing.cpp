@@ -207,12 +207,7 @@ void trilu(NodeContext &n) {
     k = ks[0];
   }
   bool upper = n.attrInt("upper", 1) != 0;
-  int64_t rows = s[s.size() - 2], cols = s.back();
-  std::vector<int64_t> mask(rows * cols);
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < cols; ++j)
-      mask[i * cols + j] = upper ? j - i >= k : j - i <= k;
-  Tensor maskTensor = host::fromInts({rows, cols}, mask, DType::i1);
+  Tensor maskTensor = host::triangle(s[s.size() - 2], s.back(), k, upper);
   if (const Tensor *x = n.constant(0)) {
     // PyTorch's causal masks: triu(ones) folds to a constant.
     n.setOutput(0, host::where(maskTensor, *x,
