@@ -68,6 +68,14 @@ void registerAttentionKernels(Backend &b);
 /// instead of the AVX-512 one (tests cover both paths on AVX-512 machines).
 void setAttentionPortableForTesting(bool portable);
 
+/// Whether f32 3x3 stride-1 convolutions may run oneDNN's Winograd kernels
+/// (see prepareConv in Onednn.cpp): true unless KILN_CONV_WINOGRAD=0 is set
+/// in the environment (read once) or a test turned it off.
+bool convWinogradEnabled();
+/// Turns the Winograd choice off (or back to the environment's setting) for
+/// convolutions prepared afterwards; for tests.
+void setConvWinogradForTesting(bool enabled);
+
 } // namespace kiln::cpu
 
 #endif // KILN_RUNTIME_BACKENDS_CPU_CPU_H

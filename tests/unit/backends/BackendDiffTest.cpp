@@ -498,6 +498,16 @@ std::vector<OpCase> buildCases() {
                           true,
                           false,
                           DType::f32},
+                         // 3x3, stride 1, 256 outputs, 16+ channels,
+                         // bound weights: oneDNN's Winograd kernel.
+                         {"f32_winograd",
+                          {1, 16, 16, 16},
+                          {24, 16, 3, 3},
+                          {1, 24, 16, 16},
+                          {{"pads", {1, 1, 1, 1}}},
+                          true,
+                          true,
+                          DType::f32},
                          {"f32_1x1",
                           {1, 16, 4, 4},
                           {8, 16, 1, 1},
@@ -1198,6 +1208,12 @@ std::string implOf(const OpCase &k) {
   return exe ? exe->kernelImpls()[0].impl : "";
 }
 
+/// oneDNN 2.6 has its Winograd convolutions for AVX-512 only.
+bool hasAvx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+}
+
 const OpCase &findCase(const std::vector<OpCase> &cases,
                        const std::string &name) {
   for (const OpCase &k : cases)
@@ -1215,6 +1231,8 @@ TEST(CpuBackend, ChoosesOnednnOwnOrReference) {
       {"matmul_f32_batch_bcast", "onednn:matmul"},
       {"matmul_bf16_weight", "onednn:matmul"},
       {"conv2d_f32_groups", "onednn:conv2d"},
+      {"conv2d_f32_winograd",
+       hasAvx512() ? "onednn:conv2d(winograd)" : "onednn:conv2d"},
       {"fused_matmul_bias_gelu_residual", "onednn:fused_matmul"},
       {"fused_matmul_scale_bias_silu", "onednn:fused_matmul"},
       {"fused_matmul_bf16_bias_gelu", "onednn:fused_matmul"},

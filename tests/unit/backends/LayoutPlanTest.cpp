@@ -12,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 #include "TestUtil.h"
 #include "backends/Backend.h"
+#include "backends/cpu/Cpu.h"
 
 #include <optional>
 
@@ -227,6 +228,45 @@ TEST_F(LayoutPlan, DecliningFactoryMakesItsBuffersPlain) {
                             "reference",
                             "onednn:conv2d",
                         }));
+}
+
+TEST_F(LayoutPlan, LargeThreeByThreeConvolutionsRunWinograd) {
+  // 3x3 stride-1 convolutions with at least 196 output pixels run oneDNN's
+  // Winograd kernels (see prepareConv); one that adds a residual (a binary
+  // post-op, which oneDNN's Winograd kernels lack), a 1x1, a strided 3x3
+  // and one with too few outputs do not. The numbers match the reference
+  // kernels (runBoth), and match again with Winograd turned off.
+  auto build = [](ProgramBuilder &p) {
+    int64_t x = p.input("x", {1, 32, 16, 16});
+    int64_t a = p.convBn(x, 32, 32, 3, {1, 32, 16, 16}, std::nullopt);
+    int64_t b = p.convBn(a, 32, 32, 3, {1, 32, 16, 16}, a);
+    int64_t c = p.convBn(b, 32, 64, 1, {1, 64, 16, 16}, std::nullopt);
+    int64_t d = p.call("conv2d", {c, p.param({64, 64, 3, 3})}, {1, 64, 8, 8},
+                       {{"pads", {1, 1, 1, 1}}, {"strides", {2, 2}}});
+    p.conv(d, 64, 32, 3, {1, 32, 8, 8}, /*output=*/true);
+  };
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512f"))
+    GTEST_SKIP() << "oneDNN 2.6 has Winograd kernels for AVX-512 only, and "
+                    "this CPU has no AVX-512";
+  ProgramBuilder p("winograd");
+  build(p);
+  std::vector<std::string> impls = runBoth(p);
+  EXPECT_EQ(impls, (std::vector<std::string>{
+                       "onednn:fused_conv2d(blocked)(winograd)",
+                       "onednn:fused_conv2d(blocked)",
+                       "onednn:fused_conv2d(blocked)",
+                       "onednn:conv2d(blocked)",
+                       "onednn:conv2d(blocked)",
+                   }));
+
+  cpu::setConvWinogradForTesting(false);
+  ProgramBuilder direct("winograd_off");
+  build(direct);
+  std::vector<std::string> directImpls = runBoth(direct);
+  cpu::setConvWinogradForTesting(true);
+  for (const std::string &impl : directImpls)
+    EXPECT_EQ(impl.find("winograd"), std::string::npos) << impl;
 }
 
 } // namespace
