@@ -463,6 +463,14 @@ int main(int argc, char **argv) {
                 << std::setprecision(3) << gemmFlops / 1e9 << " GFLOP in "
                 << ms(gemmSeconds) << ", " << std::setprecision(1)
                 << gemmFlops / gemmSeconds / 1e9 << " GFLOP/s\n";
+    size_t winograd = 0;
+    for (const auto &row : prof)
+      winograd += row.timing.impl.find("(winograd)") != std::string::npos;
+    if (winograd)
+      std::cout << "kiln-run: " << winograd
+                << " convolution(s) ran Winograd kernels; their GFLOP/s "
+                   "count a direct convolution's FLOPs (Winograd does "
+                   "2.25-4x fewer multiplications)\n";
     std::vector<std::string> fallbacks;
     for (const auto &k : exe->kernelImpls())
       if (k.fallback)
