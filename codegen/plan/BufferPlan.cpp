@@ -2,6 +2,7 @@
 #include "codegen/plan/BufferPlan.h"
 #include "ir/ElementTypes.h"
 #include "ir/KilnDialect.h"
+#include "ir/KilnOps.h"
 
 #include "mlir/IR/BuiltinTypes.h"
 
@@ -72,6 +73,19 @@ BufferPlan planBuffers(mlir::func::FuncOp func) {
     for (mlir::Value v : op.getResults()) {
       if (!isArenaValue(v))
         continue;
+      // reshape(x) has x's bytes in x's order: it is a view of x, so it
+      // takes x's interval (extended to its own last use) and the kernel
+      // has nothing to copy. A reshape of an argument stays a copy.
+      if (mlir::isa<ReshapeOp>(op)) {
+        auto source = plan.indexOf.find(op.getOperand(0));
+        if (source != plan.indexOf.end()) {
+          LiveInterval &li = plan.intervals[source->second];
+          for (mlir::Operation *user : v.getUsers())
+            li.end = std::max(li.end, plan.step[user]);
+          plan.indexOf[v] = source->second;
+          continue;
+        }
+      }
       LiveInterval li;
       li.bytes = tensorBytes(v.getType());
       li.start = plan.step[&op];

@@ -41,12 +41,15 @@ int64_t assignArenaOffsets(std::vector<LiveInterval> &intervals,
 struct BufferPlan {
   /// Execution step of each op in the function body (its position).
   llvm::DenseMap<mlir::Operation *, int64_t> step;
-  /// Arena values and their intervals (same order).
+  /// Arena values and their intervals (same order). A reshape of an arena
+  /// value is a view of it: it is not listed here, and `indexOf` maps it to
+  /// its source's interval, which lives until the last use of either.
   std::vector<mlir::Value> values;
   std::vector<LiveInterval> intervals;
   llvm::DenseMap<mlir::Value, int64_t> indexOf;
   int64_t arenaBytes = 0;
-  /// Sum of all arena values' sizes (the arena without reuse).
+  /// Sum of the intervals' sizes (the arena without reuse; views count
+  /// once).
   int64_t intermediateBytes = 0;
   /// Largest sum of bytes live at one step: a lower bound on arenaBytes.
   int64_t peakLiveBytes = 0;
