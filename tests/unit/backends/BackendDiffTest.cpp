@@ -911,6 +911,17 @@ std::vector<OpCase> buildCases() {
          DType::f32,
          {1, 8, 9, 9},
          conv27});
+    // Winograd with a plain result: no post-ops on the primitive, the
+    // bias + residual + silu run after it (TailKernel).
+    c.push_back({"fused_conv2d_winograd_bias_residual_silu",
+                 "fused_conv2d",
+                 {f32({1, 16, 16, 16}), weight(f32({16, 16, 3, 3})), f32({16}),
+                  f32({1, 16, 16, 16})},
+                 {{"pads", {1, 1, 1, 1}},
+                  {"epilogue", steps({"add_bias", "add_residual", "silu"})}},
+                 DType::f32,
+                 {1, 16, 16, 16},
+                 {1e-5 * 12, 1e-5}});
     c.push_back({"fused_conv2d_bias_residual_relu",
                  "fused_conv2d",
                  {f32({2, 4, 6, 6}), weight(f32({4, 4, 3, 3})),
@@ -1233,6 +1244,8 @@ TEST(CpuBackend, ChoosesOnednnOwnOrReference) {
       {"conv2d_f32_groups", "onednn:conv2d"},
       {"conv2d_f32_winograd",
        hasAvx512() ? "onednn:conv2d(winograd)" : "onednn:conv2d"},
+      {"fused_conv2d_winograd_bias_residual_silu",
+       hasAvx512() ? "onednn:fused_conv2d(winograd)" : "onednn:fused_conv2d"},
       {"fused_matmul_bias_gelu_residual", "onednn:fused_matmul"},
       {"fused_matmul_scale_bias_silu", "onednn:fused_matmul"},
       {"fused_matmul_bf16_bias_gelu", "onednn:fused_matmul"},
