@@ -29,6 +29,12 @@
 // block, k and v per key block) and accumulate in f32; f64 is declined (the
 // reference kernel runs it).
 //
+// Decoding (one query per head) with grouped-query heads: the G query
+// heads of a key/value head are one work item of G rows instead of G items
+// of one row, so K and V are read once per group and a tile of 16 lanes
+// holds G queries, not one (rows of q, out and the mask are then G heads
+// apart; causal masks nothing with one query).
+//
 // Code paths. The three tile operations (scores, softmax step, p^T . V) have
 // an AVX-512 version (register-blocked FMA microkernels: 6 keys x 64 queries
 // for the scores, 6 queries x 64 values for p^T . V, and a vector exp2 with
@@ -808,30 +814,60 @@ public:
 private:
   template <DType D> Status runFor(const KernelContext &ctx) {
     applyThreads();
-    const int64_t queryBlocks = (g_.queries + kQueryBlock - 1) / kQueryBlock;
-    const int64_t items = g_.batch * g_.heads * queryBlocks;
+    const int64_t group = g_.heads / g_.kvHeads;
+    // One query per head (decoding) with grouped-query heads: the `group`
+    // query heads of one key/value head form one block of rows, so K and V
+    // are read once per group and the tiles use `group` lanes, not one.
+    const bool groupHeads = g_.queries == 1 && group > 1;
+    const int64_t rows = groupHeads ? group : g_.queries;
+    const int64_t rowBlocks = (rows + kQueryBlock - 1) / kQueryBlock;
+    const int64_t items =
+        g_.batch * (groupHeads ? g_.kvHeads : g_.heads) * rowBlocks;
     const int threads =
         static_cast<int>(std::min<int64_t>(numThreads(), items));
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (int64_t item = 0; item < items; ++item) {
-      int64_t head = item / queryBlocks; // b * H + h
       // Within a head, the long (bottom) query blocks of causal first.
-      int64_t block = queryBlocks - 1 - item % queryBlocks;
-      runBlock<D>(ctx, head / g_.heads, head % g_.heads, block * kQueryBlock,
-                  scratch_[omp_get_thread_num()]);
+      int64_t block = rowBlocks - 1 - item % rowBlocks;
+      Rows r;
+      if (groupHeads) {
+        int64_t kvHead = item / rowBlocks; // b * Hk + kv head
+        r.batch = kvHead / g_.kvHeads;
+        r.head = kvHead % g_.kvHeads * group + block * kQueryBlock;
+        r.query = 0;
+        r.count = std::min(kQueryBlock, group - block * kQueryBlock);
+        r.rowsAreHeads = true;
+      } else {
+        int64_t head = item / rowBlocks; // b * H + h
+        r.batch = head / g_.heads;
+        r.head = head % g_.heads;
+        r.query = block * kQueryBlock;
+        r.count = std::min(kQueryBlock, g_.queries - r.query);
+      }
+      runBlock<D>(ctx, r, scratch_[omp_get_thread_num()]);
     }
     return Status::ok();
   }
 
-  /// Computes the output rows [i0, i0 + 64) of head h of batch b.
+  /// The rows of one work item: `count` queries from `query` of head
+  /// `head`, or (rowsAreHeads, one query per head) query 0 of `count` heads
+  /// from `head`, all of one key/value head.
+  struct Rows {
+    int64_t batch = 0, head = 0, query = 0, count = 0;
+    bool rowsAreHeads = false;
+  };
+
+  /// Computes the output rows `r`.
   template <DType D>
-  void runBlock(const KernelContext &ctx, int64_t b, int64_t h, int64_t i0,
-                Scratch &s) {
+  void runBlock(const KernelContext &ctx, const Rows &r, Scratch &s) {
     const int64_t D_ = g_.headDim, Dv = g_.valueDim;
-    const int64_t queryCount = std::min(kQueryBlock, g_.queries - i0);
+    const int64_t b = r.batch, h = r.head, i0 = r.query;
+    const int64_t queryCount = r.count;
     const int64_t queryVectors = (queryCount + 15) / 16;
     const int64_t kvHead = h / (g_.heads / g_.kvHeads);
     const int64_t elem = dtypeSize(D);
+    // Consecutive rows of q and out are D (Dv) elements apart either way:
+    // [B, H, Sq, D] with Sq == 1 when rows are heads.
     const char *q = static_cast<const char *>(ctx.inputs[0].data) +
                     ((b * g_.heads + h) * g_.queries + i0) * D_ * elem;
     const char *k = static_cast<const char *>(ctx.inputs[1].data) +
@@ -857,12 +893,21 @@ private:
     std::fill(s.rowSum.get(), s.rowSum.get() + rows, 0.0f);
     std::fill(s.acc.get(), s.acc.get() + rows * accStride_, 0.0f);
 
-    // Causal: the last query of the block sees keys [0, keyEnd).
+    // Causal: the last query of the block sees keys [0, keyEnd) (with one
+    // query, every key: j <= 0 + Sk - 1).
     const int64_t diagonal = g_.keys - g_.queries;
+    const int64_t lastQuery = r.rowsAreHeads ? 0 : i0 + queryCount - 1;
     const int64_t keyEnd =
-        causal_ ? std::clamp<int64_t>(i0 + queryCount + diagonal, 0, g_.keys)
+        causal_ ? std::clamp<int64_t>(lastQuery + 1 + diagonal, 0, g_.keys)
                 : g_.keys;
+    // The mask at the item's origin, and its strides with the rows' stride
+    // in place of the queries' (the heads' when rows are heads; the row
+    // offset then comes in as i0 = 0).
     const void *mask = nullptr;
+    int64_t maskStrides[4] = {g_.maskStrides[0], g_.maskStrides[1],
+                              g_.maskStrides[2], g_.maskStrides[3]};
+    if (r.rowsAreHeads)
+      maskStrides[2] = g_.maskStrides[1];
     if (g_.hasMask)
       mask = static_cast<const char *>(ctx.inputs[3].data) +
              (b * g_.maskStrides[0] + h * g_.maskStrides[1]) *
@@ -885,14 +930,15 @@ private:
       float *scores = s.scores.get();
       ops_.scores(queryT, queryVectors, D_, keys, D_, keyCount, scale_, scores);
       if (mask) {
+        const int64_t maskRow = r.rowsAreHeads ? 0 : i0;
         if (g_.maskType == DType::i1)
-          applyMask<DType::i1>(ops_, mask, g_.maskStrides, i0, queryCount, j0,
+          applyMask<DType::i1>(ops_, mask, maskStrides, maskRow, queryCount, j0,
                                keyCount, scores);
         else
-          applyMask<D>(ops_, mask, g_.maskStrides, i0, queryCount, j0, keyCount,
-                       scores);
+          applyMask<D>(ops_, mask, maskStrides, maskRow, queryCount, j0,
+                       keyCount, scores);
       }
-      if (causal_ && j0 + keyCount - 1 > i0 + diagonal)
+      if (causal_ && !r.rowsAreHeads && j0 + keyCount - 1 > i0 + diagonal)
         maskAboveDiagonal(diagonal, i0, queryCount, j0, keyCount, scores);
       ops_.softmax(scores, keyCount, queryVectors, s.rowMax.get(),
                    s.rowSum.get(), s.alpha.get());

@@ -1075,6 +1075,19 @@ std::vector<OpCase> buildCases() {
     attention("bf16", DType::bf16, {1, 4, 70, 32}, {1, 2, 100, 32}, 48, plain,
               of(DType::i1, {70, 100}, 0, 2));
     attention("f64", DType::f64, {1, 2, 9, 8}, {1, 2, 11, 8}, 8, causal);
+    // One query per head with grouped-query heads (decoding): the cpu
+    // kernel computes the group's heads as one block of rows.
+    attention("decode_gqa_causal", DType::f32, {2, 8, 1, 64}, {2, 2, 300, 64},
+              64, causal);
+    attention("decode_gqa_head_mask", DType::f32, {1, 8, 1, 32},
+              {1, 2, 130, 32}, 24, plain,
+              of(DType::f32, {1, 8, 1, 130}, -4, 0));
+    attention("decode_gqa_bool_mask", DType::f32, {2, 6, 1, 16}, {2, 3, 97, 16},
+              16, causal, of(DType::i1, {2, 1, 1, 97}, 0, 2));
+    attention("decode_mqa_80_heads", DType::f32, {1, 80, 1, 16}, {1, 1, 50, 16},
+              16, plain, of(DType::f32, {1, 80, 1, 1}, -1, 1));
+    attention("decode_gqa_bf16", DType::bf16, {1, 4, 1, 32}, {1, 2, 100, 32},
+              32, causal, of(DType::bf16, {1, 4, 1, 100}, -2, 0));
   }
   return c;
 }
@@ -1283,7 +1296,8 @@ TEST(CpuBackend, ChoosesOnednnOwnOrReference) {
       {"attention_odd_sizes", "cpu:flash_attention"},
       {"attention_f16", "cpu:flash_attention"},
       {"attention_bf16", "cpu:flash_attention"},
-      {"attention_f64", "reference"}};
+      {"attention_f64", "reference"},
+      {"attention_decode_gqa_head_mask", "cpu:flash_attention"}};
   for (const auto &[name, impl] : expected)
     EXPECT_EQ(implOf(findCase(cases, name)), impl) << name;
 }
