@@ -11,14 +11,27 @@ mask from torch.triu), torch.nn.MultiheadAttention (heads folded into the
 batch, bmm), F.scaled_dot_product_attention, causal and with a mask,
 attention written with torch.einsum, T5-style (no scale, a learned position
 bias), cross-attention over a shorter memory, nn.TransformerEncoderLayer
-with a causal mask, and Bloom's ALiBi attention (baddbmm on [B*H, S, D],
-viewed to [B, H, S, S] and back).
+with a causal mask, Bloom's ALiBi attention (baddbmm on [B*H, S, D],
+viewed to [B, H, S, S] and back), nn.MultiheadAttention with a causal
+and a key padding mask, a LLaMA-style 4-D mask (the causal
+float mask expanded to [B, 1, S, S] and masked_fill'ed with the padding),
+causal & padding as one boolean mask, GPT-NeoX's baddbmm on zeros with a
+causal where, grouped-query heads by repeat_interleave, multi-query
+attention by expand, softmax written out (exp(x - max) / sum), a
+DeBERTa-style relative term (q @ pos^T added to the scores), and Swin V2's
+shifted-window attention (per-head logit scale, window mask built by slice
+assignment, scores viewed as rank 5 for it), and the 4-D mask of
+transformers' LLaMA (padding written into the causal mask by slice
+assignment). The forms
+whose masks are causal must be fused with the causal flag.
 
 Needs the peers of bench/setup.sh:
   build/bench-venv/bin/python bench/check_attention_fusion.py [BIN_DIR] [WORKDIR]
   build/bench-venv/bin/python bench/check_attention_fusion.py --save-fixtures tests/onnx/attention
 Add --dynamo to export with PyTorch's default (torch.export-based) exporter
 instead of the TorchScript one; its fixtures are named dynamo-<form>.
+--opset N sets the TorchScript exporter's opset (default 17; fixtures
+opset<N>-<form>).
 The second form writes the small forms' ONNX files with their inputs and
 PyTorch's outputs (.npy) as fixtures for tests/onnx/AttentionExportsTest.cpp,
 which checks the same things in CI without PyTorch.
@@ -39,6 +52,13 @@ FIXTURES = None
 DYNAMO = "--dynamo" in sys.argv
 if DYNAMO:
     sys.argv.remove("--dynamo")
+# --opset N: the TorchScript exporter's opset (default 17); before 13,
+# Softmax coerces its input to 2-D. Fixtures are named opset<N>-<form>.
+OPSET = 17
+if "--opset" in sys.argv:
+    i = sys.argv.index("--opset")
+    OPSET = int(sys.argv[i + 1])
+    del sys.argv[i:i + 2]
 if len(sys.argv) > 2 and sys.argv[1] == "--save-fixtures":
     FIXTURES = sys.argv[2]
     del sys.argv[1:3]
@@ -207,7 +227,186 @@ class BloomAttention(nn.Module):
         return torch.bmm(probs, v).view(B, H, S, hd).transpose(1, 2).reshape(B, S, D)
 
 
-def check(name, model, inputs, expected_blocks):
+class TorchMhaCausalPad(nn.Module):
+    """torch.nn.MultiheadAttention with a causal attn_mask and a key padding
+    mask, which it sums on [B*H, S, S] and views as [B, H, S, S]."""
+    def __init__(self):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(D, H, batch_first=True)
+
+    def forward(self, x, mask):
+        causal = nn.Transformer.generate_square_subsequent_mask(S)
+        return self.mha(x, x, x, key_padding_mask=mask < 0.5, attn_mask=causal,
+                        need_weights=False)[0]
+
+
+class SwinWindows(nn.Module):
+    """torchvision's shifted_window_attention (Swin V2), in one dimension:
+    windows of 8 tokens folded into the batch, cosine scores times a learned
+    per-head logit scale, a relative position bias, the shifted-window mask
+    built by slice assignment (ONNX ScatterND on constants) and added on the
+    scores viewed as [B, windows, H, N, N]."""
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(D, 3 * D)
+        self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(H, 1, 1)))
+        self.bias = nn.Parameter(torch.randn(H, 8, 8))
+
+    def forward(self, x, mask):
+        n, w, hd = 8, S // 8, D // H
+        x = torch.roll(x, shifts=-4, dims=1).reshape(B * w, n, D)
+        q, k, v = (t.reshape(B * w, n, H, hd).transpose(1, 2) for t in self.qkv(x).split(D, dim=2))
+        attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+        attn = attn * torch.clamp(self.logit_scale, max=math.log(100.0)).exp() + self.bias
+        ids = x.new_zeros(S)
+        for count, (a, b) in enumerate(((0, -n), (-n, -4), (-4, None))):
+            ids[a:b] = count
+        ids = ids.view(w, n)
+        diff = ids.unsqueeze(1) - ids.unsqueeze(2)
+        windows = diff.masked_fill(diff != 0, -100.0).masked_fill(diff == 0, 0.0)
+        attn = attn.view(B, w, H, n, n) + windows.unsqueeze(1).unsqueeze(0)
+        attn = F.softmax(attn.view(-1, H, n, n), dim=-1)
+        o = (attn @ v).transpose(1, 2).reshape(B, S, D)
+        return torch.roll(o, shifts=4, dims=1)
+
+
+class HfLlamaMask(nn.Module):
+    """The 4-D mask of transformers' LlamaModel (4.4x,
+    _prepare_4d_causal_attention_mask_with_cache_position): a causal float
+    mask, then the padding filled in by slice assignment (the TorchScript
+    exporter writes ScatterND with updates computed from the input), added
+    to eager attention's scores."""
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(D, 3 * D)
+
+    def forward(self, x, attention_mask):
+        q, k, v = (t.view(B, S, H, D // H).transpose(1, 2) for t in self.qkv(x).split(D, dim=2))
+        min_dtype = torch.finfo(x.dtype).min
+        causal_mask = torch.triu(torch.full((S, S), fill_value=min_dtype), diagonal=1)
+        causal_mask *= torch.arange(S) > torch.arange(S).reshape(-1, 1)
+        causal_mask = causal_mask[None, None, :, :].expand(B, 1, -1, -1).clone()
+        n = attention_mask.shape[-1]
+        padding_mask = causal_mask[:, :, :, :n] + attention_mask[:, None, None, :]
+        padding_mask = padding_mask == 0
+        causal_mask[:, :, :, :n] = causal_mask[:, :, :, :n].masked_fill(padding_mask, min_dtype)
+        w = torch.matmul(q, k.transpose(2, 3)) * (D // H) ** -0.5 + causal_mask[:, :, :, : k.shape[-2]]
+        w = F.softmax(w, dim=-1, dtype=torch.float32).to(q.dtype)
+        return torch.matmul(w, v).transpose(1, 2).reshape(B, S, D)
+
+
+class CausalPad4d(nn.Module):
+    """The 4-D mask LLaMA-style models build: a causal float mask expanded
+    to [B, 1, S, S], masked_fill'ed where the padding mask is 0, added to
+    the scores (softmax in float32)."""
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(D, 3 * D)
+
+    def forward(self, x, mask):
+        q, k, v = (t.view(B, S, H, D // H).transpose(1, 2) for t in self.qkv(x).split(D, dim=2))
+        fill = torch.finfo(torch.float32).min
+        causal = torch.full((S, S), fill).triu(1)[None, None].expand(B, 1, S, S)
+        m = causal.masked_fill(mask[:, None, None, :] == 0, fill)
+        w = torch.matmul(q, k.transpose(2, 3)) * (D // H) ** -0.5 + m
+        w = F.softmax(w, dim=-1, dtype=torch.float32).to(q.dtype)
+        return torch.matmul(w, v).transpose(1, 2).reshape(B, S, D)
+
+
+class CausalAndPad(nn.Module):
+    """One boolean mask, causal & padding, applied with masked_fill(~keep)."""
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(D, 3 * D)
+
+    def forward(self, x, mask):
+        q, k, v = (t.view(B, S, H, D // H).transpose(1, 2) for t in self.qkv(x).split(D, dim=2))
+        keep = torch.ones(S, S, dtype=torch.bool).tril()[None, None] & (mask[:, None, None, :] > 0.5)
+        w = (q @ k.transpose(-2, -1) / math.sqrt(D // H)).masked_fill(~keep, float("-inf"))
+        return (F.softmax(w, dim=-1) @ v).transpose(1, 2).reshape(B, S, D)
+
+
+class NeoxAttention(nn.Module):
+    """transformers' GPTNeoXAttention (eager, before 4.45): baddbmm on a
+    zeros tensor (which the torch.export exporter stores as an initializer),
+    viewed to [B, H, S, S], causal where with finfo.min."""
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(D, 3 * D)
+        self.register_buffer("bias", torch.tril(torch.ones(S, S, dtype=torch.bool)))
+
+    def forward(self, x, mask):
+        hd = D // H
+        q, k, v = (t.view(B, S, H, hd).transpose(1, 2).reshape(B * H, S, hd)
+                   for t in self.qkv(x).split(D, dim=2))
+        zeros = torch.zeros(B * H, S, S, dtype=q.dtype)
+        w = torch.baddbmm(zeros, q, k.transpose(1, 2), beta=1.0, alpha=1 / math.sqrt(hd)).view(B, H, S, S)
+        w = torch.where(self.bias, w, torch.tensor(torch.finfo(w.dtype).min))
+        p = F.softmax(w, dim=-1).view(B * H, S, S)
+        return torch.bmm(p, v).view(B, H, S, hd).transpose(1, 2).reshape(B, S, D)
+
+
+class RepeatInterleaveGqa(nn.Module):
+    """Grouped-query heads by torch.repeat_interleave (2 key/value heads)."""
+    def __init__(self):
+        super().__init__()
+        self.q = nn.Linear(D, D)
+        self.kv = nn.Linear(D, D)
+
+    def forward(self, x, mask):
+        hd = D // H
+        q = self.q(x).view(B, S, H, hd).transpose(1, 2)
+        k, v = (t.reshape(B, S, 2, hd).transpose(1, 2).repeat_interleave(H // 2, dim=1)
+                for t in self.kv(x).split(D // 2, dim=2))
+        w = q @ k.transpose(-1, -2) / math.sqrt(hd)
+        return (w.softmax(-1) @ v).transpose(1, 2).reshape(B, S, D)
+
+
+class MqaExpand(nn.Module):
+    """Multi-query attention: one key/value head expanded to all heads."""
+    def __init__(self):
+        super().__init__()
+        self.q = nn.Linear(D, D)
+        self.kv = nn.Linear(D, 2 * (D // H))
+
+    def forward(self, x, mask):
+        hd = D // H
+        q = self.q(x).view(B, S, H, hd).transpose(1, 2)
+        k, v = (t[:, None].expand(B, H, S, hd) for t in self.kv(x).split(hd, dim=2))
+        w = q @ k.transpose(-1, -2) * hd ** -0.5
+        return (w.softmax(-1) @ v).transpose(1, 2).reshape(B, S, D)
+
+
+class HandSoftmax(nn.Module):
+    """Softmax written out: exp(w - max) / sum, with an additive padding mask."""
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(D, 3 * D)
+
+    def forward(self, x, mask):
+        q, k, v = (t.view(B, S, H, D // H).transpose(1, 2) for t in self.qkv(x).split(D, dim=2))
+        w = q @ k.transpose(-1, -2) / math.sqrt(D // H) + (1.0 - mask[:, None, None, :]) * -1e9
+        e = torch.exp(w - w.amax(dim=-1, keepdim=True))
+        return ((e / e.sum(dim=-1, keepdim=True)) @ v).transpose(1, 2).reshape(B, S, D)
+
+
+class DebertaRelative(nn.Module):
+    """DeBERTa-style content-to-position term: q @ pos^T added to q @ k^T,
+    the sum scaled by 1/sqrt(2 D)."""
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(D, 3 * D)
+        self.pos = nn.Parameter(torch.randn(S, D))
+
+    def forward(self, x, mask):
+        hd = D // H
+        q, k, v = (t.view(B, S, H, hd).transpose(1, 2) for t in self.qkv(x).split(D, dim=2))
+        pos = self.pos.view(S, H, hd).transpose(0, 1)
+        w = (q @ k.transpose(-1, -2) + q @ pos.transpose(-1, -2)) / math.sqrt(2 * hd)
+        return (w.softmax(-1) @ v).transpose(1, 2).reshape(B, S, D)
+
+
+def check(name, model, inputs, expected_blocks, causal=False):
     """Exports, compiles with --report, runs and compares one model; returns
     whether every expected block was fused and the output matches."""
     model.eval()
@@ -218,7 +417,7 @@ def check(name, model, inputs, expected_blocks):
         kwargs = {"dynamo": True, "external_data": False}
     else:
         kwargs = {"dynamo": False} if "dynamo" in torch.onnx.export.__code__.co_varnames else {}
-        kwargs["opset_version"] = 17
+        kwargs["opset_version"] = OPSET
     torch.onnx.export(model, tuple(inputs.values()), path, input_names=names,
                       output_names=["y"], **kwargs)
     with torch.no_grad():
@@ -226,7 +425,7 @@ def check(name, model, inputs, expected_blocks):
     if FIXTURES and expected_blocks == 1:
         os.makedirs(FIXTURES, exist_ok=True)
         import shutil
-        prefix = "dynamo-" if DYNAMO else ""
+        prefix = "dynamo-" if DYNAMO else f"opset{OPSET}-" if OPSET != 17 else ""
         shutil.copy(path, f"{FIXTURES}/{prefix}{name}.onnx")
         used = {i.name for i in onnx.load(path).graph.input}
         for n, t in inputs.items():
@@ -240,6 +439,7 @@ def check(name, model, inputs, expected_blocks):
         return False
     m = re.search(r"kiln-fuse-attention: (\d+) fused, (\d+) not fused", report.stdout)
     fused, rejected = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+    fused_causal = len(re.findall(r"fused attention: .*, causal", report.stdout))
     # The exporter drops inputs the graph does not read (e.g. the mask of a
     # causal-only model).
     used = {i.name for i in onnx.load(path).graph.input}
@@ -252,8 +452,9 @@ def check(name, model, inputs, expected_blocks):
                    check=True, capture_output=True)
     got = np.load(f"{WORK}/{name}-out/y.npy")
     rel = float(np.abs(got - ref).max() / np.abs(ref).max())
-    print(f"| {name} | {fused} of {expected_blocks} | {rejected} | {rel:.2g} |", flush=True)
-    ok = fused == expected_blocks and not rejected and rel <= 1e-4
+    print(f"| {name} | {fused} of {expected_blocks} | {rejected} | {fused_causal} | {rel:.2g} |", flush=True)
+    ok = (fused == expected_blocks and not rejected and rel <= 1e-4
+          and fused_causal == (fused if causal else 0))
     if not ok:
         print(report.stdout, file=sys.stderr)
     return ok
@@ -266,21 +467,28 @@ def main():
              ("sdpa-causal", Sdpa(True)), ("sdpa-mask", Sdpa(False)),
              ("einsum", EinsumAttention()), ("t5-bias", T5Attention()),
              ("cross-attn", CrossAttention()), ("encoder-layer-causal", EncoderLayerCausal()),
-             ("bloom-alibi", BloomAttention())]
+             ("bloom-alibi", BloomAttention()), ("torch-mha-causal-pad", TorchMhaCausalPad()),
+             ("causal-pad-4d", CausalPad4d()),
+             ("causal-and-pad", CausalAndPad()), ("neox-causal", NeoxAttention()),
+             ("gqa-repeat-interleave", RepeatInterleaveGqa()), ("mqa-expand", MqaExpand()),
+             ("hand-softmax", HandSoftmax()), ("deberta-relative", DebertaRelative()),
+             ("swin-windows", SwinWindows()), ("hf-llama-mask", HfLlamaMask())]
+    causal = {"hf-gpt2", "llama-gqa", "sdpa-causal", "encoder-layer-causal", "bloom-alibi",
+              "torch-mha-causal-pad", "causal-pad-4d", "hf-llama-mask", "causal-and-pad", "neox-causal", "gpt2-small"}
     x = torch.randn(B, S, D)
     mask = torch.ones(B, S)
     mask[1, S - 5:] = 0  # the second sequence ends in padding
-    print("| form | blocks fused | not fused | max rel err |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| form | blocks fused | not fused | causal | max rel err |")
+    print("| --- | ---: | ---: | ---: | ---: |")
     failures = 0
     for name, model in cases:
-        failures += not check(name, model, {"x": x, "mask": mask}, 1)
+        failures += not check(name, model, {"x": x, "mask": mask}, 1, name in causal)
     # The benchmark's BERT-base and GPT-2 small (bench/cpu_models.py).
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from cpu_models import torch_model
     for name in [] if FIXTURES else ["bert-base", "gpt2-small"]:
         model, example = torch_model(name, 1)
-        failures += not check(name, model, {"x": example}, 12)
+        failures += not check(name, model, {"x": example}, 12, name in causal)
     sys.exit(1 if failures else 0)
 
 

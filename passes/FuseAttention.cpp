@@ -314,36 +314,196 @@ std::optional<double> splatValue(Value v) {
 /// Whether `mask` (boolean: true keeps, or true masks when `trueKeeps` is
 /// false, as in masked_fill; additive: 0 keeps, <= kMaskedOut masks) is the
 /// causal pattern for `sq` queries and `sk` keys: key j is kept for query i
-/// exactly when j <= i + (sk - sq), the same for every batch and head. False as
-/// well when that cannot be decided from constants alone.
+/// exactly when j <= i + (sk - sq), the same for every batch and head (a
+/// mask expanded over them, as HF's [B, 1, S, S] masks are, is checked for
+/// each). False as well when that cannot be decided from constants alone.
 bool isCausalMask(Value mask, bool boolean, int64_t sq, int64_t sk,
                   bool trueKeeps = true) {
   llvm::ArrayRef<int64_t> shape = tensorType(mask).getShape();
   int64_t rank = shape.size();
   if (rank < 2 || rank > 16 || shape[rank - 2] != sq || shape[rank - 1] != sk)
     return false;
+  int64_t leading = 1;
   for (int64_t d = 0; d + 2 < rank; ++d)
-    if (shape[d] != 1)
-      return false;
-  if (sq * sk > kMaxCausalCheck)
+    leading *= shape[d];
+  if (leading * sq * sk > kMaxCausalCheck)
     return false;
   MaskEvaluator evaluator;
   MaskEvaluator::Fn f = evaluator.build(mask);
   if (!f)
     return false;
   llvm::SmallVector<int64_t> index(rank, 0);
-  for (int64_t i = 0; i < sq; ++i)
-    for (int64_t j = 0; j < sk; ++j) {
-      index[rank - 2] = i;
-      index[rank - 1] = j;
-      double value = f(index.data());
-      bool keep = j <= i + (sk - sq);
-      bool ok = boolean ? ((value != 0) == trueKeeps) == keep
-                        : (keep ? value == 0 : value <= kMaskedOut);
-      if (!ok)
-        return false;
+  for (int64_t n = 0; n < leading; ++n) {
+    for (int64_t d = rank - 2, rest = n; d-- > 0;) {
+      index[d] = rest % shape[d];
+      rest /= shape[d];
     }
+    for (int64_t i = 0; i < sq; ++i)
+      for (int64_t j = 0; j < sk; ++j) {
+        index[rank - 2] = i;
+        index[rank - 1] = j;
+        double value = f(index.data());
+        bool keep = j <= i + (sk - sq);
+        bool ok = boolean ? ((value != 0) == trueKeeps) == keep
+                          : (keep ? value == 0 : value <= kMaskedOut);
+        if (!ok)
+          return false;
+      }
+  }
   return true;
+}
+
+/// A reshape that only regroups the leading dims of [..., Sq, Sk] (e.g.
+/// [B*H, Sq, Sk] <-> [B, H, Sq, Sk]), result rank at most `maxRank`: 4 where
+/// the result is the softmax's input or the probabilities; between the
+/// scores matmul and the softmax, 6 (Swin views its scores as [B, windows,
+/// H, N, N] to add the shifted-window mask, then back).
+bool isRegroup(Operation *op, int64_t maxRank = 4) {
+  auto reshape = mlir::dyn_cast_or_null<ReshapeOp>(op);
+  if (!reshape)
+    return false;
+  auto in = tensorType(reshape.getX()).getShape();
+  auto out = tensorType(reshape).getShape();
+  return in.size() >= 2 && out.size() >= 2 && int64_t(out.size()) <= maxRank &&
+         in.take_back(2) == out.take_back(2);
+}
+
+/// The rank up to which the scores may be regrouped between the scores
+/// matmul and the softmax.
+constexpr int64_t kMaxInteriorRank = 6;
+
+/// The leading dims of `shape` (all but the last two).
+llvm::SmallVector<int64_t> leadingDims(llvm::ArrayRef<int64_t> shape) {
+  return llvm::SmallVector<int64_t>(shape.drop_back(2));
+}
+
+/// Whether `v`, computed from constants only, is zero everywhere (an
+/// additive mask that changes nothing, e.g. the zeros GPT-NeoX passes to
+/// baddbmm). False as well when that cannot be decided from constants.
+bool isZeroMask(Value v) {
+  if (std::optional<double> splat = splatValue(v))
+    return *splat == 0;
+  RankedTensorType type = tensorType(v);
+  if (type.getRank() > 16 || type.getNumElements() > kMaxCausalCheck)
+    return false;
+  MaskEvaluator evaluator;
+  MaskEvaluator::Fn f = evaluator.build(v);
+  if (!f)
+    return false;
+  auto shape = type.getShape();
+  llvm::SmallVector<int64_t> index(shape.size(), 0);
+  for (int64_t n = 0; n < type.getNumElements(); ++n) {
+    int64_t linear = n;
+    for (size_t d = shape.size(); d-- > 0;) {
+      index[d] = linear % shape[d];
+      linear /= shape[d];
+    }
+    if (f(index.data()) != 0)
+      return false;
+  }
+  return true;
+}
+
+/// One part of a mask: additive (0 keeps, <= kMaskedOut masks out) or
+/// boolean (true keeps, or true masks out when `keepWhenTrue` is false).
+struct MaskPart {
+  Value value;
+  bool boolean = false;
+  bool keepWhenTrue = true;
+  /// The shape it is applied in, when a reshape that regroups the leading
+  /// dims follows it; else empty (the shape the whole mask is applied in).
+  llvm::SmallVector<int64_t> appliedShape;
+};
+
+/// Splits a mask that combines several into its parts, so that a causal
+/// part is recognized on its own when a padding mask is combined with it
+/// (GPT-2 with `&`, Bloom with `|`, the 4-D masks of LLaMA-style models
+/// built by masked_fill or by adding a padding mask):
+///
+///   additive a + b                 -> additive a, additive b
+///   additive where(c, fill, a)     -> additive a, c (true masks out)
+///   additive where(c, a, fill)     -> additive a, c (true keeps)
+///   boolean keep where(a, b, false) (a and b)   -> a, b (true keeps)
+///   boolean mask where(a, true, b)  (a or b)    -> a, b (true masks out)
+///   boolean compare(x, false, "eq")  (not x)    -> x, the other sense
+///   a part broadcast_to(x)                      -> x
+///   slice(x) of all of x                        -> x
+///   reshape(m) regrouping the leading dims      -> the parts of m, applied
+///                                                  in m's shape
+///
+/// with `fill` a splat <= kMaskedOut. The parts applied one after the other
+/// mask out exactly what the whole does. `shape` is the shape the whole is
+/// applied in.
+void splitMask(const MaskPart &mask, llvm::ArrayRef<int64_t> shape,
+               llvm::SmallVectorImpl<MaskPart> &parts, int depth = 0) {
+  Operation *op = mask.value.getDefiningOp();
+  auto split = [&](Value value, bool boolean, bool keepWhenTrue) {
+    MaskPart part{value, boolean, keepWhenTrue, mask.appliedShape};
+    splitMask(part, shape, parts, depth + 1);
+  };
+  // nn.MultiheadAttention sums its masks on [B*H, S, S] and views the sum
+  // as [B, H, S, S].
+  llvm::ArrayRef<int64_t> applied =
+      mask.appliedShape.empty() ? shape : mask.appliedShape;
+  if (isRegroup(op) && depth < 8 &&
+      tensorType(mask.value).getShape() == applied) {
+    MaskPart part{op->getOperand(0), mask.boolean, mask.keepWhenTrue};
+    part.appliedShape.assign(tensorType(part.value).getShape().begin(),
+                             tensorType(part.value).getShape().end());
+    return splitMask(part, shape, parts, depth + 1);
+  }
+  auto isSplatOf = [](Value v, double value) {
+    std::optional<double> s = splatValue(v);
+    return s && *s == value;
+  };
+  auto masksOut = [](Value v) {
+    std::optional<double> s = splatValue(v);
+    return s && *s <= kMaskedOut;
+  };
+  // A part broadcast to the whole's shape is applied the same unbroadcast
+  // (the parts broadcast to the scores either way).
+  if (auto broadcast = mlir::dyn_cast_or_null<BroadcastToOp>(op);
+      broadcast && depth > 0 && depth < 8)
+    return split(broadcast.getX(), mask.boolean, mask.keepWhenTrue);
+  // A slice of all of it (HF's `mask[:, :, :, :key_len]`) is the mask.
+  if (auto slice = mlir::dyn_cast_or_null<SliceOp>(op);
+      slice && depth < 8 && slice.getX().getType() == slice.getType() &&
+      llvm::all_of(slice.getStarts(), [](int64_t s) { return s == 0; }) &&
+      llvm::all_of(slice.getSteps(), [](int64_t s) { return s == 1; }))
+    return split(slice.getX(), mask.boolean, mask.keepWhenTrue);
+  if (op && depth < 8) {
+    if (!mask.boolean) {
+      if (auto add = mlir::dyn_cast<AddOp>(op)) {
+        split(add.getLhs(), false, true);
+        split(add.getRhs(), false, true);
+        return;
+      }
+      if (auto where = mlir::dyn_cast<WhereOp>(op)) {
+        bool fillX = masksOut(where.getX()), fillY = masksOut(where.getY());
+        if (fillX != fillY) {
+          split(where.getCond(), true, /*keepWhenTrue=*/fillY);
+          split(fillX ? where.getY() : where.getX(), false, true);
+          return;
+        }
+      }
+    } else if (auto where = mlir::dyn_cast<WhereOp>(op)) {
+      if (mask.keepWhenTrue ? isSplatOf(where.getY(), 0)
+                            : isSplatOf(where.getX(), 1)) {
+        split(where.getCond(), true, mask.keepWhenTrue);
+        split(mask.keepWhenTrue ? where.getX() : where.getY(), true,
+              mask.keepWhenTrue);
+        return;
+      }
+    } else if (auto compare = mlir::dyn_cast<CompareOp>(op)) {
+      if (compare.getPredicate() == "eq" &&
+          tensorType(compare.getLhs()).getElementType().isInteger(1) &&
+          isSplatOf(compare.getRhs(), 0)) {
+        split(compare.getLhs(), true, !mask.keepWhenTrue);
+        return;
+      }
+    }
+  }
+  parts.push_back(mask);
 }
 
 //===----------------------------------------------------------------------===//
@@ -352,14 +512,17 @@ bool isCausalMask(Value mask, bool boolean, int64_t sq, int64_t sk,
 
 /// One op between the scores matmul and the softmax.
 struct Step {
-  enum Kind { Scale, AddMask, WhereMask, Cast, Regroup } kind;
+  enum Kind { Scale, RowScale, AddMask, WhereMask, Cast, Regroup } kind;
   Operation *op;
   /// The shape the step works in (its result's shape): the scores' shape,
   /// or before a Regroup, the shape with other leading dims.
   llvm::SmallVector<int64_t> shape;
-  double scale = 1;         // Scale
-  Value mask;               // AddMask: the mask; WhereMask: the condition
+  double scale = 1; // Scale
+  Value mask; // AddMask: the mask; WhereMask: the condition; RowScale: the
+              // factor
   bool keepWhenTrue = true; // WhereMask
+  bool negate = false;      // AddMask: subtracted (scores - mask)
+  bool divide = false;      // RowScale: scores / factor
 };
 
 /// A candidate in canonical form, ready to rewrite.
@@ -379,8 +542,13 @@ struct Canonical {
     double factor = 1;
     /// Boolean: whether true keeps (else true masks out).
     bool keepWhenTrue = true;
+    /// Additive: subtracted from the scores rather than added.
+    bool negate = false;
   };
   llvm::SmallVector<Mask> additive, boolean;
+  /// Factors the same for every key (last dim 1), in the scores' shape,
+  /// applied to Q at rewrite: (factor, whether Q is divided by it).
+  llvm::SmallVector<std::pair<Value, bool>> rowScales;
   bool causal = false;
   /// Single-use muls/divs by a splat on Q or K, folded into `scale` and
   /// bypassed at rewrite.
@@ -391,23 +559,6 @@ struct Rejection {
   std::string reason;
 };
 
-/// A reshape that only regroups the leading dims of [..., Sq, Sk] (e.g.
-/// [B*H, Sq, Sk] <-> [B, H, Sq, Sk]), result rank at most 4.
-bool isRegroup(Operation *op) {
-  auto reshape = mlir::dyn_cast_or_null<ReshapeOp>(op);
-  if (!reshape)
-    return false;
-  auto in = tensorType(reshape.getX()).getShape();
-  auto out = tensorType(reshape).getShape();
-  return in.size() >= 2 && out.size() >= 2 && out.size() <= 4 &&
-         in.take_back(2) == out.take_back(2);
-}
-
-/// The leading dims of `shape` (all but the last two).
-llvm::SmallVector<int64_t> leadingDims(llvm::ArrayRef<int64_t> shape) {
-  return llvm::SmallVector<int64_t>(shape.drop_back(2));
-}
-
 /// Whether `v` is computed from a matmul through steps that could be part
 /// of a score chain (so the other operand of an add is the mask).
 bool reachesMatmul(Value v, int depth = 0) {
@@ -416,11 +567,13 @@ bool reachesMatmul(Value v, int depth = 0) {
     return false;
   if (mlir::isa<MatmulOp>(op))
     return tensorType(v).getRank() >= 2;
-  if (mlir::isa<CastOp>(op) || isRegroup(op))
+  if (mlir::isa<CastOp>(op) || isRegroup(op, kMaxInteriorRank))
     return reachesMatmul(op->getOperand(0), depth + 1);
   if (mlir::isa<MulOp, DivOp, AddOp>(op))
     return reachesMatmul(op->getOperand(0), depth + 1) ||
            reachesMatmul(op->getOperand(1), depth + 1);
+  if (mlir::isa<SubOp>(op))
+    return reachesMatmul(op->getOperand(0), depth + 1);
   if (auto where = mlir::dyn_cast<WhereOp>(op))
     return reachesMatmul(where.getX(), depth + 1) ||
            reachesMatmul(where.getY(), depth + 1);
@@ -436,7 +589,7 @@ llvm::FailureOr<Value> readStep(Operation *op, Step &step,
     rejection.reason = std::move(reason);
     return mlir::failure();
   };
-  if (isRegroup(op)) {
+  if (isRegroup(op, kMaxInteriorRank)) {
     step.kind = Step::Regroup;
     return op->getOperand(0);
   }
@@ -455,10 +608,27 @@ llvm::FailureOr<Value> readStep(Operation *op, Step &step,
       c = splatValue(lhs);
       chain = rhs;
     }
-    if (!c)
-      return fail(describe(op) +
-                  " scales the scores by a value that is not a splat "
-                  "constant");
+    if (!c) {
+      // A factor that is the same for every key (per head or per query,
+      // e.g. Swin V2's learned logit scale [H, 1, 1]) moves onto Q.
+      Value factor = rhs;
+      chain = lhs;
+      if (mlir::isa<MulOp>(op) && !reachesMatmul(lhs)) {
+        factor = lhs;
+        chain = rhs;
+      }
+      auto factorShape = tensorType(factor).getShape();
+      if (reachesMatmul(factor) ||
+          !mlir::isa<mlir::FloatType>(tensorType(factor).getElementType()) ||
+          (!factorShape.empty() && factorShape.back() != 1))
+        return fail(describe(op) +
+                    " scales the scores by a value that is neither a splat "
+                    "constant nor the same for every key");
+      step.kind = Step::RowScale;
+      step.mask = factor;
+      step.divide = mlir::isa<DivOp>(op);
+      return chain;
+    }
     if (!(*c > 0) || !std::isfinite(*c))
       return fail(describe(op) + " scales the scores by " + std::to_string(*c) +
                   ", not a positive finite constant");
@@ -469,13 +639,28 @@ llvm::FailureOr<Value> readStep(Operation *op, Step &step,
   if (auto add = mlir::dyn_cast<AddOp>(op)) {
     Value lhs = add.getLhs(), rhs = add.getRhs();
     bool lhsScores = reachesMatmul(lhs), rhsScores = reachesMatmul(rhs);
-    if (lhsScores && rhsScores)
-      return fail("both operands of the mask add come from matmuls");
     if (!lhsScores && !rhsScores)
       return fail("the scores do not come from a matmul");
+    // Both from matmuls (q k^T + q p^T, DeBERTa-style relative position
+    // terms): the left one is taken as the scores and the other as an
+    // additive bias, which is the same sum; a bias that broadcasts the
+    // scores is refused by the shape check on the next step.
+    if (lhsScores && rhsScores && tensorType(lhs) != tensorType(add) &&
+        tensorType(rhs) == tensorType(add))
+      lhsScores = false;
     step.kind = Step::AddMask;
     step.mask = lhsScores ? rhs : lhs;
     return lhsScores ? lhs : rhs;
+  }
+  // scores - m = scores + (-m)
+  if (auto sub = mlir::dyn_cast<SubOp>(op)) {
+    if (!reachesMatmul(sub.getLhs()) || reachesMatmul(sub.getRhs()))
+      return fail("'kiln.sub' between the matmul and the softmax does not "
+                  "subtract a mask from the scores");
+    step.kind = Step::AddMask;
+    step.mask = sub.getRhs();
+    step.negate = true;
+    return sub.getLhs();
   }
   if (auto where = mlir::dyn_cast<WhereOp>(op)) {
     std::optional<double> fillX = splatValue(where.getX());
@@ -557,6 +742,41 @@ std::optional<std::pair<Operation *, Operation *>> matchNanGuard(Value probs) {
       select.getType() != probs.getType())
     return std::nullopt;
   return std::make_pair(isNan.getOperation(), select.getOperation());
+}
+
+/// Adds `mask`, applied to scores of shape `shape`, to `out`: as the causal
+/// flag when it is the causal pattern, else as a mask operand. A mask that
+/// combines a causal part with others (splitMask) is split when that finds
+/// the causal part; an additive mask of zeros is dropped.
+void addMask(Canonical &out, const MaskPart &mask,
+             llvm::ArrayRef<int64_t> shape, int64_t sq, int64_t sk) {
+  auto isCausal = [&](const MaskPart &part) {
+    return isCausalMask(part.value, part.boolean, sq, sk, part.keepWhenTrue);
+  };
+  llvm::SmallVector<MaskPart> parts;
+  splitMask(mask, shape, parts);
+  llvm::SmallVector<bool> causal;
+  for (const MaskPart &part : parts)
+    causal.push_back(isCausal(part));
+  if (!llvm::is_contained(causal, true)) {
+    // Nothing to gain from the parts: keep the mask as it was applied.
+    bool whole = parts.size() > 1 && isCausal(mask);
+    parts.assign({mask});
+    causal.assign({whole});
+  }
+  for (auto [part, isPartCausal] : llvm::zip_equal(parts, causal)) {
+    if (isPartCausal) {
+      out.causal = true;
+      continue;
+    }
+    if (!part.boolean && isZeroMask(part.value))
+      continue;
+    Canonical::Mask m{part.value, part.appliedShape.empty()
+                                      ? llvm::SmallVector<int64_t>(shape)
+                                      : part.appliedShape};
+    m.keepWhenTrue = part.keepWhenTrue;
+    (part.boolean ? out.boolean : out.additive).push_back(m);
+  }
 }
 
 /// Matches the candidate around `softmax`; fills `out` or says why not.
@@ -654,24 +874,34 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
       for (Canonical::Mask &mask : out.additive)
         mask.factor *= step.scale;
       break;
+    case Step::RowScale:
+      // (q k^T) * f = (q * f) k^T for f constant along the keys. After a
+      // mask it would scale the mask too (and turn -inf into +inf where f
+      // is negative); before a regrouping reshape f is in other dims.
+      if (!out.additive.empty() || !out.boolean.empty() || out.causal)
+        return fail(describe(step.op) +
+                    " scales the masked scores by a tensor (only a splat "
+                    "constant may follow a mask)");
+      if (step.shape != llvm::ArrayRef<int64_t>(scoresShape))
+        return fail(describe(step.op) +
+                    " scales the scores by a tensor before they are "
+                    "reshaped");
+      out.rowScales.push_back({step.mask, step.divide});
+      break;
     case Step::AddMask: {
       auto maskType = tensorType(step.mask);
       if (!mlir::isa<mlir::FloatType>(maskType.getElementType()))
         return fail("the additive mask is not a float tensor");
-      if (isCausalMask(step.mask, /*boolean=*/false, sq, sk)) {
-        out.causal = true;
-      } else {
+      if (step.negate) {
         out.additive.push_back({step.mask, step.shape});
+        out.additive.back().negate = true;
+        break;
       }
+      addMask(out, {step.mask}, step.shape, sq, sk);
       break;
     }
     case Step::WhereMask:
-      if (isCausalMask(step.mask, /*boolean=*/true, sq, sk,
-                       step.keepWhenTrue)) {
-        out.causal = true;
-      } else {
-        out.boolean.push_back({step.mask, step.shape, 1, step.keepWhenTrue});
-      }
+      addMask(out, {step.mask, true, step.keepWhenTrue}, step.shape, sq, sk);
       break;
     }
   }
@@ -759,6 +989,13 @@ public:
     q = toRank4(q);
     k = toRank4(k);
     v = toRank4(v);
+    for (auto [factor, divide] : c.rowScales) {
+      mlir::Type qElement = tensorType(q).getElementType();
+      if (tensorType(factor).getElementType() != qElement)
+        factor = b.create<CastOp>(loc, factor, mlir::TypeAttr::get(qElement));
+      q = divide ? b.create<DivOp>(loc, q, factor).getResult()
+                 : b.create<MulOp>(loc, q, factor).getResult();
+    }
     auto scoresShape = tensorType(c.softmax).getShape();
     llvm::SmallVector<int64_t> full(4 - rank, 1);
     full.append(scoresShape.begin(), scoresShape.end());
@@ -854,20 +1091,20 @@ private:
   static std::pair<Value, int64_t> stripHeadRepeat(Value x) {
     auto merge = x.getDefiningOp<ReshapeOp>();
     if (!merge)
-      return {x, 1};
+      return findHeadRepeat(x);
     auto broadcast = merge.getX().getDefiningOp<BroadcastToOp>();
     if (!broadcast)
-      return {x, 1};
+      return findHeadRepeat(x);
     auto split = broadcast.getX().getDefiningOp<ReshapeOp>();
     if (!split)
-      return {x, 1};
+      return findHeadRepeat(x);
     Value base = split.getX();
     auto shape = tensorType(x).getShape();
     auto baseShape = tensorType(base).getShape();
     auto expanded = tensorType(broadcast).getShape();
     auto unit = tensorType(split).getShape();
     if (baseShape.size() != 4 || expanded.size() != 5 || unit.size() != 5)
-      return {x, 1};
+      return findHeadRepeat(x);
     int64_t kvHeads = baseShape[1], groups = expanded[2];
     llvm::SmallVector<int64_t> wantUnit{baseShape[0], kvHeads, 1, baseShape[2],
                                         baseShape[3]};
@@ -876,8 +1113,85 @@ private:
     if (llvm::ArrayRef<int64_t>(wantUnit) != unit ||
         llvm::ArrayRef<int64_t>(wantExpanded) != expanded ||
         shape[1] != kvHeads * groups)
-      return {x, 1};
+      return findHeadRepeat(x);
     return {base, groups};
+  }
+
+  /// Any other chain of reshapes and broadcast_tos that repeats each head
+  /// of a [B or 1, Hk, S, D] value n times in a row: x[b, h, s, d] =
+  /// base[b, h / n, s, d] (a single key/value head expanded, as multi-query
+  /// attention writes it; repeat_interleave, which the TorchScript exporter
+  /// spells with rank-10 reshapes). Checked element by element, up to
+  /// kMaxRepeatCheck elements: (base, n); else (x, 1).
+  static std::pair<Value, int64_t> findHeadRepeat(Value x) {
+    constexpr int64_t kMaxRepeatCheck = int64_t(1) << 24;
+    auto shape = tensorType(x).getShape();
+    if (shape.size() != 4 || tensorType(x).getNumElements() > kMaxRepeatCheck)
+      return {x, 1};
+    llvm::SmallVector<Operation *> chain; // from x up
+    std::pair<Value, int64_t> found{x, 1};
+    for (Value v = x; chain.size() < 8;) {
+      Operation *op = v.getDefiningOp();
+      if (!mlir::isa_and_nonnull<ReshapeOp, BroadcastToOp>(op))
+        break;
+      chain.push_back(op);
+      v = op->getOperand(0);
+      auto base = tensorType(v).getShape();
+      if (base.size() == 4 && (base[0] == shape[0] || base[0] == 1) &&
+          base[1] < shape[1] && shape[1] % base[1] == 0 &&
+          base.take_back(2) == shape.take_back(2) &&
+          repeatsHeads(chain, shape, base))
+        found = {v, shape[1] / base[1]};
+    }
+    return found;
+  }
+
+  /// Whether reading x (`shape`) through `chain` (reshapes and broadcasts,
+  /// from x up to `base`) gives x[b, h, s, d] = base[b or 0, h / n, s, d].
+  static bool repeatsHeads(llvm::ArrayRef<Operation *> chain,
+                           llvm::ArrayRef<int64_t> shape,
+                           llvm::ArrayRef<int64_t> base) {
+    int64_t groups = shape[1] / base[1];
+    int64_t index[16], next[16];
+    for (Operation *op : chain)
+      if (tensorType(op->getOperand(0)).getRank() > 16 ||
+          tensorType(op->getResult(0)).getRank() > 16)
+        return false;
+    int64_t total = shape[0] * shape[1] * shape[2] * shape[3];
+    for (int64_t n = 0; n < total; ++n) {
+      int64_t rank = 4;
+      for (int64_t d = 4, rest = n; d-- > 0;) {
+        index[d] = rest % shape[d];
+        rest /= shape[d];
+      }
+      for (Operation *op : chain) {
+        auto out = tensorType(op->getResult(0)).getShape();
+        auto in = tensorType(op->getOperand(0)).getShape();
+        int64_t inRank = in.size();
+        if (mlir::isa<ReshapeOp>(op)) {
+          int64_t linear = 0;
+          for (int64_t d = 0; d < rank; ++d)
+            linear = linear * out[d] + index[d];
+          for (int64_t d = inRank; d-- > 0;) {
+            next[d] = linear % in[d];
+            linear /= in[d];
+          }
+        } else {
+          int64_t offset = rank - inRank;
+          for (int64_t d = 0; d < inRank; ++d)
+            next[d] = in[d] == 1 ? 0 : index[d + offset];
+        }
+        std::copy(next, next + inRank, index);
+        rank = inRank;
+      }
+      int64_t b = n / (shape[1] * shape[2] * shape[3]);
+      int64_t h = n / (shape[2] * shape[3]) % shape[1];
+      int64_t s = n / shape[3] % shape[2], d = n % shape[3];
+      if (index[0] != (base[0] == 1 ? 0 : b) || index[1] != h / groups ||
+          index[2] != s || index[3] != d)
+        return false;
+    }
+    return true;
   }
 
   /// The one mask operand: additive masks (each times its scale) summed,
@@ -888,6 +1202,8 @@ private:
       Value m = regroupMask(mask);
       if (tensorType(m).getElementType() != elementType)
         m = b.create<CastOp>(loc, m, mlir::TypeAttr::get(elementType));
+      if (mask.negate)
+        m = b.create<NegOp>(loc, m);
       if (mask.factor != 1.0)
         m = b.create<MulOp>(loc, m, splat(elementType, mask.factor));
       additive = additive ? b.create<AddOp>(loc, additive, m).getResult() : m;
@@ -919,6 +1235,15 @@ private:
     if (applied == scores)
       return mask.value;
     Value m = mask.value;
+    // Broadcast in the last two dims only (Bloom's ALiBi [B*H, 1, S]):
+    // regroup the leading dims and let the kernel broadcast the rest.
+    auto own = tensorType(m).getShape();
+    if (own.size() == applied.size() &&
+        leadingDims(own) == leadingDims(applied)) {
+      llvm::SmallVector<int64_t> shape = leadingDims(scores);
+      shape.append(own.end() - 2, own.end());
+      return b.create<ReshapeOp>(loc, m, b.getDenseI64ArrayAttr(shape));
+    }
     if (tensorType(m).getShape() != applied)
       m = b.create<BroadcastToOp>(loc, m, b.getDenseI64ArrayAttr(applied));
     return b.create<ReshapeOp>(loc, m, b.getDenseI64ArrayAttr(scores));
@@ -964,11 +1289,79 @@ std::string summarize(AttentionOp op) {
   return s;
 }
 
+/// Whether `op` reduces only the last axis of its input, keeping it.
+template <typename ReduceOp> bool reducesLastAxis(ReduceOp op) {
+  int64_t rank = tensorType(op.getX()).getRank();
+  llvm::ArrayRef<int64_t> axes = op.getAxes();
+  return op.getKeepdims() && axes.size() == 1 &&
+         (axes[0] == -1 || axes[0] == rank - 1);
+}
+
+/// softmax written out along the last axis, as in
+///   e = exp(x - reduce_max(x)) (or exp(x)); p = e / reduce_sum(e)
+/// (keepdims): returns x, whose softmax `div` computes, or null.
+/// exp(x - c) / sum(exp(x - c)) is softmax(x) for any c constant along
+/// the axis, so the max need not be checked for.
+Value handWrittenSoftmaxInput(DivOp div) {
+  auto exp = div.getLhs().getDefiningOp<ExpOp>();
+  auto sum = div.getRhs().getDefiningOp<ReduceSumOp>();
+  if (!exp || !sum || sum.getX() != exp.getResult() || !reducesLastAxis(sum))
+    return {};
+  Value x = exp.getX();
+  if (auto sub = x.getDefiningOp<SubOp>())
+    if (auto max = sub.getRhs().getDefiningOp<ReduceMaxOp>())
+      if (max.getX() == sub.getLhs() && reducesLastAxis(max) &&
+          sub.getLhs().getType() == sub.getType())
+        x = sub.getLhs();
+  if (x.getType() != div.getType())
+    return {};
+  return x;
+}
+
+/// Replaces softmax written out (handWrittenSoftmaxInput) by kiln.softmax
+/// where it sits between a scores matmul and the matmul with V, so that
+/// the candidate is seen like any other:
+///   exp(x - max(x)) / sum(exp(x - max(x))) => softmax(x)
+void replaceHandWrittenSoftmax(mlir::ModuleOp module) {
+  llvm::SmallVector<DivOp> divs;
+  module.walk([&](DivOp op) { divs.push_back(op); });
+  for (DivOp div : divs) {
+    Value x = handWrittenSoftmaxInput(div);
+    if (!x || !reachesMatmul(x) ||
+        !llvm::any_of(div->getUsers(), [](Operation *u) {
+          return mlir::isa<MatmulOp, CastOp>(u) || isRegroup(u);
+        }))
+      continue;
+    mlir::OpBuilder b(div);
+    auto softmax =
+        b.create<SoftmaxOp>(div.getLoc(), x, b.getI64IntegerAttr(-1));
+    Operation *sum = div.getRhs().getDefiningOp();
+    Operation *exp = div.getLhs().getDefiningOp();
+    div.getResult().replaceAllUsesWith(softmax.getResult());
+    div->erase();
+    for (Operation *op : {sum, exp}) {
+      if (!op->use_empty())
+        break;
+      Operation *shifted =
+          op == exp ? op->getOperand(0).getDefiningOp() : nullptr;
+      op->erase();
+      if (auto sub = mlir::dyn_cast_or_null<SubOp>(shifted);
+          sub && sub->use_empty()) {
+        auto max = sub.getRhs().getDefiningOp<ReduceMaxOp>();
+        sub->erase();
+        if (max && max->use_empty())
+          max->erase();
+      }
+    }
+  }
+}
+
 struct FuseAttentionPass
     : public impl::FuseAttentionPassBase<FuseAttentionPass> {
   using FuseAttentionPassBase::FuseAttentionPassBase;
 
   void runOnOperation() override {
+    replaceHandWrittenSoftmax(getOperation());
     llvm::SmallVector<SoftmaxOp> softmaxes;
     getOperation().walk([&](SoftmaxOp op) { softmaxes.push_back(op); });
     for (SoftmaxOp softmax : softmaxes) {

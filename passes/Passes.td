@@ -49,22 +49,36 @@ def FuseAttentionPass : Pass<"kiln-fuse-attention", "mlir::ModuleOp"> {
 
     - scale: `mul` / `div` by a splat constant anywhere between the two
       matmuls, or on `q` / `k` before the first matmul (also before their
-      head-split reshapes and transposes), multiply into `scale`;
+      head-split reshapes and transposes), multiply into `scale`; a factor
+      the same for every key (last dim 1: a per-head logit scale, a scalar
+      computed at run time) before any mask moves onto `q`;
     - `k` as `matmul {transpose_b}` or through an explicit transpose (any
       permutation that ends in swapping the last two dims; transposes of
       transposes fold); `v` likewise;
     - casts between float types around the softmax are absorbed (the kernel
       accumulates in f32);
-    - masks: `add(scores, m)` is an additive mask (scaled by any scale that
-      follows it); `where(c, scores, fill)` / `where(c, fill, scores)` with a
-      splat fill <= -1e4 (-inf, -1e9, the float minimum) is a boolean mask
-      (true keeps / true masks). A mask that is the causal pattern (computed
-      from constants only: a triangular constant, a slice of one, or a
-      comparison of index constants) becomes `causal = true` instead;
+    - masks: `add(scores, m)` (and `sub(scores, m)`, negated) is an
+      additive mask (scaled by any scale that follows it);
+      `where(c, scores, fill)` / `where(c, fill, scores)` with a splat fill
+      <= -1e4 (-inf, -1e9, the float minimum) is a boolean mask (true keeps /
+      true masks). A mask that is the causal pattern (computed from constants
+      only: a triangular constant, a slice of one, or a comparison of index
+      constants, the same for every batch and head) becomes `causal = true`
+      instead, and so does the causal part of a mask that combines one with
+      others (`a + b`, `where(c, fill, a)`, boolean `and` / `or` / `not`);
+      an additive mask of zeros is dropped; a second matmul added to the
+      scores becomes an additive mask;
+    - softmax written out, `exp(x - max(x)) / sum(exp(x - max(x)))` along
+      the last axis, is taken as `softmax(x)`;
     - grouped-query heads repeated with `reshape -> broadcast_to -> reshape`
-      (how PyTorch's `repeat_kv` / `repeat_interleave` export) become `k` /
-      `v` with fewer heads;
-    - scores of rank 2 or 3 (`[S, S]`, `[B*H, S, S]`) get unit dims in front.
+      (how PyTorch's `repeat_kv` exports), or any chain of reshapes and
+      broadcasts that repeats each head in turn (`repeat_interleave`, one
+      head expanded for multi-query attention), become `k` / `v` with fewer
+      heads;
+    - scores of rank 2 or 3 (`[S, S]`, `[B*H, S, S]`) get unit dims in front;
+      reshapes that only regroup the leading dims may sit between the
+      matmuls and the softmax (`[B*H, S, S]` <-> `[B, H, S, S]`; up to rank 6
+      before the softmax, as Swin's `[B, W, H, N, N]`).
 
     A candidate is not fused, with a remark saying why, when an
     intermediate value is used elsewhere (e.g. the attention probabilities

@@ -271,7 +271,8 @@ mlir::Value Importer::constantOp(const Tensor &t, mlir::Location loc) {
 /// Whether an initializer becomes a kiln.constant instead of a parameter:
 /// a fixed (not overridable) initializer that is a float scalar (a scale, a
 /// mask fill), a small integer tensor (a shape, indices) or a mask (boolean,
-/// or float holding only 0 and large negative values). PyTorch's
+/// or float holding only 0 and large negative values, or zeros of rank 3 or
+/// more). PyTorch's
 /// torch.export-based exporter stores such values as initializers where the
 /// TorchScript one emitted Constant nodes; as constants the passes can read
 /// them (the attention scale, fill and causal mask), as parameters they
@@ -294,7 +295,10 @@ static bool inlinesAsConstant(const Slot &s) {
   // A float additive mask (the exporter's constant for is_causal=True): only
   // 0 and -inf or a large negative fill, at least one of them masked. No
   // learned weight looks like this; the scan stops at the first value that
-  // is neither.
+  // is neither. Zeros of rank 3 or more are the torch.zeros that the
+  // torch.export-based exporter folds into an initializer (GPT-NeoX's
+  // baddbmm input, an additive mask of nothing); as a constant it computes
+  // the same, and the passes can see it is zero.
   if (t.dtype() != DType::f32)
     return false;
   const float *v = t.dataAs<float>();
@@ -306,7 +310,7 @@ static bool inlinesAsConstant(const Slot &s) {
       return false;
     masked = true;
   }
-  return masked;
+  return masked || t.shape().size() >= 3;
 }
 
 mlir::Value Importer::materialize(const std::string &name) {

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 namespace kiln::onnx_import {
@@ -147,6 +148,97 @@ void gatherND(NodeContext &n) {
   mlir::Value flat = n.reshape(n.input(0), flatShape);
   n.setOutput(0,
               n.create("kiln.gather", {flat, linear}, {n.i64Attr("axis", 0)}));
+}
+
+/// ScatterND(data, indices, updates), reduction "none", with constant
+/// indices. PyTorch writes it for slice assignment: Swin's shifted-window
+/// mask (`mask[h0:h1, w0:w1] = count` on zeros, all constant: evaluated at
+/// import) and the 4-D mask of HF LLaMA-style models
+/// (`mask[..., :n] = mask[..., :n].masked_fill(pad, min)`, updates computed
+/// from an input):
+///   out = where(covered, gather(updates as rows, row of each position), data)
+/// with `covered` and the rows computed at import from the indices.
+void scatterND(NodeContext &n) {
+  std::string reduction = n.attrString("reduction", "none");
+  if (reduction != "none")
+    n.unsupported("reduction '" + reduction + "'");
+  const Tensor *indices = n.constant(1);
+  if (!indices)
+    n.unsupported("indices computed from the model's inputs");
+  auto ds = n.shape(0), is = indices->shape(), us = n.shape(2);
+  int64_t r = ds.size(), q = is.size();
+  int64_t k = q >= 1 ? is.back() : 0;
+  if (q < 1 || k < 1 || k > r)
+    n.fail("indices of shape " + shapeToString(is) +
+           " do not index data of rank " + std::to_string(r));
+  std::vector<int64_t> want(is.begin(), is.end() - 1);
+  want.insert(want.end(), ds.begin() + k, ds.end());
+  if (us != want)
+    n.fail("updates have shape " + shapeToString(us) + ", expected " +
+           shapeToString(want));
+  // The update row written to each indexed position (the last write wins,
+  // as in the reference implementation), or -1.
+  std::vector<int64_t> indexed(ds.begin(), ds.begin() + k);
+  std::vector<int64_t> row(numElements(indexed), -1);
+  std::vector<int64_t> index = host::toInts(*indices);
+  int64_t count = numElements(std::vector<int64_t>(is.begin(), is.end() - 1));
+  for (int64_t i = 0; i < count; ++i) {
+    int64_t offset = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      int64_t v = index[i * k + j];
+      if (v < 0)
+        v += ds[j];
+      if (v < 0 || v >= ds[j])
+        n.fail("index " + std::to_string(index[i * k + j]) +
+               " is out of range for dim " + std::to_string(j) + " of size " +
+               std::to_string(ds[j]));
+      offset = offset * ds[j] + v;
+    }
+    row[offset] = i;
+  }
+  int64_t slice = numElements(std::vector<int64_t>(ds.begin() + k, ds.end()));
+  const Tensor *data = n.constant(0), *updates = n.constant(2);
+  if (data && updates) {
+    Tensor out = Tensor::fromBytes(data->dtype(), ds, data->data());
+    size_t bytes = slice * dtypeSize(data->dtype());
+    auto *dst = static_cast<char *>(out.data());
+    auto *src = static_cast<const char *>(updates->data());
+    for (size_t p = 0; p < row.size(); ++p)
+      if (row[p] >= 0)
+        std::memcpy(dst + p * bytes, src + row[p] * bytes, bytes);
+    n.setOutput(0, std::move(out));
+    return;
+  }
+  // Every position written once, in order (a slice assignment to the whole
+  // of data): the updates are the result.
+  bool identity = count == static_cast<int64_t>(row.size());
+  for (size_t p = 0; identity && p < row.size(); ++p)
+    identity = row[p] == static_cast<int64_t>(p);
+  if (identity) {
+    n.setOutput(0, n.reshape(n.input(2), ds));
+    return;
+  }
+  std::vector<int64_t> rowsShape = {count};
+  rowsShape.insert(rowsShape.end(), ds.begin() + k, ds.end());
+  std::vector<int64_t> covered(row.size()), rows(row.size());
+  for (size_t p = 0; p < row.size(); ++p) {
+    covered[p] = row[p] >= 0;
+    rows[p] = std::max<int64_t>(row[p], 0);
+  }
+  mlir::Value gathered =
+      n.create("kiln.gather",
+               {n.reshape(n.input(2), rowsShape),
+                n.constantValue(host::fromInts(indexed, rows))},
+               {n.i64Attr("axis", 0)});
+  if (llvm::all_of(covered, [](int64_t c) { return c != 0; })) {
+    n.setOutput(0, gathered);
+    return;
+  }
+  std::vector<int64_t> coveredShape = indexed;
+  coveredShape.resize(r, 1);
+  n.setOutput(0, n.where(n.constantValue(
+                             host::fromInts(coveredShape, covered, DType::i1)),
+                         gathered, n.input(0)));
 }
 
 /// OneHot(indices, depth, values = [off, on], axis):
@@ -508,6 +600,7 @@ void registerIndexingHandlers(HandlerRegistry &r) {
   r.add("Upsample", 7, upsample);
   r.add("GatherElements", 11, gatherElements);
   r.add("GatherND", 11, gatherND);
+  r.add("ScatterND", 11, scatterND);
   r.add("OneHot", 9, oneHot);
   r.add("EyeLike", 9, eyeLike);
   r.add("Trilu", 14, trilu);

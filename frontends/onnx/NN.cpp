@@ -509,7 +509,11 @@ void softmaxLike(NodeContext &n, llvm::StringRef kilnOp, bool flatten) {
            std::to_string(rank));
   if (axis < 0)
     axis += rank;
-  if (!flatten || rank == 0) {
+  // Before opset 13 the input is coerced to 2-D at `axis`; at the last axis
+  // (what PyTorch writes for dim=-1) that is the softmax of the last axis,
+  // so no reshapes are needed (and kiln-fuse-attention sees the softmax
+  // between the attention matmuls).
+  if (!flatten || rank == 0 || axis == rank - 1) {
     n.setOutput(0, n.create(kilnOp, {x}, {n.i64Attr("axis", axis)}));
     return;
   }

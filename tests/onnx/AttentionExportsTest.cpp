@@ -5,13 +5,20 @@
 // nn.MultiheadAttention, scaled_dot_product_attention causal and with a
 // boolean mask, torch.einsum, T5 (no scale, position bias), cross-attention,
 // nn.TransformerEncoderLayer with a causal mask, Bloom's ALiBi on heads folded
-// into the batch), exported to ONNX by
+// into the batch; nn.MultiheadAttention with causal and key padding masks;
+// a LLaMA-style 4-D mask, causal & padding as one boolean
+// mask, GPT-NeoX's baddbmm on zeros, grouped-query heads by
+// repeat_interleave, multi-query attention by expand, softmax written out,
+// a DeBERTa-style relative term, Swin V2's shifted windows with a per-head
+// logit scale and a mask built by ScatterND, HF LLaMA's 4-D mask with the
+// padding written in by ScatterND), exported to ONNX by
 // PyTorch 2.15 with both of its exporters (TorchScript, opset 17; the
 // torch.export-based default, opset 20, files named dynamo-*), with the
 // inputs and PyTorch's outputs saved next to them (tests/onnx/attention/,
 // written by bench/check_attention_fusion.py [--dynamo] --save-fixtures). Each
 // file must import, have its one attention block fused by kiln-fuse-attention
-// (and no candidate rejected), and give PyTorch's output on both backends.
+// (and no candidate rejected; causal when its mask is; with fewer key/value
+// heads when they are repeated), and give PyTorch's output on both backends.
 //
 // Tolerance: 1e-5 of the largest |output|; fused and unfused f32 attention
 // differ from PyTorch by ~3e-7 of it.
@@ -65,24 +72,32 @@ TEST_P(AttentionExports, FusedAndMatchesPyTorch) {
     auto compiled =
         compileToProgram(*module, CompileOptions().setTarget(target));
     ASSERT_TRUE(compiled) << compiled.status().message();
-    size_t fused = 0, rejected = 0, causal = 0;
+    size_t fused = 0, rejected = 0, causal = 0, grouped = 0;
     for (const CompileRemark &r : compiled->remarks) {
       if (r.pass != "kiln-fuse-attention")
         continue;
       bool isFused = r.message.rfind("fused attention", 0) == 0;
       fused += isFused;
       causal += isFused && r.message.find(", causal,") != std::string::npos;
+      grouped += isFused && r.message.find("(kv heads") != std::string::npos;
       rejected += r.message.find("not fused") != std::string::npos;
     }
     EXPECT_EQ(fused, 1u) << compileReport(*compiled);
     EXPECT_EQ(rejected, 0u) << compileReport(*compiled);
     // The causal forms' masks are constants (a triangle, a slice of GPT-2's
-    // `bias` buffer, the exporter's 0/-inf matrix): the op must say causal,
-    // so the kernel skips the blocks above the diagonal.
+    // `bias` buffer, the exporter's 0/-inf matrix), or such a constant
+    // combined with the padding mask (Bloom, *causal-pad*): the op must say
+    // causal, so the kernel skips the blocks above the diagonal.
     bool wantCausal = name.find("gpt2") != std::string::npos ||
                       name.find("llama") != std::string::npos ||
+                      name.find("bloom") != std::string::npos ||
                       name.find("causal") != std::string::npos;
     EXPECT_EQ(causal, wantCausal ? 1u : 0u) << compileReport(*compiled);
+    // Repeated key/value heads (repeat_kv, repeat_interleave, expand) are
+    // read once per group, not copied per query head.
+    bool wantGrouped = name.find("gqa") != std::string::npos ||
+                       name.find("mqa") != std::string::npos;
+    EXPECT_EQ(grouped, wantGrouped ? 1u : 0u) << compileReport(*compiled);
     auto exe = Executable::create(compiled->program, compiled->weights, target);
     ASSERT_TRUE(exe) << exe.status().message();
     auto out = exe->run(inputs);
@@ -103,14 +118,24 @@ INSTANTIATE_TEST_SUITE_P(
         // dynamo=False, opset 17)
         "hf-bert", "hf-gpt2", "llama-gqa", "torch-mha", "sdpa-causal",
         "sdpa-mask", "einsum", "t5-bias", "cross-attn", "encoder-layer-causal",
-        "bloom-alibi",
+        "bloom-alibi", "torch-mha-causal-pad", "causal-pad-4d",
+        "causal-and-pad", "neox-causal", "gqa-repeat-interleave", "mqa-expand",
+        "hand-softmax", "deberta-relative", "swin-windows", "hf-llama-mask",
+        // TorchScript exporter at opset 11 (Softmax coerces its input to
+        // 2-D; at the last axis that is a plain softmax)
+        "opset11-hf-gpt2",
         // torch.export-based exporter, PyTorch's default
         // (opset 20: scalars as initializers, IsNaN,
         // the causal mask as a 0/-inf initializer)
         "dynamo-hf-bert", "dynamo-hf-gpt2", "dynamo-llama-gqa",
         "dynamo-torch-mha", "dynamo-sdpa-causal", "dynamo-sdpa-mask",
         "dynamo-einsum", "dynamo-t5-bias", "dynamo-cross-attn",
-        "dynamo-encoder-layer-causal", "dynamo-bloom-alibi"),
+        "dynamo-encoder-layer-causal", "dynamo-bloom-alibi",
+        "dynamo-torch-mha-causal-pad", "dynamo-causal-pad-4d",
+        "dynamo-causal-and-pad", "dynamo-neox-causal",
+        "dynamo-gqa-repeat-interleave", "dynamo-mqa-expand",
+        "dynamo-hand-softmax", "dynamo-deberta-relative", "dynamo-swin-windows",
+        "dynamo-hf-llama-mask"),
     [](const auto &info) {
       std::string n = info.param;
       std::replace(n.begin(), n.end(), '-', '_');

@@ -4,7 +4,8 @@
 // repository): a model that imports and runs, and each error path a user can
 // hit (unsupported ops listed all at once, malformed file, undefined names,
 // cycles, dynamic dims, shape contradictions, escaping external data),
-// compositions for ops kiln has no op for (Trilu) with their limits, Gelu
+// compositions for ops kiln has no op for (Trilu, ScatterND) with their
+// limits, Gelu
 // (opset 20), Einsum and Attention (opset 23) against naive evaluations,
 // and which initializers become constants rather than parameters.
 //
@@ -306,6 +307,73 @@ TEST(OnnxImport, TriluOnRuntimeValuesMasksWithAConstant) {
   // Kept where column - row >= 1.
   std::vector<double> want = {0, 2, 3, 4, 0, 0, 7, 8, 0, 0, 0, 12};
   EXPECT_EQ(out->at("y").toDoubles(), want);
+}
+
+TEST(OnnxImport, ScatterNDWithConstantIndicesOnRuntimeValues) {
+  // Slice assignment as torch.onnx.export writes it (data[idx] = updates):
+  // rows 2 and 0 of a [3, 2] input replaced, row 1 kept; and a model that
+  // assigns row 0 twice (the last write wins).
+  for (bool twice : {false, true}) {
+    auto m = makeModel(16);
+    auto &g = *m.mutable_graph();
+    addValue(g.mutable_input(), "x", {3, 2});
+    addValue(g.mutable_input(), "u", {2, 2});
+    addValue(g.mutable_output(), "y", {3, 2});
+    auto *idx = g.add_initializer();
+    idx->set_name("idx");
+    idx->set_data_type(::onnx::TensorProto::INT64);
+    idx->add_dims(2);
+    idx->add_dims(1);
+    idx->add_int64_data(twice ? 0 : 2);
+    idx->add_int64_data(twice ? 0 : -3); // -3 is row 0
+    addNode(m, "ScatterND", {"x", "idx", "u"}, {"y"}, "assign");
+
+    auto module = import(m);
+    ASSERT_TRUE(module) << module.status().message();
+    auto exe = kiln::compile(*module);
+    ASSERT_TRUE(exe) << exe.status().message();
+    auto out =
+        exe->run({{"x", kiln::Tensor::fromFloats({3, 2}, {1, 2, 3, 4, 5, 6})},
+                  {"u", kiln::Tensor::fromFloats({2, 2}, {7, 8, 9, 10})}});
+    ASSERT_TRUE(out) << out.status().message();
+    std::vector<double> want = twice ? std::vector<double>{9, 10, 3, 4, 5, 6}
+                                     : std::vector<double>{9, 10, 3, 4, 7, 8};
+    EXPECT_EQ(out->at("y").toDoubles(), want) << (twice ? "twice" : "once");
+  }
+}
+
+TEST(OnnxImport, ScatterNDNamesWhatIsUnsupported) {
+  for (bool reduction : {false, true}) {
+    auto m = makeModel(16);
+    auto &g = *m.mutable_graph();
+    addValue(g.mutable_input(), "x", {3, 2});
+    addValue(g.mutable_input(), "u", {2, 2});
+    addValue(g.mutable_output(), "y", {3, 2});
+    if (reduction) {
+      auto *idx = g.add_initializer();
+      idx->set_name("idx");
+      idx->set_data_type(::onnx::TensorProto::INT64);
+      idx->add_dims(2);
+      idx->add_dims(1);
+      idx->add_int64_data(0);
+      idx->add_int64_data(1);
+    } else {
+      addValue(g.mutable_input(), "idx", {2, 1}, ::onnx::TensorProto::INT64);
+    }
+    auto *node = addNode(m, "ScatterND", {"x", "idx", "u"}, {"y"}, "assign");
+    if (reduction) {
+      auto *a = node->add_attribute();
+      a->set_name("reduction");
+      a->set_type(::onnx::AttributeProto::STRING);
+      a->set_s("add");
+    }
+    auto module = import(m);
+    ASSERT_FALSE(module);
+    EXPECT_THAT(module.status().message(),
+                HasSubstr(reduction ? "'assign' (reduction 'add')"
+                                    : "'assign' (indices computed from the "
+                                      "model's inputs)"));
+  }
 }
 
 TEST(OnnxImport, TriluNeedsKAtImportTime) {

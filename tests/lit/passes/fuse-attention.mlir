@@ -229,21 +229,21 @@ func.func @probs_returned(%q: tensor<1x1x4x8xf32>, %k: tensor<1x1x4x8xf32>, %v: 
 
 // -----
 
-// Not fused: a where whose fill does not mask out, a scale that is not a
-// constant, and an activation between matmul and softmax.
+// Not fused: a where whose fill does not mask out, a scale that differs
+// between keys, and an activation between matmul and softmax.
 // CHECK-LABEL: func.func @not_masks
 // CHECK-NOT: kiln.attention
 // REMARK: remark: attention not fused: the where's fill value 0.000000 does not mask out (expected -inf or <= -1e4)
-// REMARK: remark: attention not fused: 'kiln.mul' scales the scores by a value that is not a splat constant
+// REMARK: remark: attention not fused: 'kiln.mul' scales the scores by a value that is neither a splat constant nor the same for every key
 // REMARK: remark: attention not fused: 'kiln.tanh' between the matmul and the softmax is not a scale, mask or cast
-func.func @not_masks(%q: tensor<1x1x4x8xf32>, %k: tensor<1x1x4x8xf32>, %v: tensor<1x1x4x8xf32>, %c: tensor<4x4xi1>, %t: tensor<f32>) -> (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) {
+func.func @not_masks(%q: tensor<1x1x4x8xf32>, %k: tensor<1x1x4x8xf32>, %v: tensor<1x1x4x8xf32>, %c: tensor<4x4xi1>, %t: tensor<4xf32>) -> (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) {
   %zero = kiln.constant dense<0.0> : tensor<f32>
   %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x4xf32>
   %1 = kiln.where %c, %0, %zero : (tensor<4x4xi1>, tensor<1x1x4x4xf32>, tensor<f32>) -> tensor<1x1x4x4xf32>
   %2 = kiln.softmax %1 : tensor<1x1x4x4xf32>
   %3 = kiln.matmul %2, %v : (tensor<1x1x4x4xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x8xf32>
   %4 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x4xf32>
-  %5 = kiln.mul %4, %t : (tensor<1x1x4x4xf32>, tensor<f32>) -> tensor<1x1x4x4xf32>
+  %5 = kiln.mul %4, %t : (tensor<1x1x4x4xf32>, tensor<4xf32>) -> tensor<1x1x4x4xf32>
   %6 = kiln.softmax %5 : tensor<1x1x4x4xf32>
   %7 = kiln.matmul %6, %v : (tensor<1x1x4x4xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x8xf32>
   %8 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x4xf32>
@@ -306,16 +306,16 @@ func.func @masked_fill_multi_query(%q: tensor<1x4x3x8xf32>, %k: tensor<1x1x3x8xf
 // Bloom: heads folded into the batch ([B*H, S, D]), the ALiBi bias [B*H, 1,
 // S] added by baddbmm, the scores viewed as [B, H, S, S] for the mask and
 // softmax, the probabilities viewed back for bmm with V. Q, K, V and the
-// bias are regrouped to [B, H, ...].
+// bias are regrouped to [B, H, ...] (the bias without broadcasting it).
 // CHECK-LABEL: func.func @regrouped_heads_alibi
 // CHECK-DAG: %[[Q:.*]] = kiln.reshape %arg0 {shape = array<i64: 2, 4, 8, 16>}
 // CHECK-DAG: %[[K:.*]] = kiln.reshape %arg1 {shape = array<i64: 2, 4, 8, 16>}
 // CHECK-DAG: %[[V:.*]] = kiln.reshape %arg2 {shape = array<i64: 2, 4, 8, 16>}
-// CHECK-DAG: %[[B:.*]] = kiln.broadcast_to %arg3 {shape = array<i64: 8, 8, 8>}
-// CHECK-DAG: %[[M:.*]] = kiln.reshape %[[B]] {shape = array<i64: 2, 4, 8, 8>}
+// CHECK-DAG: %[[M:.*]] = kiln.reshape %arg3 {shape = array<i64: 2, 4, 1, 8>}
 // CHECK: kiln.attention %[[Q]], %[[K]], %[[V]], %[[M]] {causal = true, scale = 2.500000e-01 : f64}
 // CHECK-NOT: kiln.softmax
-// REMARK: remark: fused attention: B=2 H=4 Sq=8 Sk=8 D=16, causal, scale 2.500000e-01, additive mask [2, 4, 8, 8]
+// CHECK-NOT: kiln.broadcast_to
+// REMARK: remark: fused attention: B=2 H=4 Sq=8 Sk=8 D=16, causal, scale 2.500000e-01, additive mask [2, 4, 1, 8]
 func.func @regrouped_heads_alibi(%q: tensor<8x8x16xf32>, %k: tensor<8x8x16xf32>, %v: tensor<8x8x16xf32>, %alibi: tensor<8x1x8xf32>) -> tensor<8x8x16xf32> {
   %c = kiln.constant dense<0.25> : tensor<f32>
   %tri = kiln.constant dense<[[false, true, true, true, true, true, true, true], [false, false, true, true, true, true, true, true], [false, false, false, true, true, true, true, true], [false, false, false, false, true, true, true, true], [false, false, false, false, false, true, true, true], [false, false, false, false, false, false, true, true], [false, false, false, false, false, false, false, true], [false, false, false, false, false, false, false, false]]> : tensor<8x8xi1>
@@ -344,6 +344,297 @@ func.func @regrouped_broadcast_q(%q: tensor<1x8x16xf32>, %k: tensor<8x8x16xf32>,
   %2 = kiln.softmax %1 : tensor<2x4x8x8xf32>
   %3 = kiln.matmul %2, %v : (tensor<2x4x8x8xf32>, tensor<2x4x8x16xf32>) -> tensor<2x4x8x16xf32>
   return %3 : tensor<2x4x8x16xf32>
+}
+
+// -----
+
+// A causal triangle and a padding mask summed into one additive mask: the
+// triangle becomes causal = true, the padding mask stays the mask operand.
+// CHECK-LABEL: func.func @causal_plus_padding
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2, %arg3 {causal = true, scale = 1.000000e+00 : f64}
+// CHECK-NEXT: return %[[O]]
+// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, causal, scale 1.000000e+00, additive mask [2, 1, 1, 4]
+func.func @causal_plus_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %v: tensor<2x2x4x8xf32>, %pad: tensor<2x1x1x4xf32>) -> tensor<2x2x4x8xf32> {
+  %tri = kiln.constant dense<[[0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0]]> : tensor<4x4xf32>
+  %m = kiln.add %tri, %pad : (tensor<4x4xf32>, tensor<2x1x1x4xf32>) -> tensor<2x1x4x4xf32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x4xf32>
+  %1 = kiln.add %0, %m : (tensor<2x2x4x4xf32>, tensor<2x1x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %2 = kiln.softmax %1 : tensor<2x2x4x4xf32>
+  %3 = kiln.matmul %2, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x8xf32>
+  return %3 : tensor<2x2x4x8xf32>
+}
+
+// -----
+
+// LLaMA-style 4-D mask: the causal triangle expanded to [B, 1, S, S] (a
+// constant after import), masked_fill'ed where the padding mask is 0. The
+// triangle is causal for every batch; the fill becomes a boolean mask.
+// CHECK-LABEL: func.func @causal_masked_fill_padding
+// CHECK: %[[PAD:.*]] = kiln.compare %arg3, %{{.*}} {predicate = "eq"} : (tensor<2x1x1x4xf32>, tensor<f32>) -> tensor<2x1x1x4xi1>
+// CHECK: %[[KEEP:.*]] = kiln.compare %[[PAD]], %{{.*}} {predicate = "eq"} : (tensor<2x1x1x4xi1>, tensor<i1>) -> tensor<2x1x1x4xi1>
+// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[KEEP]] {causal = true, scale = 2.500000e-01 : f64}
+// CHECK-NOT: kiln.softmax
+// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, causal, scale 2.500000e-01, boolean mask [2, 1, 1, 4]
+func.func @causal_masked_fill_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %v: tensor<2x2x4x8xf32>, %attn: tensor<2x1x1x4xf32>) -> tensor<2x2x4x8xf32> {
+  %tri = kiln.constant dense<[[[[0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0]]], [[[0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0]]]]> : tensor<2x1x4x4xf32>
+  %zero = kiln.constant dense<0.0> : tensor<f32>
+  %fill = kiln.constant dense<-3.40282347E+38> : tensor<f32>
+  %c = kiln.constant dense<0.25> : tensor<f32>
+  %isPad = kiln.compare %attn, %zero {predicate = "eq"} : (tensor<2x1x1x4xf32>, tensor<f32>) -> tensor<2x1x1x4xi1>
+  %m = kiln.where %isPad, %fill, %tri : (tensor<2x1x1x4xi1>, tensor<f32>, tensor<2x1x4x4xf32>) -> tensor<2x1x4x4xf32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x4xf32>
+  %1 = kiln.mul %0, %c : (tensor<2x2x4x4xf32>, tensor<f32>) -> tensor<2x2x4x4xf32>
+  %2 = kiln.add %1, %m : (tensor<2x2x4x4xf32>, tensor<2x1x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %3 = kiln.softmax %2 : tensor<2x2x4x4xf32>
+  %4 = kiln.matmul %3, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x8xf32>
+  return %4 : tensor<2x2x4x8xf32>
+}
+
+// -----
+
+// masked_fill(~(tril & pad), -inf): not(and(causal, pad)) splits into the
+// causal flag and the padding condition (true keeps).
+// CHECK-LABEL: func.func @causal_and_padding
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2, %arg3 {causal = true, scale = 1.000000e+00 : f64}
+// CHECK-NEXT: return %[[O]]
+// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, causal, scale 1.000000e+00, boolean mask [2, 1, 1, 4]
+func.func @causal_and_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %v: tensor<2x2x4x8xf32>, %pad: tensor<2x1x1x4xi1>) -> tensor<2x2x4x8xf32> {
+  %tri = kiln.constant dense<[[true, false, false, false], [true, true, false, false], [true, true, true, false], [true, true, true, true]]> : tensor<4x4xi1>
+  %false = kiln.constant dense<false> : tensor<i1>
+  %ninf = kiln.constant dense<0xFF800000> : tensor<f32>
+  %keep = kiln.where %tri, %pad, %false : (tensor<4x4xi1>, tensor<2x1x1x4xi1>, tensor<i1>) -> tensor<2x1x4x4xi1>
+  %masked = kiln.compare %keep, %false {predicate = "eq"} : (tensor<2x1x4x4xi1>, tensor<i1>) -> tensor<2x1x4x4xi1>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x4xf32>
+  %1 = kiln.where %masked, %ninf, %0 : (tensor<2x1x4x4xi1>, tensor<f32>, tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %2 = kiln.softmax %1 : tensor<2x2x4x4xf32>
+  %3 = kiln.matmul %2, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x8xf32>
+  return %3 : tensor<2x2x4x8xf32>
+}
+
+// -----
+
+// Bloom-style triu | pad (true masks out) with the float minimum: the
+// causal flag, and the padding condition with its sense flipped.
+// CHECK-LABEL: func.func @causal_or_padding
+// CHECK: %[[KEEP:.*]] = kiln.compare %arg3, %{{.*}} {predicate = "eq"} : (tensor<2x1x1x4xi1>, tensor<i1>) -> tensor<2x1x1x4xi1>
+// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[KEEP]] {causal = true, scale = 1.000000e+00 : f64}
+// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, causal, scale 1.000000e+00, boolean mask [2, 1, 1, 4]
+func.func @causal_or_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %v: tensor<2x2x4x8xf32>, %pad: tensor<2x1x1x4xi1>) -> tensor<2x2x4x8xf32> {
+  %triu = kiln.constant dense<[[false, true, true, true], [false, false, true, true], [false, false, false, true], [false, false, false, false]]> : tensor<4x4xi1>
+  %true = kiln.constant dense<true> : tensor<i1>
+  %fill = kiln.constant dense<-3.40282347E+38> : tensor<f32>
+  %masked = kiln.where %triu, %true, %pad : (tensor<4x4xi1>, tensor<i1>, tensor<2x1x1x4xi1>) -> tensor<2x1x4x4xi1>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x4xf32>
+  %1 = kiln.where %masked, %fill, %0 : (tensor<2x1x4x4xi1>, tensor<f32>, tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %2 = kiln.softmax %1 : tensor<2x2x4x4xf32>
+  %3 = kiln.matmul %2, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x8xf32>
+  return %3 : tensor<2x2x4x8xf32>
+}
+
+// -----
+
+// nn.MultiheadAttention with a causal attn_mask and a key padding mask: the
+// two are summed on [B*H, S, S] and the sum viewed as [B, H, S, S]. The
+// triangle becomes causal; the padding part is regrouped as it is.
+// CHECK-LABEL: func.func @summed_masks_regrouped
+// CHECK: %[[M:.*]] = kiln.reshape %arg3 {shape = array<i64: 2, 2, 1, 4>} : (tensor<4x1x4xf32>) -> tensor<2x2x1x4xf32>
+// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[M]] {causal = true, scale = 1.000000e+00 : f64}
+// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, causal, scale 1.000000e+00, additive mask [2, 2, 1, 4]
+func.func @summed_masks_regrouped(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %v: tensor<2x2x4x8xf32>, %pad: tensor<4x1x4xf32>) -> tensor<2x2x4x8xf32> {
+  %tri = kiln.constant dense<[[[0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0]]]> : tensor<1x4x4xf32>
+  %sum = kiln.add %tri, %pad : (tensor<1x4x4xf32>, tensor<4x1x4xf32>) -> tensor<4x4x4xf32>
+  %m = kiln.reshape %sum {shape = array<i64: 2, 2, 4, 4>} : (tensor<4x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x4xf32>
+  %1 = kiln.add %0, %m : (tensor<2x2x4x4xf32>, tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %2 = kiln.softmax %1 : tensor<2x2x4x4xf32>
+  %3 = kiln.matmul %2, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x8xf32>
+  return %3 : tensor<2x2x4x8xf32>
+}
+
+// -----
+
+// A combination without a causal part (a sliding window and padding) is
+// kept as the one mask it was.
+// CHECK-LABEL: func.func @window_and_padding
+// CHECK: %[[KEEP:.*]] = kiln.where %{{.*}}, %arg3, %{{.*}} : (tensor<4x4xi1>, tensor<2x1x1x4xi1>, tensor<i1>) -> tensor<2x1x4x4xi1>
+// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[KEEP]] {scale = 1.000000e+00 : f64}
+// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, scale 1.000000e+00, boolean mask [2, 1, 4, 4]
+func.func @window_and_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %v: tensor<2x2x4x8xf32>, %pad: tensor<2x1x1x4xi1>) -> tensor<2x2x4x8xf32> {
+  %window = kiln.constant dense<[[true, false, false, false], [true, true, false, false], [false, true, true, false], [false, false, true, true]]> : tensor<4x4xi1>
+  %false = kiln.constant dense<false> : tensor<i1>
+  %ninf = kiln.constant dense<0xFF800000> : tensor<f32>
+  %keep = kiln.where %window, %pad, %false : (tensor<4x4xi1>, tensor<2x1x1x4xi1>, tensor<i1>) -> tensor<2x1x4x4xi1>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x4xf32>
+  %1 = kiln.where %keep, %0, %ninf : (tensor<2x1x4x4xi1>, tensor<2x2x4x4xf32>, tensor<f32>) -> tensor<2x2x4x4xf32>
+  %2 = kiln.softmax %1 : tensor<2x2x4x4xf32>
+  %3 = kiln.matmul %2, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x8xf32>
+  return %3 : tensor<2x2x4x8xf32>
+}
+
+// -----
+
+// GPT-NeoX: baddbmm on zeros adds a mask of zeros, which is dropped; the
+// mask subtracted after it (scores - m) is added negated.
+// CHECK-LABEL: func.func @zeros_and_subtracted_mask
+// CHECK: %[[NEG:.*]] = kiln.neg %arg3 : tensor<2x1x1x4xf32>
+// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[NEG]] {scale = 2.500000e-01 : f64}
+// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, scale 2.500000e-01, additive mask [2, 1, 1, 4]
+func.func @zeros_and_subtracted_mask(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %v: tensor<2x2x4x8xf32>, %m: tensor<2x1x1x4xf32>) -> tensor<2x2x4x8xf32> {
+  %zeros = kiln.constant dense<0.0> : tensor<2x2x4x4xf32>
+  %c = kiln.constant dense<0.25> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x4xf32>
+  %1 = kiln.mul %0, %c : (tensor<2x2x4x4xf32>, tensor<f32>) -> tensor<2x2x4x4xf32>
+  %2 = kiln.add %zeros, %1 : (tensor<2x2x4x4xf32>, tensor<2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %3 = kiln.sub %2, %m : (tensor<2x2x4x4xf32>, tensor<2x1x1x4xf32>) -> tensor<2x2x4x4xf32>
+  %4 = kiln.softmax %3 : tensor<2x2x4x4xf32>
+  %5 = kiln.matmul %4, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x8xf32>
+  return %5 : tensor<2x2x4x8xf32>
+}
+
+// -----
+
+// A mask subtracted from its own scores' matmul side is not a mask:
+// m - scores negates the scores.
+// CHECK-LABEL: func.func @scores_subtracted
+// CHECK: kiln.softmax
+// REMARK: remark: attention not fused: 'kiln.sub' between the matmul and the softmax does not subtract a mask from the scores
+func.func @scores_subtracted(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>, %m: tensor<1x1x1x4xf32>) -> tensor<1x2x4x8xf32> {
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x4xf32>
+  %1 = kiln.sub %m, %0 : (tensor<1x1x1x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %2 = kiln.softmax %1 : tensor<1x2x4x4xf32>
+  %3 = kiln.matmul %2, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  return %3 : tensor<1x2x4x8xf32>
+}
+
+// -----
+
+// DeBERTa-style: a second matmul (q p^T, a relative-position term) added to
+// q k^T. The left one is the scores, the other an additive bias (scaled
+// like the scores).
+// CHECK-LABEL: func.func @relative_position_term
+// CHECK: %[[R:.*]] = kiln.matmul %arg0, %arg3 {transpose_b = true} : (tensor<1x2x4x8xf32>, tensor<2x4x8xf32>) -> tensor<1x2x4x4xf32>
+// CHECK: %[[M:.*]] = kiln.mul %[[R]], %{{.*}}
+// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[M]] {scale = 2.500000e-01 : f64}
+// REMARK: remark: fused attention: B=1 H=2 Sq=4 Sk=4 D=8, scale 2.500000e-01, additive mask [1, 2, 4, 4]
+func.func @relative_position_term(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>, %p: tensor<2x4x8xf32>) -> tensor<1x2x4x8xf32> {
+  %c = kiln.constant dense<4.0> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x4xf32>
+  %1 = kiln.matmul %q, %p {transpose_b = true} : (tensor<1x2x4x8xf32>, tensor<2x4x8xf32>) -> tensor<1x2x4x4xf32>
+  %2 = kiln.add %0, %1 : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
+  %3 = kiln.div %2, %c : (tensor<1x2x4x4xf32>, tensor<f32>) -> tensor<1x2x4x4xf32>
+  %4 = kiln.softmax %3 : tensor<1x2x4x4xf32>
+  %5 = kiln.matmul %4, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  return %5 : tensor<1x2x4x8xf32>
+}
+
+// -----
+
+// Softmax written out, exp(x - max(x)) / sum(exp(x - max(x))), between the
+// matmuls is softmax(x).
+// CHECK-LABEL: func.func @written_out_softmax
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2 {scale = 1.250000e-01 : f64}
+// CHECK-NEXT: return %[[O]]
+// REMARK: remark: fused attention: B=1 H=2 Sq=4 Sk=4 D=8, scale 1.250000e-01
+func.func @written_out_softmax(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32> {
+  %c = kiln.constant dense<0.125> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x4xf32>
+  %1 = kiln.mul %0, %c : (tensor<1x2x4x4xf32>, tensor<f32>) -> tensor<1x2x4x4xf32>
+  %max = kiln.reduce_max %1 {axes = array<i64: -1>, keepdims = true} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x1xf32>
+  %2 = kiln.sub %1, %max : (tensor<1x2x4x4xf32>, tensor<1x2x4x1xf32>) -> tensor<1x2x4x4xf32>
+  %3 = kiln.exp %2 : tensor<1x2x4x4xf32>
+  %sum = kiln.reduce_sum %3 {axes = array<i64: 3>, keepdims = true} : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x1xf32>
+  %4 = kiln.div %3, %sum : (tensor<1x2x4x4xf32>, tensor<1x2x4x1xf32>) -> tensor<1x2x4x4xf32>
+  %5 = kiln.matmul %4, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  return %5 : tensor<1x2x4x8xf32>
+}
+
+// -----
+
+// Multi-query attention with the one key/value head expanded to every head
+// (k.expand): attention reads the one head.
+// CHECK-LABEL: func.func @multi_query_expanded
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2 {scale = 1.000000e+00 : f64} : (tensor<1x4x4x8xf32>, tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> tensor<1x4x4x8xf32>
+// CHECK-NEXT: return %[[O]]
+// REMARK: remark: fused attention: B=1 H=4 (kv heads 1) Sq=4 Sk=4 D=8, scale 1.000000e+00
+func.func @multi_query_expanded(%q: tensor<1x4x4x8xf32>, %k: tensor<1x1x4x8xf32>, %v: tensor<1x1x4x8xf32>) -> tensor<1x4x4x8xf32> {
+  %ke = kiln.broadcast_to %k {shape = array<i64: 1, 4, 4, 8>} : (tensor<1x1x4x8xf32>) -> tensor<1x4x4x8xf32>
+  %ve = kiln.broadcast_to %v {shape = array<i64: 1, 4, 4, 8>} : (tensor<1x1x4x8xf32>) -> tensor<1x4x4x8xf32>
+  %0 = kiln.matmul %q, %ke {transpose_b = true} : (tensor<1x4x4x8xf32>, tensor<1x4x4x8xf32>) -> tensor<1x4x4x4xf32>
+  %1 = kiln.softmax %0 : tensor<1x4x4x4xf32>
+  %2 = kiln.matmul %1, %ve : (tensor<1x4x4x4xf32>, tensor<1x4x4x8xf32>) -> tensor<1x4x4x8xf32>
+  return %2 : tensor<1x4x4x8xf32>
+}
+
+// -----
+
+// Heads tiled (k.repeat(1, 2, 1, 1): heads 0, 1, 0, 1) are not grouped
+// query heads (0, 0, 1, 1): K and V keep all four heads.
+// CHECK-LABEL: func.func @tiled_heads
+// CHECK: kiln.attention %arg0, %{{.*}}, %{{.*}} {scale = 1.000000e+00 : f64} : (tensor<1x4x4x8xf32>, tensor<1x4x4x8xf32>, tensor<1x4x4x8xf32>) -> tensor<1x4x4x8xf32>
+// REMARK: remark: fused attention: B=1 H=4 Sq=4 Sk=4 D=8, scale 1.000000e+00
+func.func @tiled_heads(%q: tensor<1x4x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>) -> tensor<1x4x4x8xf32> {
+  %k5 = kiln.reshape %k {shape = array<i64: 1, 1, 2, 4, 8>} : (tensor<1x2x4x8xf32>) -> tensor<1x1x2x4x8xf32>
+  %kb = kiln.broadcast_to %k5 {shape = array<i64: 1, 2, 2, 4, 8>} : (tensor<1x1x2x4x8xf32>) -> tensor<1x2x2x4x8xf32>
+  %kt = kiln.reshape %kb {shape = array<i64: 1, 4, 4, 8>} : (tensor<1x2x2x4x8xf32>) -> tensor<1x4x4x8xf32>
+  %v5 = kiln.reshape %v {shape = array<i64: 1, 1, 2, 4, 8>} : (tensor<1x2x4x8xf32>) -> tensor<1x1x2x4x8xf32>
+  %vb = kiln.broadcast_to %v5 {shape = array<i64: 1, 2, 2, 4, 8>} : (tensor<1x1x2x4x8xf32>) -> tensor<1x2x2x4x8xf32>
+  %vt = kiln.reshape %vb {shape = array<i64: 1, 4, 4, 8>} : (tensor<1x2x2x4x8xf32>) -> tensor<1x4x4x8xf32>
+  %0 = kiln.matmul %q, %kt {transpose_b = true} : (tensor<1x4x4x8xf32>, tensor<1x4x4x8xf32>) -> tensor<1x4x4x4xf32>
+  %1 = kiln.softmax %0 : tensor<1x4x4x4xf32>
+  %2 = kiln.matmul %1, %vt : (tensor<1x4x4x4xf32>, tensor<1x4x4x8xf32>) -> tensor<1x4x4x8xf32>
+  return %2 : tensor<1x4x4x8xf32>
+}
+
+// -----
+
+// Swin V2's cosine attention: the scores scaled by a learned per-head
+// factor [H, 1, 1], the same for every key, which moves onto Q (as would a
+// scalar computed at run time).
+// CHECK-LABEL: func.func @per_head_scale
+// CHECK: %[[Q:.*]] = kiln.mul %arg0, %arg3 : (tensor<1x2x4x8xf32>, tensor<2x1x1xf32>) -> tensor<1x2x4x8xf32>
+// CHECK: kiln.attention %[[Q]], %arg1, %arg2 {scale = 1.000000e+00 : f64}
+// REMARK: remark: fused attention: B=1 H=2 Sq=4 Sk=4 D=8, scale 1.000000e+00
+func.func @per_head_scale(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>, %scale: tensor<2x1x1xf32>) -> tensor<1x2x4x8xf32> {
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x4xf32>
+  %1 = kiln.mul %0, %scale : (tensor<1x2x4x4xf32>, tensor<2x1x1xf32>) -> tensor<1x2x4x4xf32>
+  %2 = kiln.softmax %1 : tensor<1x2x4x4xf32>
+  %3 = kiln.matmul %2, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  return %3 : tensor<1x2x4x8xf32>
+}
+
+// -----
+
+// A factor the same for every key but applied after a mask would scale
+// the mask too.
+// CHECK-LABEL: func.func @row_scale_after_mask
+// CHECK: kiln.softmax
+// REMARK: remark: attention not fused: 'kiln.mul' scales the masked scores by a tensor (only a splat constant may follow a mask)
+func.func @row_scale_after_mask(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>, %m: tensor<1x1x1x4xf32>, %scale: tensor<2x1x1xf32>) -> tensor<1x2x4x8xf32> {
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x4xf32>
+  %1 = kiln.add %0, %m : (tensor<1x2x4x4xf32>, tensor<1x1x1x4xf32>) -> tensor<1x2x4x4xf32>
+  %2 = kiln.mul %1, %scale : (tensor<1x2x4x4xf32>, tensor<2x1x1xf32>) -> tensor<1x2x4x4xf32>
+  %3 = kiln.softmax %2 : tensor<1x2x4x4xf32>
+  %4 = kiln.matmul %3, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  return %4 : tensor<1x2x4x8xf32>
+}
+
+// -----
+
+// Swin's shifted windows: the scores [B*W, H, N, N] viewed as [B, W, H, N,
+// N] to add the window mask [1, W, 1, N, N], then viewed back.
+// CHECK-LABEL: func.func @window_mask_rank5
+// CHECK: %[[B:.*]] = kiln.broadcast_to %arg3 {shape = array<i64: 1, 2, 2, 4, 4>}
+// CHECK: %[[M:.*]] = kiln.reshape %[[B]] {shape = array<i64: 2, 2, 4, 4>}
+// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[M]] {scale = 1.000000e+00 : f64}
+// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, scale 1.000000e+00, additive mask [2, 2, 4, 4]
+func.func @window_mask_rank5(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %v: tensor<2x2x4x8xf32>, %m: tensor<1x2x1x4x4xf32>) -> tensor<2x2x4x8xf32> {
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x4xf32>
+  %1 = kiln.reshape %0 {shape = array<i64: 1, 2, 2, 4, 4>} : (tensor<2x2x4x4xf32>) -> tensor<1x2x2x4x4xf32>
+  %2 = kiln.add %1, %m : (tensor<1x2x2x4x4xf32>, tensor<1x2x1x4x4xf32>) -> tensor<1x2x2x4x4xf32>
+  %3 = kiln.reshape %2 {shape = array<i64: 2, 2, 4, 4>} : (tensor<1x2x2x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %4 = kiln.softmax %3 : tensor<2x2x4x4xf32>
+  %5 = kiln.matmul %4, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x8xf32>
+  return %5 : tensor<2x2x4x8xf32>
 }
 
 // -----

@@ -5,8 +5,9 @@
 // remarks and the compile report say so, and the fused Program computes what
 // the unfused one does. Attention written by hand in the DSL in forms the
 // zoo does not use (grouped-query heads, a boolean padding mask, division by
-// sqrt(D), an explicit transpose of K, a causal mask from index comparisons)
-// is fused too.
+// sqrt(D), an explicit transpose of K, a causal mask from index comparisons,
+// a causal mask combined with a padding mask, softmax written out,
+// multi-query heads expanded) is fused too.
 //
 // Tolerances: the fused reference kernel accumulates in f64 and rounds once,
 // where the unfused ops round the scores, the probabilities and the output
@@ -173,6 +174,94 @@ TEST(FuseAttention, HandWrittenFormsFuseWithSameNumbers) {
       ASSERT_TRUE(fe && ue);
       expectSameOutputs(*fe, *ue, target == "reference" ? 1e-5 : 1e-4,
                         "hand-written on " + target);
+    }
+  }
+}
+
+/// More hand-written forms: a causal triangle summed with a padding mask
+/// into one additive mask (the triangle must still be found), the same with
+/// `and` of boolean masks, softmax written out as exp(x - max) / sum with a
+/// mask subtracted from the scores, and one key/value head expanded to
+/// every query head (multi-query).
+enum class Form { CausalPlusPadding, CausalAndPadding, WrittenOutSoftmax, Mqa };
+
+Module moreHandWritten(Form form) {
+  const int64_t b = 2, h = 4, s = 6, d = 8;
+  dsl::Graph g("more");
+  auto q = g.input("q", {b, h, s, d});
+  int64_t kvHeads = form == Form::Mqa ? 1 : h;
+  auto k = g.input("k", {b, kvHeads, s, d});
+  auto v = g.input("v", {b, kvHeads, s, d});
+  if (form == Form::Mqa) {
+    k = k.broadcastTo({b, h, s, d});
+    v = v.broadcastTo({b, h, s, d});
+  }
+  std::vector<double> rows(s), cols(s), triangle(s * s);
+  for (int64_t i = 0; i < s; ++i) {
+    rows[i] = cols[i] = double(i);
+    for (int64_t j = 0; j < s; ++j)
+      triangle[i * s + j] = j <= i ? 0.0 : -INFINITY;
+  }
+  auto scores = q.matmul(k, false, true) / std::sqrt(double(d));
+  switch (form) {
+  case Form::CausalPlusPadding: {
+    auto pad = g.input("pad", {b, 1, 1, s});
+    scores = scores + (g.constant({s, s}, triangle) + pad);
+    break;
+  }
+  case Form::CausalAndPadding: {
+    std::vector<double> keep(b * s, 1.0);
+    keep[b * s - 1] = 0.0; // the last key of the second sequence is padding
+    auto causal = g.constant({1, s}, cols, DType::i64)
+                      .compare("le", g.constant({s, 1}, rows, DType::i64));
+    auto both = causal.select(g.constant({b, 1, 1, s}, keep, DType::i1),
+                              g.constant({}, {0.0}, DType::i1));
+    scores = both.select(scores, g.scalar(-INFINITY));
+    break;
+  }
+  case Form::WrittenOutSoftmax: {
+    scores = scores - g.input("pad", {b, 1, 1, s});
+    auto e = (scores - scores.max({-1}, true)).exp();
+    g.output("o", (e / e.sum({-1}, true)).matmul(v));
+    return g.finish();
+  }
+  case Form::Mqa:
+    break;
+  }
+  g.output("o", scores.softmax().matmul(v));
+  return g.finish();
+}
+
+TEST(FuseAttention, MoreHandWrittenFormsFuseWithSameNumbers) {
+  for (Form form : {Form::CausalPlusPadding, Form::CausalAndPadding,
+                    Form::WrittenOutSoftmax, Form::Mqa}) {
+    Module m = moreHandWritten(form);
+    std::string what = "form " + std::to_string(int(form));
+    for (std::string target : {"reference", "cpu"}) {
+      auto fused = compileToProgram(m, CompileOptions().setTarget(target));
+      ASSERT_TRUE(fused) << fused.status().message();
+      ASSERT_EQ(countOps(fused->program, "attention"), 1u)
+          << what << fused->irAfterPipeline;
+      EXPECT_EQ(countOps(fused->program, "softmax"), 0u) << what;
+      bool causal =
+          form == Form::CausalPlusPadding || form == Form::CausalAndPadding;
+      EXPECT_EQ(fused->irAfterPipeline.find("causal = true") !=
+                    std::string::npos,
+                causal)
+          << what << fused->irAfterPipeline;
+      if (form == Form::Mqa)
+        EXPECT_NE(fused->irAfterPipeline.find("tensor<2x1x6x8xf32>, "
+                                              "tensor<2x1x6x8xf32>)"),
+                  std::string::npos)
+            << fused->irAfterPipeline;
+      auto unfused = compileToProgram(
+          m, CompileOptions().setTarget(target).setFuseAttention(false));
+      ASSERT_TRUE(unfused) << unfused.status().message();
+      auto fe = Executable::create(fused->program, fused->weights, target);
+      auto ue = Executable::create(unfused->program, unfused->weights, target);
+      ASSERT_TRUE(fe && ue);
+      expectSameOutputs(*fe, *ue, target == "reference" ? 1e-5 : 1e-4,
+                        what + " on " + target);
     }
   }
 }
