@@ -207,6 +207,30 @@ double kernelFlops(const kiln::Program &program, const kiln::KernelCall &k) {
   return 0;
 }
 
+/// Floating-point operations of an attention kernel: 2 * (D + Dv) per
+/// (query, key) pair it uses (q.k and p.v), over the pairs a causal mask
+/// leaves (bottom-right aligned); 0 for other ops or unexpected shapes.
+double attentionFlops(const kiln::Program &program, const kiln::KernelCall &k) {
+  if (k.op != "attention" || k.inputs.size() < 3)
+    return 0;
+  const auto &q = program.buffers[k.inputs[0]].shape;
+  const auto &kShape = program.buffers[k.inputs[1]].shape;
+  const auto &v = program.buffers[k.inputs[2]].shape;
+  if (q.size() != 4 || kShape.size() != 4 || v.size() != 4)
+    return 0;
+  double queries = static_cast<double>(q[2]),
+         keys = static_cast<double>(kShape[2]);
+  double pairs = queries * keys;
+  if (k.attrs.value("causal", false)) {
+    pairs = 0;
+    for (int64_t i = 0; i < q[2]; ++i)
+      pairs += std::clamp<double>(static_cast<double>(i) + keys - queries + 1,
+                                  0, keys);
+  }
+  return 2 * static_cast<double>(q[0] * q[1]) * pairs *
+         static_cast<double>(q[3] + v[3]);
+}
+
 /// A "Vm..." field of /proc/self/status in KiB (VmRSS: resident now, VmHWM:
 /// resident peak since start or the last reset); -1 where there is none.
 int64_t procStatusKiB(const std::string &field) {
@@ -423,7 +447,10 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < exe->lastProfile().size(); ++i) {
       const auto &k = exe->lastProfile()[i];
       double flops = kernelFlops(program, program.kernels[i]);
-      prof.push_back({k, flops});
+      // Attention's rate is shown per kernel, but its FLOPs stay out of the
+      // matmul/conv2d summary below.
+      double attention = attentionFlops(program, program.kernels[i]);
+      prof.push_back({k, flops > 0 ? flops : attention});
       total += k.seconds;
       if (flops > 0) {
         gemmFlops += flops;
