@@ -353,6 +353,32 @@ bool isCausalMask(Value mask, bool boolean, int64_t sq, int64_t sk,
   return true;
 }
 
+/// Whether every masked-out value (<= kMaskedOut) of `mask`, computed from
+/// constants only, is -inf; false as well when that cannot be decided.
+bool masksWithNegativeInfinity(Value mask) {
+  if (std::optional<double> splat = splatValue(mask))
+    return *splat > kMaskedOut || std::isinf(*splat);
+  RankedTensorType type = tensorType(mask);
+  if (type.getRank() > 16 || type.getNumElements() > kMaxCausalCheck)
+    return false;
+  MaskEvaluator evaluator;
+  MaskEvaluator::Fn f = evaluator.build(mask);
+  if (!f)
+    return false;
+  auto shape = type.getShape();
+  llvm::SmallVector<int64_t> index(shape.size(), 0);
+  for (int64_t n = 0; n < type.getNumElements(); ++n) {
+    for (int64_t d = shape.size(), rest = n; d-- > 0;) {
+      index[d] = rest % shape[d];
+      rest /= shape[d];
+    }
+    double value = f(index.data());
+    if (value <= kMaskedOut && !std::isinf(value))
+      return false;
+  }
+  return true;
+}
+
 /// A reshape that only regroups the leading dims of [..., Sq, Sk] (e.g.
 /// [B*H, Sq, Sk] <-> [B, H, Sq, Sk]), result rank at most `maxRank`: 4 where
 /// the result is the softmax's input or the probabilities; between the
@@ -413,6 +439,9 @@ struct MaskPart {
   /// The shape it is applied in, when a reshape that regroups the leading
   /// dims follows it; else empty (the shape the whole mask is applied in).
   llvm::SmallVector<int64_t> appliedShape;
+  /// A boolean part split off an additive `where(c, fill, a)`: the fill
+  /// that masks out where it says so.
+  std::optional<double> fill;
 };
 
 /// Splits a mask that combines several into its parts, so that a causal
@@ -437,8 +466,10 @@ struct MaskPart {
 void splitMask(const MaskPart &mask, llvm::ArrayRef<int64_t> shape,
                llvm::SmallVectorImpl<MaskPart> &parts, int depth = 0) {
   Operation *op = mask.value.getDefiningOp();
-  auto split = [&](Value value, bool boolean, bool keepWhenTrue) {
-    MaskPart part{value, boolean, keepWhenTrue, mask.appliedShape};
+  auto split = [&](Value value, bool boolean, bool keepWhenTrue,
+                   std::optional<double> fill = std::nullopt) {
+    MaskPart part{value, boolean, keepWhenTrue, mask.appliedShape,
+                  fill ? fill : mask.fill};
     splitMask(part, shape, parts, depth + 1);
   };
   // nn.MultiheadAttention sums its masks on [B*H, S, S] and views the sum
@@ -447,7 +478,8 @@ void splitMask(const MaskPart &mask, llvm::ArrayRef<int64_t> shape,
       mask.appliedShape.empty() ? shape : mask.appliedShape;
   if (isRegroup(op) && depth < 8 &&
       tensorType(mask.value).getShape() == applied) {
-    MaskPart part{op->getOperand(0), mask.boolean, mask.keepWhenTrue};
+    MaskPart part{
+        op->getOperand(0), mask.boolean, mask.keepWhenTrue, {}, mask.fill};
     part.appliedShape.assign(tensorType(part.value).getShape().begin(),
                              tensorType(part.value).getShape().end());
     return splitMask(part, shape, parts, depth + 1);
@@ -481,7 +513,8 @@ void splitMask(const MaskPart &mask, llvm::ArrayRef<int64_t> shape,
       if (auto where = mlir::dyn_cast<WhereOp>(op)) {
         bool fillX = masksOut(where.getX()), fillY = masksOut(where.getY());
         if (fillX != fillY) {
-          split(where.getCond(), true, /*keepWhenTrue=*/fillY);
+          split(where.getCond(), true, /*keepWhenTrue=*/fillY,
+                splatValue(fillX ? where.getX() : where.getY()));
           split(fillX ? where.getY() : where.getX(), false, true);
           return;
         }
@@ -758,6 +791,27 @@ void addMask(Canonical &out, const MaskPart &mask,
   llvm::SmallVector<bool> causal;
   for (const MaskPart &part : parts)
     causal.push_back(isCausal(part));
+  // An additive mask with more than a causal part stays whole, so that its
+  // fills keep their values. The kernel drops the keys a causal flag or a
+  // boolean mask excludes, where finite fills (the float minimum, -1e9)
+  // only make them negligible; the two differ on a row in which every key
+  // is masked out: the unfused ops average V over the keys with the
+  // largest fill, the kernel gives zeros. A padding part left over makes
+  // such rows: the padded queries of a left-padded causal batch (HF
+  // LLaMA's 4-D mask). Boolean masks are excluded keys either way.
+  // With -inf fills the unfused ops give NaN on such rows, the kernel
+  // zeros (as documented for kiln.attention): the split is kept.
+  bool othersRemain = false, finiteCausalFill = false;
+  for (auto [part, isPartCausal] : llvm::zip_equal(parts, causal)) {
+    othersRemain |= !isPartCausal && (part.boolean || !isZeroMask(part.value));
+    if (isPartCausal)
+      finiteCausalFill |= part.boolean ? !part.fill || !std::isinf(*part.fill)
+                                       : !masksWithNegativeInfinity(part.value);
+  }
+  if (!mask.boolean && othersRemain && finiteCausalFill && parts.size() > 1) {
+    parts.assign({mask});
+    causal.assign({false});
+  }
   if (!llvm::is_contained(causal, true)) {
     // Nothing to gain from the parts: keep the mask as it was applied.
     bool whole = parts.size() > 1 && isCausal(mask);

@@ -348,14 +348,15 @@ func.func @regrouped_broadcast_q(%q: tensor<1x8x16xf32>, %k: tensor<8x8x16xf32>,
 
 // -----
 
-// A causal triangle and a padding mask summed into one additive mask: the
-// triangle becomes causal = true, the padding mask stays the mask operand.
+// A causal triangle (-inf above the diagonal) and a padding mask summed
+// into one additive mask: the triangle becomes causal = true, the padding
+// mask stays the mask operand.
 // CHECK-LABEL: func.func @causal_plus_padding
 // CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2, %arg3 {causal = true, scale = 1.000000e+00 : f64}
 // CHECK-NEXT: return %[[O]]
 // REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, causal, scale 1.000000e+00, additive mask [2, 1, 1, 4]
 func.func @causal_plus_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %v: tensor<2x2x4x8xf32>, %pad: tensor<2x1x1x4xf32>) -> tensor<2x2x4x8xf32> {
-  %tri = kiln.constant dense<[[0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0]]> : tensor<4x4xf32>
+  %tri = kiln.constant dense<[[0.0, 0xFF800000, 0xFF800000, 0xFF800000], [0.0, 0.0, 0xFF800000, 0xFF800000], [0.0, 0.0, 0.0, 0xFF800000], [0.0, 0.0, 0.0, 0.0]]> : tensor<4x4xf32>
   %m = kiln.add %tri, %pad : (tensor<4x4xf32>, tensor<2x1x1x4xf32>) -> tensor<2x1x4x4xf32>
   %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x4xf32>
   %1 = kiln.add %0, %m : (tensor<2x2x4x4xf32>, tensor<2x1x4x4xf32>) -> tensor<2x2x4x4xf32>
@@ -367,14 +368,15 @@ func.func @causal_plus_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>,
 // -----
 
 // LLaMA-style 4-D mask: the causal triangle expanded to [B, 1, S, S] (a
-// constant after import), masked_fill'ed where the padding mask is 0. The
-// triangle is causal for every batch; the fill becomes a boolean mask.
+// constant after import), masked_fill'ed with the float minimum where the
+// padding mask is 0. With finite fills a row every key of which is masked
+// (a padded query of a left-padded batch) averages V in the unfused ops,
+// where a causal flag would make it zeros: the mask stays whole, additive.
 // CHECK-LABEL: func.func @causal_masked_fill_padding
-// CHECK: %[[PAD:.*]] = kiln.compare %arg3, %{{.*}} {predicate = "eq"} : (tensor<2x1x1x4xf32>, tensor<f32>) -> tensor<2x1x1x4xi1>
-// CHECK: %[[KEEP:.*]] = kiln.compare %[[PAD]], %{{.*}} {predicate = "eq"} : (tensor<2x1x1x4xi1>, tensor<i1>) -> tensor<2x1x1x4xi1>
-// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[KEEP]] {causal = true, scale = 2.500000e-01 : f64}
+// CHECK: %[[M:.*]] = kiln.where %{{.*}}, %{{.*}}, %{{.*}} : (tensor<2x1x1x4xi1>, tensor<f32>, tensor<2x1x4x4xf32>) -> tensor<2x1x4x4xf32>
+// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[M]] {scale = 2.500000e-01 : f64}
 // CHECK-NOT: kiln.softmax
-// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, causal, scale 2.500000e-01, boolean mask [2, 1, 1, 4]
+// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, scale 2.500000e-01, additive mask [2, 1, 4, 4]
 func.func @causal_masked_fill_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %v: tensor<2x2x4x8xf32>, %attn: tensor<2x1x1x4xf32>) -> tensor<2x2x4x8xf32> {
   %tri = kiln.constant dense<[[[[0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0]]], [[[0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0]]]]> : tensor<2x1x4x4xf32>
   %zero = kiln.constant dense<0.0> : tensor<f32>
@@ -434,14 +436,15 @@ func.func @causal_or_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %
 // -----
 
 // nn.MultiheadAttention with a causal attn_mask and a key padding mask: the
-// two are summed on [B*H, S, S] and the sum viewed as [B, H, S, S]. The
-// triangle becomes causal; the padding part is regrouped as it is.
+// two (-inf fills) are summed on [B*H, S, S] and the sum viewed as
+// [B, H, S, S]. The triangle becomes causal; the padding part is regrouped
+// as it is.
 // CHECK-LABEL: func.func @summed_masks_regrouped
 // CHECK: %[[M:.*]] = kiln.reshape %arg3 {shape = array<i64: 2, 2, 1, 4>} : (tensor<4x1x4xf32>) -> tensor<2x2x1x4xf32>
 // CHECK: kiln.attention %arg0, %arg1, %arg2, %[[M]] {causal = true, scale = 1.000000e+00 : f64}
 // REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, causal, scale 1.000000e+00, additive mask [2, 2, 1, 4]
 func.func @summed_masks_regrouped(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %v: tensor<2x2x4x8xf32>, %pad: tensor<4x1x4xf32>) -> tensor<2x2x4x8xf32> {
-  %tri = kiln.constant dense<[[[0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0]]]> : tensor<1x4x4xf32>
+  %tri = kiln.constant dense<[[[0.0, 0xFF800000, 0xFF800000, 0xFF800000], [0.0, 0.0, 0xFF800000, 0xFF800000], [0.0, 0.0, 0.0, 0xFF800000], [0.0, 0.0, 0.0, 0.0]]]> : tensor<1x4x4xf32>
   %sum = kiln.add %tri, %pad : (tensor<1x4x4xf32>, tensor<4x1x4xf32>) -> tensor<4x4x4xf32>
   %m = kiln.reshape %sum {shape = array<i64: 2, 2, 4, 4>} : (tensor<4x4x4xf32>) -> tensor<2x2x4x4xf32>
   %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x4xf32>
