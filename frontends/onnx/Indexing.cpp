@@ -176,6 +176,9 @@ void scatterND(NodeContext &n) {
   if (us != want)
     n.fail("updates have shape " + shapeToString(us) + ", expected " +
            shapeToString(want));
+  if (n.dtype(2) != n.dtype(0))
+    n.fail("updates are " + std::string(dtypeName(n.dtype(2))) + ", data is " +
+           dtypeName(n.dtype(0)));
   // The update row written to each indexed position (the last write wins,
   // as in the reference implementation), or -1.
   std::vector<int64_t> indexed(ds.begin(), ds.begin() + k);
@@ -207,6 +210,11 @@ void scatterND(NodeContext &n) {
       if (row[p] >= 0)
         std::memcpy(dst + p * bytes, src + row[p] * bytes, bytes);
     n.setOutput(0, std::move(out));
+    return;
+  }
+  // No index (indices of shape [0, k]): data unchanged.
+  if (count == 0) {
+    n.setOutput(0, n.input(0));
     return;
   }
   // Every position written once, in order (a slice assignment to the whole

@@ -342,6 +342,59 @@ TEST(OnnxImport, ScatterNDWithConstantIndicesOnRuntimeValues) {
   }
 }
 
+TEST(OnnxImport, ScatterNDWithNoIndicesIsData) {
+  // Indices of shape [0, 1] write nothing: y = x (the importer gathered row
+  // 0 of the empty updates, which failed at run time).
+  auto m = makeModel(16);
+  auto &g = *m.mutable_graph();
+  addValue(g.mutable_input(), "x", {3, 2});
+  addValue(g.mutable_input(), "u", {0, 2});
+  addValue(g.mutable_output(), "y", {3, 2});
+  auto *idx = g.add_initializer();
+  idx->set_name("idx");
+  idx->set_data_type(::onnx::TensorProto::INT64);
+  idx->add_dims(0);
+  idx->add_dims(1);
+  addNode(m, "ScatterND", {"x", "idx", "u"}, {"y"}, "assign");
+
+  auto module = import(m);
+  ASSERT_TRUE(module) << module.status().message();
+  auto exe = kiln::compile(*module);
+  ASSERT_TRUE(exe) << exe.status().message();
+  auto out =
+      exe->run({{"x", kiln::Tensor::fromFloats({3, 2}, {1, 2, 3, 4, 5, 6})},
+                {"u", kiln::Tensor::zeros(kiln::DType::f32, {0, 2})}});
+  ASSERT_TRUE(out) << out.status().message();
+  EXPECT_EQ(out->at("y").toDoubles(), (std::vector<double>{1, 2, 3, 4, 5, 6}));
+}
+
+TEST(OnnxImport, ScatterNDUpdatesOfAnotherTypeAreAnError) {
+  // Data f32, updates f16, both initializers: evaluated at import, the f16
+  // bytes were copied as f32 rows (reading past the updates).
+  auto m = makeModel(16);
+  auto &g = *m.mutable_graph();
+  addValue(g.mutable_output(), "y", {4, 3});
+  addInitializer(m, "x", {4, 3}, std::vector<float>(12, 1.0f));
+  auto *u = g.add_initializer();
+  u->set_name("u");
+  u->set_data_type(::onnx::TensorProto::FLOAT16);
+  u->add_dims(2);
+  u->add_dims(3);
+  u->set_raw_data(std::string(12, '\0'));
+  auto *idx = g.add_initializer();
+  idx->set_name("idx");
+  idx->set_data_type(::onnx::TensorProto::INT64);
+  idx->add_dims(2);
+  idx->add_dims(1);
+  idx->add_int64_data(1);
+  idx->add_int64_data(3);
+  addNode(m, "ScatterND", {"x", "idx", "u"}, {"y"}, "assign");
+  auto module = import(m);
+  ASSERT_FALSE(module);
+  EXPECT_THAT(module.status().message(),
+              HasSubstr("updates are f16, data is f32"));
+}
+
 TEST(OnnxImport, ScatterNDNamesWhatIsUnsupported) {
   for (bool reduction : {false, true}) {
     auto m = makeModel(16);

@@ -785,17 +785,24 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
   // layers, 2 threads, AMD EPYC (Zen 4), direct -> Winograd: batch 1,
   // 64x56x56 1.05 -> 0.65 ms, 128x28x28 1.0 -> 0.45, 256x14x14 1.0 -> 0.55,
   // but 512x7x7 1.07 -> 0.9-1.4 (too few output tiles); batch 8 2-2.5x
-  // faster at every size; a 3-channel image (a stem) 3x slower. So
-  // Winograd runs when there are at least kWinogradMinOutputs output pixels
-  // and kWinogradMinChannels input and output channels, the weights are
+  // faster at every size; a 3-channel image (a stem) 3x slower. The
+  // output pixels are counted over the batch, but the tiles are per image:
+  // on images under 3 pixels high or wide most of each tile is padding
+  // (measured: 256 x [64, 1x1] 0.04 -> 0.67 ms, 64 x [128, 2x2] 0.33 ->
+  // 0.88, [16, 1x300] 0.023 -> 0.058). So Winograd runs when there are at
+  // least kWinogradMinOutputs output pixels, each image's output is at
+  // least kWinogradMinSide pixels high and wide, there are
+  // kWinogradMinChannels input and output channels, the weights are
   // bound (prepacked once into Winograd's own layout) and oneDNN has a
   // kernel for the call, post-ops included (otherwise the direct kernel
   // runs). KILN_CONV_WINOGRAD=0 turns it off.
-  constexpr int64_t kWinogradMinOutputs = 196, kWinogradMinChannels = 16;
+  constexpr int64_t kWinogradMinOutputs = 196, kWinogradMinChannels = 16,
+                    kWinogradMinSide = 3;
   bool winograd = false;
   if (convWinogradEnabled() && x.dtype == DType::f32 && G == 1 && KH == 3 &&
       KW == 3 && (*strides)[0] == 1 && (*strides)[1] == 1 && (*dil)[0] == 1 &&
       (*dil)[1] == 1 && N * OH * OW >= kWinogradMinOutputs &&
+      OH >= kWinogradMinSide && OW >= kWinogradMinSide &&
       C >= kWinogradMinChannels && O >= kWinogradMinChannels && pc.weights[1] &&
       (srcBlocked || dstBlocked || pickLayouts)) {
     try {

@@ -260,6 +260,16 @@ TEST_F(LayoutPlan, LargeThreeByThreeConvolutionsRunWinograd) {
                        "onednn:conv2d(blocked)",
                    }));
 
+  // Enough output pixels over the batch, but images too small for a tile
+  // (1 x 1, 2 x 2, 1 x 300): the direct kernel.
+  for (std::vector<int64_t> shape :
+       {std::vector<int64_t>{256, 32, 1, 1}, {64, 32, 2, 2}, {1, 32, 1, 300}}) {
+    ProgramBuilder small("winograd_small_images");
+    small.conv(small.input("x", shape), 32, 32, 3, shape, /*output=*/true);
+    for (const std::string &impl : runBoth(small))
+      EXPECT_EQ(impl, "onednn:conv2d") << shape[2] << "x" << shape[3];
+  }
+
   cpu::setConvWinogradForTesting(false);
   ProgramBuilder direct("winograd_off");
   build(direct);
