@@ -353,32 +353,6 @@ bool isCausalMask(Value mask, bool boolean, int64_t sq, int64_t sk,
   return true;
 }
 
-/// Whether every masked-out value (<= kMaskedOut) of `mask`, computed from
-/// constants only, is -inf; false as well when that cannot be decided.
-bool masksWithNegativeInfinity(Value mask) {
-  if (std::optional<double> splat = splatValue(mask))
-    return *splat > kMaskedOut || std::isinf(*splat);
-  RankedTensorType type = tensorType(mask);
-  if (type.getRank() > 16 || type.getNumElements() > kMaxCausalCheck)
-    return false;
-  MaskEvaluator evaluator;
-  MaskEvaluator::Fn f = evaluator.build(mask);
-  if (!f)
-    return false;
-  auto shape = type.getShape();
-  llvm::SmallVector<int64_t> index(shape.size(), 0);
-  for (int64_t n = 0; n < type.getNumElements(); ++n) {
-    for (int64_t d = shape.size(), rest = n; d-- > 0;) {
-      index[d] = rest % shape[d];
-      rest /= shape[d];
-    }
-    double value = f(index.data());
-    if (value <= kMaskedOut && !std::isinf(value))
-      return false;
-  }
-  return true;
-}
-
 /// A reshape that only regroups the leading dims of [..., Sq, Sk] (e.g.
 /// [B*H, Sq, Sk] <-> [B, H, Sq, Sk]), result rank at most `maxRank`: 4 where
 /// the result is the softmax's input or the probabilities; between the
@@ -403,12 +377,11 @@ llvm::SmallVector<int64_t> leadingDims(llvm::ArrayRef<int64_t> shape) {
   return llvm::SmallVector<int64_t>(shape.drop_back(2));
 }
 
-/// Whether `v`, computed from constants only, is zero everywhere (an
-/// additive mask that changes nothing, e.g. the zeros GPT-NeoX passes to
-/// baddbmm). False as well when that cannot be decided from constants.
-bool isZeroMask(Value v) {
+/// Whether `holds` is true of every element of `v`, computed from constants
+/// only; false as well when that cannot be decided from constants.
+bool holdsEverywhere(Value v, llvm::function_ref<bool(double)> holds) {
   if (std::optional<double> splat = splatValue(v))
-    return *splat == 0;
+    return holds(*splat);
   RankedTensorType type = tensorType(v);
   if (type.getRank() > 16 || type.getNumElements() > kMaxCausalCheck)
     return false;
@@ -419,15 +392,26 @@ bool isZeroMask(Value v) {
   auto shape = type.getShape();
   llvm::SmallVector<int64_t> index(shape.size(), 0);
   for (int64_t n = 0; n < type.getNumElements(); ++n) {
-    int64_t linear = n;
-    for (size_t d = shape.size(); d-- > 0;) {
-      index[d] = linear % shape[d];
-      linear /= shape[d];
+    for (int64_t d = shape.size(), rest = n; d-- > 0;) {
+      index[d] = rest % shape[d];
+      rest /= shape[d];
     }
-    if (f(index.data()) != 0)
+    if (!holds(f(index.data())))
       return false;
   }
   return true;
+}
+
+/// Whether `v` is zero everywhere (an additive mask that changes nothing,
+/// e.g. the zeros GPT-NeoX passes to baddbmm).
+bool isZeroMask(Value v) {
+  return holdsEverywhere(v, [](double x) { return x == 0; });
+}
+
+/// Whether every masked-out value (<= kMaskedOut) of `mask` is -inf.
+bool masksWithNegativeInfinity(Value mask) {
+  return holdsEverywhere(
+      mask, [](double x) { return x > kMaskedOut || std::isinf(x); });
 }
 
 /// One part of a mask: additive (0 keeps, <= kMaskedOut masks out) or

@@ -53,6 +53,13 @@ void loadInputs(const std::string &fixture,
   }
 }
 
+/// A fixture name as a test name ('-' is not allowed there).
+std::string testName(const ::testing::TestParamInfo<const char *> &info) {
+  std::string n = info.param;
+  std::replace(n.begin(), n.end(), '-', '_');
+  return n;
+}
+
 class AttentionExports : public ::testing::TestWithParam<const char *> {};
 
 TEST_P(AttentionExports, FusedAndMatchesPyTorch) {
@@ -144,11 +151,7 @@ INSTANTIATE_TEST_SUITE_P(
         "dynamo-gqa-repeat-interleave", "dynamo-mqa-expand",
         "dynamo-hand-softmax", "dynamo-deberta-relative", "dynamo-swin-windows",
         "dynamo-hf-llama-mask"),
-    [](const auto &info) {
-      std::string n = info.param;
-      std::replace(n.begin(), n.end(), '-', '_');
-      return n;
-    });
+    testName);
 
 /// A left-padded batch gives padded query rows in which every key is masked
 /// out. With finite fills (the float minimum) the unfused ops average V
@@ -198,11 +201,7 @@ INSTANTIATE_TEST_SUITE_P(PyTorch, LeftPadding,
                          ::testing::Values("hf-llama-mask", "causal-pad-4d",
                                            "dynamo-hf-llama-mask",
                                            "dynamo-causal-pad-4d"),
-                         [](const auto &info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+                         testName);
 
 /// scaled_dot_product_attention exported at opset 23, where PyTorch writes
 /// the ONNX Attention op (bench/check_onnx_attention_op.py): it imports as
@@ -243,10 +242,6 @@ TEST_P(OnnxAttentionOp, ImportsAsKilnAttentionAndMatchesPyTorch) {
 INSTANTIATE_TEST_SUITE_P(PyTorch, OnnxAttentionOp,
                          ::testing::Values("causal-cross", "bool-mask",
                                            "float-mask", "gqa-causal"),
-                         [](const auto &info) {
-                           std::string n = info.param;
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+                         testName);
 
 } // namespace
