@@ -50,6 +50,20 @@ void expectSameOutputs(Executable &fused, Executable &unfused, double rtol,
       what);
 }
 
+/// `fused` (compiled from `m` for `target`) gives the numbers of `m`
+/// compiled without attention fusion, on `target`.
+void expectSameAsUnfused(const Module &m, const CompileResult &fused,
+                         const std::string &target, const std::string &what) {
+  auto unfused = compileToProgram(
+      m, CompileOptions().setTarget(target).setFuseAttention(false));
+  ASSERT_TRUE(unfused) << unfused.status().message();
+  auto fe = Executable::create(fused.program, fused.weights, target);
+  auto ue = Executable::create(unfused->program, unfused->weights, target);
+  ASSERT_TRUE(fe && ue);
+  expectSameOutputs(*fe, *ue, target == "reference" ? 1e-5 : 1e-4,
+                    what + " on " + target);
+}
+
 struct ZooCase {
   const char *model;
   size_t layers; // attention blocks in the tiny config
@@ -166,14 +180,7 @@ TEST(FuseAttention, HandWrittenFormsFuseWithSameNumbers) {
           [](auto &k) { return k.op == "attention"; });
       EXPECT_EQ(call.inputs.size(), padding ? 4u : 3u);
 
-      auto unfused = compileToProgram(
-          m, CompileOptions().setTarget(target).setFuseAttention(false));
-      ASSERT_TRUE(unfused) << unfused.status().message();
-      auto fe = Executable::create(fused->program, fused->weights, target);
-      auto ue = Executable::create(unfused->program, unfused->weights, target);
-      ASSERT_TRUE(fe && ue);
-      expectSameOutputs(*fe, *ue, target == "reference" ? 1e-5 : 1e-4,
-                        "hand-written on " + target);
+      expectSameAsUnfused(m, *fused, target, "hand-written");
     }
   }
 }
@@ -254,14 +261,7 @@ TEST(FuseAttention, MoreHandWrittenFormsFuseWithSameNumbers) {
                                               "tensor<2x1x6x8xf32>)"),
                   std::string::npos)
             << fused->irAfterPipeline;
-      auto unfused = compileToProgram(
-          m, CompileOptions().setTarget(target).setFuseAttention(false));
-      ASSERT_TRUE(unfused) << unfused.status().message();
-      auto fe = Executable::create(fused->program, fused->weights, target);
-      auto ue = Executable::create(unfused->program, unfused->weights, target);
-      ASSERT_TRUE(fe && ue);
-      expectSameOutputs(*fe, *ue, target == "reference" ? 1e-5 : 1e-4,
-                        what + " on " + target);
+      expectSameAsUnfused(m, *fused, target, what);
     }
   }
 }
