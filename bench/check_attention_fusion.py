@@ -137,15 +137,24 @@ class TorchMha(nn.Module):
         return self.mha(x, x, x, key_padding_mask=mask < 0.5, need_weights=False)[0]
 
 
-class Sdpa(nn.Module):
+class QkvHeads(nn.Module):
+    """A fused q/k/v projection (`qkv`) split into [B, H, S, D/H] heads."""
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(D, 3 * D)
+
+    def heads(self, x):
+        return (t.view(B, S, H, D // H).transpose(1, 2) for t in self.qkv(x).split(D, dim=2))
+
+
+class Sdpa(QkvHeads):
     """F.scaled_dot_product_attention, causal or with a boolean mask."""
     def __init__(self, causal):
         super().__init__()
         self.causal = causal
-        self.qkv = nn.Linear(D, 3 * D)
 
     def forward(self, x, mask):
-        q, k, v = (t.view(B, S, H, D // H).transpose(1, 2) for t in self.qkv(x).split(D, dim=2))
+        q, k, v = self.heads(x)
         if self.causal:
             o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
@@ -270,18 +279,14 @@ class SwinWindows(nn.Module):
         return torch.roll(o, shifts=4, dims=1)
 
 
-class HfLlamaMask(nn.Module):
+class HfLlamaMask(QkvHeads):
     """The 4-D mask of transformers' LlamaModel (4.4x,
     _prepare_4d_causal_attention_mask_with_cache_position): a causal float
     mask, then the padding filled in by slice assignment (the TorchScript
     exporter writes ScatterND with updates computed from the input), added
     to eager attention's scores."""
-    def __init__(self):
-        super().__init__()
-        self.qkv = nn.Linear(D, 3 * D)
-
     def forward(self, x, attention_mask):
-        q, k, v = (t.view(B, S, H, D // H).transpose(1, 2) for t in self.qkv(x).split(D, dim=2))
+        q, k, v = self.heads(x)
         min_dtype = torch.finfo(x.dtype).min
         causal_mask = torch.triu(torch.full((S, S), fill_value=min_dtype), diagonal=1)
         causal_mask *= torch.arange(S) > torch.arange(S).reshape(-1, 1)
@@ -295,16 +300,12 @@ class HfLlamaMask(nn.Module):
         return torch.matmul(w, v).transpose(1, 2).reshape(B, S, D)
 
 
-class CausalPad4d(nn.Module):
+class CausalPad4d(QkvHeads):
     """The 4-D mask LLaMA-style models build: a causal float mask expanded
     to [B, 1, S, S], masked_fill'ed where the padding mask is 0, added to
     the scores (softmax in float32)."""
-    def __init__(self):
-        super().__init__()
-        self.qkv = nn.Linear(D, 3 * D)
-
     def forward(self, x, mask):
-        q, k, v = (t.view(B, S, H, D // H).transpose(1, 2) for t in self.qkv(x).split(D, dim=2))
+        q, k, v = self.heads(x)
         fill = torch.finfo(torch.float32).min
         causal = torch.full((S, S), fill).triu(1)[None, None].expand(B, 1, S, S)
         m = causal.masked_fill(mask[:, None, None, :] == 0, fill)
@@ -313,14 +314,10 @@ class CausalPad4d(nn.Module):
         return torch.matmul(w, v).transpose(1, 2).reshape(B, S, D)
 
 
-class CausalAndPad(nn.Module):
+class CausalAndPad(QkvHeads):
     """One boolean mask, causal & padding, applied with masked_fill(~keep)."""
-    def __init__(self):
-        super().__init__()
-        self.qkv = nn.Linear(D, 3 * D)
-
     def forward(self, x, mask):
-        q, k, v = (t.view(B, S, H, D // H).transpose(1, 2) for t in self.qkv(x).split(D, dim=2))
+        q, k, v = self.heads(x)
         keep = torch.ones(S, S, dtype=torch.bool).tril()[None, None] & (mask[:, None, None, :] > 0.5)
         w = (q @ k.transpose(-2, -1) / math.sqrt(D // H)).masked_fill(~keep, float("-inf"))
         return (F.softmax(w, dim=-1) @ v).transpose(1, 2).reshape(B, S, D)
@@ -377,30 +374,25 @@ class MqaExpand(nn.Module):
         return (w.softmax(-1) @ v).transpose(1, 2).reshape(B, S, D)
 
 
-class HandSoftmax(nn.Module):
+class HandSoftmax(QkvHeads):
     """Softmax written out: exp(w - max) / sum, with an additive padding mask."""
-    def __init__(self):
-        super().__init__()
-        self.qkv = nn.Linear(D, 3 * D)
-
     def forward(self, x, mask):
-        q, k, v = (t.view(B, S, H, D // H).transpose(1, 2) for t in self.qkv(x).split(D, dim=2))
+        q, k, v = self.heads(x)
         w = q @ k.transpose(-1, -2) / math.sqrt(D // H) + (1.0 - mask[:, None, None, :]) * -1e9
         e = torch.exp(w - w.amax(dim=-1, keepdim=True))
         return ((e / e.sum(dim=-1, keepdim=True)) @ v).transpose(1, 2).reshape(B, S, D)
 
 
-class DebertaRelative(nn.Module):
+class DebertaRelative(QkvHeads):
     """DeBERTa-style content-to-position term: q @ pos^T added to q @ k^T,
     the sum scaled by 1/sqrt(2 D)."""
     def __init__(self):
         super().__init__()
-        self.qkv = nn.Linear(D, 3 * D)
         self.pos = nn.Parameter(torch.randn(S, D))
 
     def forward(self, x, mask):
         hd = D // H
-        q, k, v = (t.view(B, S, H, hd).transpose(1, 2) for t in self.qkv(x).split(D, dim=2))
+        q, k, v = self.heads(x)
         pos = self.pos.view(S, H, hd).transpose(0, 1)
         w = (q @ k.transpose(-1, -2) + q @ pos.transpose(-1, -2)) / math.sqrt(2 * hd)
         return (w.softmax(-1) @ v).transpose(1, 2).reshape(B, S, D)

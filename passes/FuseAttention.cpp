@@ -311,6 +311,37 @@ std::optional<double> splatValue(Value v) {
   return f(zeros.data());
 }
 
+/// Whether `holds(index, value)` is true at every element of `v`, computed
+/// from constants only (MaskEvaluator); false as well when that cannot be
+/// decided from constants or `v` has more than kMaxCausalCheck elements.
+bool holdsAt(Value v, llvm::function_ref<bool(const int64_t *, double)> holds) {
+  RankedTensorType type = tensorType(v);
+  if (type.getRank() > 16 || type.getNumElements() > kMaxCausalCheck)
+    return false;
+  MaskEvaluator evaluator;
+  MaskEvaluator::Fn f = evaluator.build(v);
+  if (!f)
+    return false;
+  auto shape = type.getShape();
+  llvm::SmallVector<int64_t> index(shape.size(), 0);
+  for (int64_t n = 0; n < type.getNumElements(); ++n) {
+    for (int64_t d = shape.size(), rest = n; d-- > 0;) {
+      index[d] = rest % shape[d];
+      rest /= shape[d];
+    }
+    if (!holds(index.data(), f(index.data())))
+      return false;
+  }
+  return true;
+}
+
+/// holdsAt for a property of the value alone; a splat is checked once.
+bool holdsEverywhere(Value v, llvm::function_ref<bool(double)> holds) {
+  if (std::optional<double> splat = splatValue(v))
+    return holds(*splat);
+  return holdsAt(v, [&](const int64_t *, double x) { return holds(x); });
+}
+
 /// Whether `mask` (boolean: true keeps, or true masks when `trueKeeps` is
 /// false, as in masked_fill; additive: 0 keeps, <= kMaskedOut masks) is the
 /// causal pattern for `sq` queries and `sk` keys: key j is kept for query i
@@ -321,36 +352,14 @@ bool isCausalMask(Value mask, bool boolean, int64_t sq, int64_t sk,
                   bool trueKeeps = true) {
   llvm::ArrayRef<int64_t> shape = tensorType(mask).getShape();
   int64_t rank = shape.size();
-  if (rank < 2 || rank > 16 || shape[rank - 2] != sq || shape[rank - 1] != sk)
+  if (rank < 2 || shape[rank - 2] != sq || shape[rank - 1] != sk)
     return false;
-  int64_t leading = 1;
-  for (int64_t d = 0; d + 2 < rank; ++d)
-    leading *= shape[d];
-  if (leading * sq * sk > kMaxCausalCheck)
-    return false;
-  MaskEvaluator evaluator;
-  MaskEvaluator::Fn f = evaluator.build(mask);
-  if (!f)
-    return false;
-  llvm::SmallVector<int64_t> index(rank, 0);
-  for (int64_t n = 0; n < leading; ++n) {
-    for (int64_t d = rank - 2, rest = n; d-- > 0;) {
-      index[d] = rest % shape[d];
-      rest /= shape[d];
-    }
-    for (int64_t i = 0; i < sq; ++i)
-      for (int64_t j = 0; j < sk; ++j) {
-        index[rank - 2] = i;
-        index[rank - 1] = j;
-        double value = f(index.data());
-        bool keep = j <= i + (sk - sq);
-        bool ok = boolean ? ((value != 0) == trueKeeps) == keep
-                          : (keep ? value == 0 : value <= kMaskedOut);
-        if (!ok)
-          return false;
-      }
-  }
-  return true;
+  return holdsAt(mask, [&](const int64_t *index, double value) {
+    int64_t i = index[rank - 2], j = index[rank - 1];
+    bool keep = j <= i + (sk - sq);
+    return boolean ? ((value != 0) == trueKeeps) == keep
+                   : (keep ? value == 0 : value <= kMaskedOut);
+  });
 }
 
 /// A reshape that only regroups the leading dims of [..., Sq, Sk] (e.g.
@@ -375,31 +384,6 @@ constexpr int64_t kMaxInteriorRank = 6;
 /// The leading dims of `shape` (all but the last two).
 llvm::SmallVector<int64_t> leadingDims(llvm::ArrayRef<int64_t> shape) {
   return llvm::SmallVector<int64_t>(shape.drop_back(2));
-}
-
-/// Whether `holds` is true of every element of `v`, computed from constants
-/// only; false as well when that cannot be decided from constants.
-bool holdsEverywhere(Value v, llvm::function_ref<bool(double)> holds) {
-  if (std::optional<double> splat = splatValue(v))
-    return holds(*splat);
-  RankedTensorType type = tensorType(v);
-  if (type.getRank() > 16 || type.getNumElements() > kMaxCausalCheck)
-    return false;
-  MaskEvaluator evaluator;
-  MaskEvaluator::Fn f = evaluator.build(v);
-  if (!f)
-    return false;
-  auto shape = type.getShape();
-  llvm::SmallVector<int64_t> index(shape.size(), 0);
-  for (int64_t n = 0; n < type.getNumElements(); ++n) {
-    for (int64_t d = shape.size(), rest = n; d-- > 0;) {
-      index[d] = rest % shape[d];
-      rest /= shape[d];
-    }
-    if (!holds(f(index.data())))
-      return false;
-  }
-  return true;
 }
 
 /// Whether `v` is zero everywhere (an additive mask that changes nothing,

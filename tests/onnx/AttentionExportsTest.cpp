@@ -32,6 +32,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 using namespace kiln;
 
@@ -39,17 +40,27 @@ namespace {
 
 const std::string kDir = KILN_SOURCE_DIR "/tests/onnx/attention/";
 
-/// The fixture's inputs among `names` (`<fixture>.<name>.npy`; the exporter
-/// drops inputs the graph does not read) into `inputs`.
-void loadInputs(const std::string &fixture,
-                std::initializer_list<const char *> names, TensorMap &inputs) {
+/// One fixture: its model, imported, and its inputs.
+struct Fixture {
+  std::optional<Module> module;
+  TensorMap inputs;
+};
+
+/// Imports `<fixture>.onnx` and reads its inputs among `names`
+/// (`<fixture>.<name>.npy`; the exporter drops inputs the graph does not
+/// read) into `f`.
+void loadFixture(const std::string &fixture,
+                 std::initializer_list<const char *> names, Fixture &f) {
+  auto module = onnx::importModel(kDir + fixture + ".onnx");
+  ASSERT_TRUE(module) << module.status().message();
+  f.module.emplace(std::move(*module));
   for (const char *input : names) {
     std::string path = kDir + fixture + "." + input + ".npy";
     if (!std::filesystem::exists(path))
       continue;
     auto t = readNpy(path);
     ASSERT_TRUE(t) << t.status().message();
-    inputs.emplace(input, std::move(*t));
+    f.inputs.emplace(input, std::move(*t));
   }
 }
 
@@ -64,10 +75,10 @@ class AttentionExports : public ::testing::TestWithParam<const char *> {};
 
 TEST_P(AttentionExports, FusedAndMatchesPyTorch) {
   std::string name = GetParam();
-  auto module = onnx::importModel(kDir + name + ".onnx");
-  ASSERT_TRUE(module) << module.status().message();
-  TensorMap inputs;
-  ASSERT_NO_FATAL_FAILURE(loadInputs(name, {"x", "mask"}, inputs));
+  Fixture f;
+  ASSERT_NO_FATAL_FAILURE(loadFixture(name, {"x", "mask"}, f));
+  const Module &module = *f.module;
+  TensorMap &inputs = f.inputs;
   auto want = readNpy(kDir + name + ".y.npy");
   ASSERT_TRUE(want) << want.status().message();
   std::vector<double> w = want->toDoubles();
@@ -77,7 +88,7 @@ TEST_P(AttentionExports, FusedAndMatchesPyTorch) {
 
   for (std::string target : {"cpu", "reference"}) {
     auto compiled =
-        compileToProgram(*module, CompileOptions().setTarget(target));
+        compileToProgram(module, CompileOptions().setTarget(target));
     ASSERT_TRUE(compiled) << compiled.status().message();
     size_t fused = 0, rejected = 0, causal = 0, grouped = 0;
     for (const CompileRemark &r : compiled->remarks) {
@@ -161,10 +172,10 @@ class LeftPadding : public ::testing::TestWithParam<const char *> {};
 
 TEST_P(LeftPadding, LeftPaddedRowsMatchUnfused) {
   std::string name = GetParam();
-  auto module = onnx::importModel(kDir + name + ".onnx");
-  ASSERT_TRUE(module) << module.status().message();
-  TensorMap inputs;
-  ASSERT_NO_FATAL_FAILURE(loadInputs(name, {"x", "mask"}, inputs));
+  Fixture f;
+  ASSERT_NO_FATAL_FAILURE(loadFixture(name, {"x", "mask"}, f));
+  const Module &module = *f.module;
+  TensorMap &inputs = f.inputs;
   ASSERT_TRUE(inputs.count("mask")) << name;
   // [B, S] keep-mask: batch b's first 3 + 2b positions are padding.
   Tensor &mask = inputs.at("mask");
@@ -178,8 +189,7 @@ TEST_P(LeftPadding, LeftPaddedRowsMatchUnfused) {
   std::vector<std::vector<double>> outputs;
   for (bool fuse : {true, false}) {
     auto compiled = compileToProgram(
-        *module,
-        CompileOptions().setTarget("reference").setFuseAttention(fuse));
+        module, CompileOptions().setTarget("reference").setFuseAttention(fuse));
     ASSERT_TRUE(compiled) << compiled.status().message();
     auto exe =
         Executable::create(compiled->program, compiled->weights, "reference");
@@ -210,9 +220,11 @@ class OnnxAttentionOp : public ::testing::TestWithParam<const char *> {};
 
 TEST_P(OnnxAttentionOp, ImportsAsKilnAttentionAndMatchesPyTorch) {
   std::string name = std::string("opset23-") + GetParam();
-  auto module = onnx::importModel(kDir + name + ".onnx");
-  ASSERT_TRUE(module) << module.status().message();
-  std::string text = module->toText();
+  Fixture f;
+  ASSERT_NO_FATAL_FAILURE(loadFixture(name, {"q", "k", "v", "m"}, f));
+  const Module &module = *f.module;
+  const TensorMap &inputs = f.inputs;
+  std::string text = module.toText();
   EXPECT_NE(text.find("kiln.attention"), std::string::npos) << text;
   EXPECT_EQ(text.find("kiln.softmax"), std::string::npos) << text;
   // Sq == Sk: kiln's causal flag; Sq != Sk: the spec's upper-left
@@ -221,13 +233,11 @@ TEST_P(OnnxAttentionOp, ImportsAsKilnAttentionAndMatchesPyTorch) {
     EXPECT_NE(text.find("causal = true"), std::string::npos) << text;
   if (name.find("causal-cross") != std::string::npos)
     EXPECT_EQ(text.find("causal = true"), std::string::npos) << text;
-  TensorMap inputs;
-  ASSERT_NO_FATAL_FAILURE(loadInputs(name, {"q", "k", "v", "m"}, inputs));
   auto want = readNpy(kDir + name + ".y.npy");
   ASSERT_TRUE(want) << want.status().message();
   std::vector<double> w = want->toDoubles();
   for (std::string target : {"cpu", "reference"}) {
-    auto exe = compile(*module, CompileOptions().setTarget(target));
+    auto exe = compile(module, CompileOptions().setTarget(target));
     ASSERT_TRUE(exe) << exe.status().message();
     auto out = exe->run(inputs);
     ASSERT_TRUE(out) << out.status().message();

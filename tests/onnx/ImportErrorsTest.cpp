@@ -83,6 +83,18 @@ void addInitializer(::onnx::ModelProto &m, const std::string &name,
     t->add_float_data(v);
 }
 
+/// An int64 initializer (indices, k) of shape `dims`.
+void addIndices(::onnx::ModelProto &m, const std::string &name,
+                std::vector<int64_t> dims, std::vector<int64_t> values) {
+  auto *t = m.mutable_graph()->add_initializer();
+  t->set_name(name);
+  t->set_data_type(::onnx::TensorProto::INT64);
+  for (int64_t d : dims)
+    t->add_dims(d);
+  for (int64_t v : values)
+    t->add_int64_data(v);
+}
+
 kiln::StatusOr<kiln::Module> import(const ::onnx::ModelProto &m,
                                     const kiln::onnx::ImportOptions &o = {}) {
   return kiln::onnx::importModelFromBytes(m.SerializeAsString(),
@@ -287,10 +299,7 @@ TEST(OnnxImport, TriluOnRuntimeValuesMasksWithAConstant) {
   auto &g = *m.mutable_graph();
   addValue(g.mutable_input(), "x", {3, 4});
   addValue(g.mutable_output(), "y", {3, 4});
-  auto *k = g.add_initializer();
-  k->set_name("k");
-  k->set_data_type(::onnx::TensorProto::INT64);
-  k->add_int64_data(1);
+  addIndices(m, "k", {}, {1});
   addNode(m, "Trilu", {"x", "k"}, {"y"}, "causal_mask");
 
   auto module = import(m);
@@ -319,13 +328,7 @@ TEST(OnnxImport, ScatterNDWithConstantIndicesOnRuntimeValues) {
     addValue(g.mutable_input(), "x", {3, 2});
     addValue(g.mutable_input(), "u", {2, 2});
     addValue(g.mutable_output(), "y", {3, 2});
-    auto *idx = g.add_initializer();
-    idx->set_name("idx");
-    idx->set_data_type(::onnx::TensorProto::INT64);
-    idx->add_dims(2);
-    idx->add_dims(1);
-    idx->add_int64_data(twice ? 0 : 2);
-    idx->add_int64_data(twice ? 0 : -3); // -3 is row 0
+    addIndices(m, "idx", {2, 1}, {twice ? 0 : 2, twice ? 0 : -3}); // -3: row 0
     addNode(m, "ScatterND", {"x", "idx", "u"}, {"y"}, "assign");
 
     auto module = import(m);
@@ -350,11 +353,7 @@ TEST(OnnxImport, ScatterNDWithNoIndicesIsData) {
   addValue(g.mutable_input(), "x", {3, 2});
   addValue(g.mutable_input(), "u", {0, 2});
   addValue(g.mutable_output(), "y", {3, 2});
-  auto *idx = g.add_initializer();
-  idx->set_name("idx");
-  idx->set_data_type(::onnx::TensorProto::INT64);
-  idx->add_dims(0);
-  idx->add_dims(1);
+  addIndices(m, "idx", {0, 1}, {});
   addNode(m, "ScatterND", {"x", "idx", "u"}, {"y"}, "assign");
 
   auto module = import(m);
@@ -381,13 +380,7 @@ TEST(OnnxImport, ScatterNDUpdatesOfAnotherTypeAreAnError) {
   u->add_dims(2);
   u->add_dims(3);
   u->set_raw_data(std::string(12, '\0'));
-  auto *idx = g.add_initializer();
-  idx->set_name("idx");
-  idx->set_data_type(::onnx::TensorProto::INT64);
-  idx->add_dims(2);
-  idx->add_dims(1);
-  idx->add_int64_data(1);
-  idx->add_int64_data(3);
+  addIndices(m, "idx", {2, 1}, {1, 3});
   addNode(m, "ScatterND", {"x", "idx", "u"}, {"y"}, "assign");
   auto module = import(m);
   ASSERT_FALSE(module);
@@ -403,13 +396,7 @@ TEST(OnnxImport, ScatterNDNamesWhatIsUnsupported) {
     addValue(g.mutable_input(), "u", {2, 2});
     addValue(g.mutable_output(), "y", {3, 2});
     if (reduction) {
-      auto *idx = g.add_initializer();
-      idx->set_name("idx");
-      idx->set_data_type(::onnx::TensorProto::INT64);
-      idx->add_dims(2);
-      idx->add_dims(1);
-      idx->add_int64_data(0);
-      idx->add_int64_data(1);
+      addIndices(m, "idx", {2, 1}, {0, 1});
     } else {
       addValue(g.mutable_input(), "idx", {2, 1}, ::onnx::TensorProto::INT64);
     }

@@ -640,17 +640,6 @@ constexpr TileOps kAvx512Ops = {
     scoresAvx512,        softmaxAvx512,  valuesAvx512,   addMaskAvx512,
     excludeMaskedAvx512, widenF16Avx512, widenBf16Avx512};
 
-bool hasAvx512() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") &&
-           __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") &&
-           __builtin_cpu_supports("avx512dq");
-  }();
-  return has;
-}
-
 //===----------------------------------------------------------------------===//
 // Element conversion, masks, causal diagonal
 //===----------------------------------------------------------------------===//

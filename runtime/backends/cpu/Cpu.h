@@ -22,6 +22,11 @@ namespace kiln::cpu {
 /// positive integer, otherwise every core. Read once.
 int numThreads();
 
+/// Whether this CPU has AVX-512 F, BW, VL and DQ (oneDNN's avx512_core): the
+/// attention microkernels and oneDNN's Winograd convolutions need it. Read
+/// once.
+bool hasAvx512();
+
 /// Makes the calling thread's OpenMP parallel regions (oneDNN's and ours)
 /// use numThreads().
 void applyThreads();

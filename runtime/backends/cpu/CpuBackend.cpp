@@ -26,6 +26,17 @@ int numThreads() {
   return threads;
 }
 
+bool hasAvx512() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq");
+  }();
+  return has;
+}
+
 void applyThreads() {
   int n = numThreads();
   if (omp_get_max_threads() != n)

@@ -769,14 +769,6 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
                               : dstBlocked ? (srcBlocked ? srcMd : anySrc)
                                            : srcMd;
   const memory::desc &pdDst = pickLayouts ? anyDst : dstMd;
-  dnnl::convolution_forward::primitive_desc pd = makePd(pdSrc, pdDst);
-  if (dstBlocked && !pickLayouts && epilogue && !epilogue->residuals.empty() &&
-      std::string(pd.impl_info_str()).rfind("ref", 0) == 0) {
-    // No optimized kernel reads a binary residual for this shape: copy the
-    // first residual into dst (sum post-op) instead.
-    epilogue = buildEpilogue(pc, dstMd, 1, true, true);
-    pd = makePd(pdSrc, pdDst);
-  }
   // Winograd: oneDNN 2.6 has F(4x4, 3x3) and F(2x2, 3x3) kernels for f32
   // 3x3 stride-1 convolutions on channel-blocked activations (AVX-512),
   // which do 2.25-4x fewer multiplications than the direct kernel at a
@@ -798,7 +790,7 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
   // runs). KILN_CONV_WINOGRAD=0 turns it off.
   constexpr int64_t kWinogradMinOutputs = 196, kWinogradMinChannels = 16,
                     kWinogradMinSide = 3;
-  bool winograd = false;
+  std::optional<dnnl::convolution_forward::primitive_desc> chosen;
   if (convWinogradEnabled() && x.dtype == DType::f32 && G == 1 && KH == 3 &&
       KW == 3 && (*strides)[0] == 1 && (*strides)[1] == 1 && (*dil)[0] == 1 &&
       (*dil)[1] == 1 && N * OH * OW >= kWinogradMinOutputs &&
@@ -807,14 +799,25 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
       (srcBlocked || dstBlocked || pickLayouts)) {
     try {
       auto wino = makePd(pdSrc, pdDst, dnnl::algorithm::convolution_winograd);
-      if (std::string(wino.impl_info_str()).find("wino") != std::string::npos) {
-        pd = wino;
-        winograd = true;
-      }
+      if (std::string(wino.impl_info_str()).find("wino") != std::string::npos)
+        chosen = wino;
     } catch (const dnnl::error &) {
       // No Winograd kernel for this shape, layout or epilogue.
     }
   }
+  const bool winograd = chosen.has_value();
+  if (!winograd) {
+    chosen = makePd(pdSrc, pdDst);
+    if (dstBlocked && !pickLayouts && epilogue &&
+        !epilogue->residuals.empty() &&
+        std::string(chosen->impl_info_str()).rfind("ref", 0) == 0) {
+      // No optimized kernel reads a binary residual for this shape: copy
+      // the first residual into dst (sum post-op) instead.
+      epilogue = buildEpilogue(pc, dstMd, 1, true, true);
+      chosen = makePd(pdSrc, pdDst);
+    }
+  }
+  const dnnl::convolution_forward::primitive_desc &pd = *chosen;
   std::string impl = fused ? "onednn:fused_conv2d" : "onednn:conv2d";
   if (srcBlocked || dstBlocked)
     impl += "(blocked)";

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 #include "TestUtil.h"
 #include "backends/Backend.h"
+#include "backends/cpu/Cpu.h"
 
 #include <cmath>
 #include <limits>
@@ -1232,12 +1233,6 @@ std::string implOf(const OpCase &k) {
   return exe ? exe->kernelImpls()[0].impl : "";
 }
 
-/// oneDNN 2.6 has its Winograd convolutions for AVX-512 only.
-bool hasAvx512() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f");
-}
-
 const OpCase &findCase(const std::vector<OpCase> &cases,
                        const std::string &name) {
   for (const OpCase &k : cases)
@@ -1256,9 +1251,10 @@ TEST(CpuBackend, ChoosesOnednnOwnOrReference) {
       {"matmul_bf16_weight", "onednn:matmul"},
       {"conv2d_f32_groups", "onednn:conv2d"},
       {"conv2d_f32_winograd",
-       hasAvx512() ? "onednn:conv2d(winograd)" : "onednn:conv2d"},
+       cpu::hasAvx512() ? "onednn:conv2d(winograd)" : "onednn:conv2d"},
       {"fused_conv2d_winograd_bias_residual_silu",
-       hasAvx512() ? "onednn:fused_conv2d(winograd)" : "onednn:fused_conv2d"},
+       cpu::hasAvx512() ? "onednn:fused_conv2d(winograd)"
+                        : "onednn:fused_conv2d"},
       {"fused_matmul_bias_gelu_residual", "onednn:fused_matmul"},
       {"fused_matmul_scale_bias_silu", "onednn:fused_matmul"},
       {"fused_matmul_bf16_bias_gelu", "onednn:fused_matmul"},

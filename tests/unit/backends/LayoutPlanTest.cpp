@@ -245,8 +245,7 @@ TEST_F(LayoutPlan, LargeThreeByThreeConvolutionsRunWinograd) {
                        {{"pads", {1, 1, 1, 1}}, {"strides", {2, 2}}});
     p.conv(d, 64, 32, 3, {1, 32, 8, 8}, /*output=*/true);
   };
-  __builtin_cpu_init();
-  if (!__builtin_cpu_supports("avx512f"))
+  if (!cpu::hasAvx512())
     GTEST_SKIP() << "oneDNN 2.6 has Winograd kernels for AVX-512 only, and "
                     "this CPU has no AVX-512";
   ProgramBuilder p("winograd");
