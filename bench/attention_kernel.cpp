@@ -9,11 +9,17 @@
 // runs and GFLOP/s counted as 4*B*H*D per (query, key) pair the op uses
 // (about half the pairs when causal), so both columns count the same work.
 //
-//   kiln-bench-attention-kernel [--reps N] [--mask] [--fused-only]
-//                               [--cpu-time] [--breakdown] [S...]
+//   kiln-bench-attention-kernel [--reps N] [--mask] [--padded]
+//                               [--fused-only] [--cpu-time] [--breakdown]
+//                               [S...]
 //
 // --mask adds an additive [S, S] mask operand instead of `causal`, to time
-// the general mask path; --fused-only skips the unfused chain (for
+// the general mask path; --padded instead times a causal mask combined with
+// left padding as HF LLaMA builds it (the float minimum above the diagonal
+// and on the first S/8 keys, one additive [S, S] mask that kiln-fuse-
+// attention keeps whole) with the causal_in_mask hint ("pad-hint") and
+// without it ("pad-whole", what the pass emitted before the hint); both
+// count the causal pairs; --fused-only skips the unfused chain (for
 // profiling the kernel alone); --cpu-time measures the process's CPU time
 // instead of wall time, which other processes on a shared machine disturb
 // less (meaningful with KILN_NUM_THREADS=1, for tuning); --breakdown also
@@ -130,13 +136,15 @@ medianSeconds(int reps, const std::vector<std::function<void()>> &fns) {
 int main(int argc, char **argv) {
   setenv("KILN_NUM_THREADS", "2", /*overwrite=*/0);
   int reps = 5;
-  bool withMask = false, fusedOnly = false, breakdown = false;
+  bool withMask = false, padded = false, fusedOnly = false, breakdown = false;
   std::vector<int64_t> seqs;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--reps") && i + 1 < argc)
       reps = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--mask"))
       withMask = true;
+    else if (!std::strcmp(argv[i], "--padded"))
+      padded = true;
     else if (!std::strcmp(argv[i], "--fused-only"))
       fusedOnly = true;
     else if (!std::strcmp(argv[i], "--cpu-time"))
@@ -148,7 +156,8 @@ int main(int argc, char **argv) {
     else {
       std::fprintf(stderr,
                    "usage: kiln-bench-attention-kernel [--reps N] [--mask] "
-                   "[--fused-only] [--cpu-time] [--breakdown] [S...]\n");
+                   "[--padded] [--fused-only] [--cpu-time] [--breakdown] "
+                   "[S...]\n");
       return 2;
     }
   }
@@ -176,19 +185,29 @@ int main(int argc, char **argv) {
     }
     Tensor scale = Tensor::fromFloats({1}, {1.0f / std::sqrt(float(D))});
     Tensor mask = Tensor::zeros(DType::f32, {S, S});
-    for (const char *variant : {"full", withMask ? "mask" : "causal"}) {
+    std::vector<const char *> variants = {"full"};
+    if (padded)
+      variants.insert(variants.end(), {"pad-hint", "pad-whole"});
+    else
+      variants.push_back(withMask ? "mask" : "causal");
+    const float lowest = std::numeric_limits<float>::lowest();
+    for (const char *variant : variants) {
       bool causal = !std::strcmp(variant, "causal");
-      bool masked = !std::strcmp(variant, "mask");
+      bool hint = !std::strcmp(variant, "pad-hint");
+      bool pad = hint || !std::strcmp(variant, "pad-whole");
+      bool masked = pad || !std::strcmp(variant, "mask");
       float *pm = mask.dataAs<float>();
       for (int64_t i = 0; i < S; ++i)
         for (int64_t j = 0; j < S; ++j)
           pm[i * S + j] = causal   ? (j > i ? -inf : 0.0f)
+                          : pad    ? (j > i || j < S / 8 ? lowest : 0.0f)
                           : masked ? ((i + j) % 7 ? 0.0f : -1e9f)
                                    : 0.0f;
       std::vector<Tensor *> fusedIn = {&q, &k, &v};
       if (masked)
         fusedIn.push_back(&mask);
-      Call fused("attention", {{"causal", causal}}, fusedIn, &out);
+      Call fused("attention", {{"causal", causal}, {"causal_in_mask", hint}},
+                 fusedIn, &out);
       // matmul -> mul -> [add mask] -> softmax -> matmul, ping-ponging
       // between the two score buffers.
       std::vector<std::unique_ptr<Call>> chain;
@@ -238,7 +257,7 @@ int main(int argc, char **argv) {
         worst =
             std::max(worst, double(std::fabs(out.dataAs<float>()[i] -
                                              outUnfused.dataAs<float>()[i])));
-      double pairs = causal ? double(S) * (S + 1) / 2 : double(S) * S;
+      double pairs = causal || pad ? double(S) * (S + 1) / 2 : double(S) * S;
       double flops = 4.0 * B * H * D * pairs;
       std::printf("%6lld %-7s %12.3f %10.1f %12.3f %10.1f %7.2fx  "
                   "(max |fused-unfused| %.1e)\n",

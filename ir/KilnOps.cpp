@@ -1076,6 +1076,15 @@ AttentionOp::inferReturnTypes(MLIRContext *context,
                         ShapeString{scores}, ", got ",
                         ShapeString{mask.getShape()});
   }
+  if (adaptor.getCausalInMask()) {
+    Value mask = adaptor.getMask();
+    if (!mask || !isa<FloatType>(
+                     cast<RankedTensorType>(mask.getType()).getElementType()))
+      return diag.error("causal_in_mask needs an additive mask");
+    if (adaptor.getCausal())
+      return diag.error("causal_in_mask needs causal = false (with causal, "
+                        "the keys above the diagonal are dropped anyway)");
+  }
   inferredReturnTypes.push_back(
       RankedTensorType::get({batch, heads, sq, vs[3]}, q->getElementType()));
   return success();

@@ -616,6 +616,16 @@ def Kiln_AttentionOp : Kiln_Op<"attention"> {
     - A row in which every key is masked out (by `causal`, a false entry or
       `-inf`) yields zeros, where the unfused ops would give NaN (or, with a
       finite fill such as -1e9, the mean of `v`).
+    - `causal_in_mask`: a hint that does not change the result. The additive
+      mask is expected to mask out the keys above the diagonal itself, with
+      a finite fill: the causal triangle combined with a padding mask, as
+      in HF LLaMA's 4-D mask, which must not become `causal` because its
+      fully masked rows average `v`. The cpu kernel then skips those keys in
+      every row where their weight provably underflows to 0 in f32 (the
+      row's best score seen exceeds, by more than 110, |scale| times
+      |q_i| max_j |k_j| plus the row's largest mask value above the
+      diagonal), and visits them in every other row. Needs an additive mask
+      and `causal = false`.
 
     Scores and the softmax accumulate in f32 for f16/bf16 (f64 for f64).
 
@@ -630,7 +640,8 @@ def Kiln_AttentionOp : Kiln_Op<"attention"> {
   let arguments = (ins Kiln_FloatTensor:$q, Kiln_FloatTensor:$k,
                        Kiln_FloatTensor:$v, Optional<Kiln_AnyTensor>:$mask,
                        OptionalAttr<F64Attr>:$scale,
-                       DefaultValuedAttr<BoolAttr, "false">:$causal);
+                       DefaultValuedAttr<BoolAttr, "false">:$causal,
+                       DefaultValuedAttr<BoolAttr, "false">:$causal_in_mask);
   let results = (outs Kiln_FloatTensor:$result);
   let assemblyFormat = "$q `,` $k `,` $v (`,` $mask^)? attr-dict `:` "
                        "functional-type(operands, results)";

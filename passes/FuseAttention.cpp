@@ -551,6 +551,9 @@ struct Canonical {
   /// applied to Q at rewrite: (factor, whether Q is divided by it).
   llvm::SmallVector<std::pair<Value, bool>> rowScales;
   bool causal = false;
+  /// The additive mask keeps a causal part with finite fills whole (see
+  /// addMask): the op gets the causal_in_mask hint.
+  bool causalInMask = false;
   /// Single-use muls/divs by a splat on Q or K, folded into `scale` and
   /// bypassed at rewrite.
   llvm::SmallVector<Operation *> bypassed;
@@ -766,9 +769,12 @@ void addMask(Canonical &out, const MaskPart &mask,
   // is masked out: the unfused ops average V over the keys with the
   // largest fill, the kernel gives zeros. A padding part left over makes
   // such rows: the padded queries of a left-padded causal batch (HF
-  // LLaMA's 4-D mask). Boolean masks are excluded keys either way.
-  // With -inf fills the unfused ops give NaN on such rows, the kernel
-  // zeros (as documented for kiln.attention): the split is kept.
+  // LLaMA's 4-D mask). Such a whole mask gets the causal_in_mask hint,
+  // with which the cpu kernel still skips the keys above the diagonal in
+  // every row where the padding keeps a key (they weigh 0 there in f32).
+  // Boolean masks are excluded keys either way. With -inf fills the
+  // unfused ops give NaN on such rows, the kernel zeros (as documented for
+  // kiln.attention): the split is kept.
   bool othersRemain = false, finiteCausalFill = false;
   for (auto [part, isPartCausal] : llvm::zip_equal(parts, causal)) {
     othersRemain |= !isPartCausal && (part.boolean || !isZeroMask(part.value));
@@ -779,6 +785,7 @@ void addMask(Canonical &out, const MaskPart &mask,
   if (!mask.boolean && othersRemain && finiteCausalFill && parts.size() > 1) {
     parts.assign({mask});
     causal.assign({false});
+    out.causalInMask = true;
   }
   if (!llvm::is_contained(causal, true)) {
     // Nothing to gain from the parts: keep the mask as it was applied.
@@ -1040,9 +1047,9 @@ public:
     auto resultType = RankedTensorType::get(
         {batch, heads, full[2], tensorType(v).getDimSize(3)},
         tensorType(q).getElementType());
-    auto attention = b.create<AttentionOp>(loc, resultType, q, k, v, mask,
-                                           b.getF64FloatAttr(c.scale),
-                                           b.getBoolAttr(c.causal));
+    auto attention = b.create<AttentionOp>(
+        loc, resultType, q, k, v, mask, b.getF64FloatAttr(c.scale),
+        b.getBoolAttr(c.causal), b.getBoolAttr(c.causalInMask && !c.causal));
     Value result = attention.getResult();
     if (result.getType() != c.output.getType())
       result = b.create<ReshapeOp>(
@@ -1305,6 +1312,9 @@ std::string summarize(AttentionOp op) {
   os << " Sq=" << q[2] << " Sk=" << k[2] << " D=" << q[3];
   if (op.getCausal())
     os << ", causal";
+  if (op.getCausalInMask())
+    os << ", causal in mask (keys above the diagonal skipped where they "
+          "weigh 0)";
   if (auto scale = op.getScale())
     os << ", scale " << scale->convertToDouble();
   if (Value mask = op.getMask())

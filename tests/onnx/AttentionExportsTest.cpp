@@ -90,13 +90,15 @@ TEST_P(AttentionExports, FusedAndMatchesPyTorch) {
     auto compiled =
         compileToProgram(module, CompileOptions().setTarget(target));
     ASSERT_TRUE(compiled) << compiled.status().message();
-    size_t fused = 0, rejected = 0, causal = 0, grouped = 0;
+    size_t fused = 0, rejected = 0, causal = 0, causalInMask = 0, grouped = 0;
     for (const CompileRemark &r : compiled->remarks) {
       if (r.pass != "kiln-fuse-attention")
         continue;
       bool isFused = r.message.rfind("fused attention", 0) == 0;
       fused += isFused;
       causal += isFused && r.message.find(", causal,") != std::string::npos;
+      causalInMask +=
+          isFused && r.message.find(", causal in mask") != std::string::npos;
       grouped += isFused && r.message.find("(kv heads") != std::string::npos;
       rejected += r.message.find("not fused") != std::string::npos;
     }
@@ -109,7 +111,9 @@ TEST_P(AttentionExports, FusedAndMatchesPyTorch) {
     // Not when the causal part's fill is finite and a padding part remains
     // (*llama-mask, *causal-pad-4d: the float minimum): the mask stays whole
     // and additive, so rows every key of which is masked (left padding)
-    // keep the unfused result (see LeftPaddedRowsMatchUnfused).
+    // keep the unfused result (see LeftPaddedRowsMatchUnfused); the op
+    // gets the causal_in_mask hint instead, so the kernel still skips the
+    // keys above the diagonal in the other rows.
     bool finiteFillWithPadding =
         name.find("llama-mask") != std::string::npos ||
         name.find("causal-pad-4d") != std::string::npos;
@@ -119,6 +123,8 @@ TEST_P(AttentionExports, FusedAndMatchesPyTorch) {
                                    name.find("bloom") != std::string::npos ||
                                    name.find("causal") != std::string::npos);
     EXPECT_EQ(causal, wantCausal ? 1u : 0u) << compileReport(*compiled);
+    EXPECT_EQ(causalInMask, finiteFillWithPadding ? 1u : 0u)
+        << compileReport(*compiled);
     // Repeated key/value heads (repeat_kv, repeat_interleave, expand) are
     // read once per group, not copied per query head.
     bool wantGrouped = name.find("gqa") != std::string::npos ||

@@ -209,7 +209,9 @@ double kernelFlops(const kiln::Program &program, const kiln::KernelCall &k) {
 
 /// Floating-point operations of an attention kernel: 2 * (D + Dv) per
 /// (query, key) pair it uses (q.k and p.v), over the pairs a causal mask
-/// leaves (bottom-right aligned); 0 for other ops or unexpected shapes.
+/// leaves (bottom-right aligned; also with the causal_in_mask hint, whose
+/// kernel visits more pairs in rows the padding masks entirely); 0 for
+/// other ops or unexpected shapes.
 double attentionFlops(const kiln::Program &program, const kiln::KernelCall &k) {
   if (k.op != "attention" || k.inputs.size() < 3)
     return 0;
@@ -221,7 +223,8 @@ double attentionFlops(const kiln::Program &program, const kiln::KernelCall &k) {
   double queries = static_cast<double>(q[2]),
          keys = static_cast<double>(kShape[2]);
   double pairs = queries * keys;
-  if (k.attrs.value("causal", false)) {
+  if (k.attrs.value("causal", false) ||
+      k.attrs.value("causal_in_mask", false)) {
     pairs = 0;
     for (int64_t i = 0; i < q[2]; ++i)
       pairs += std::clamp<double>(static_cast<double>(i) + keys - queries + 1,

@@ -35,6 +35,16 @@
 // holds G queries, not one (rows of q, out and the mask are then G heads
 // apart; causal masks nothing with one query).
 //
+// causal_in_mask (a hint; the mask itself masks the keys above the
+// diagonal with a finite fill, which must not become `causal`): the keys of
+// a block past its last query's diagonal are skipped unless some row of the
+// block may give them weight. Before the items run, each mask row's largest
+// value above the diagonal and each KV head's largest |k_j| are taken, which
+// bound those keys' scores (Cauchy-Schwarz); a row whose best score seen
+// exceeds that bound by more than 110 gives them exactly 0 in f32. Blocks
+// with another row (a padded query of a left-padded batch) visit every key,
+// so the result is the same as without the hint.
+//
 // Code paths. The three tile operations (scores, softmax step, p^T . V) have
 // an AVX-512 version (register-blocked FMA microkernels: 6 keys x 64 queries
 // for the scores, 6 queries x 64 values for p^T . V, and a vector exp2 with
@@ -767,9 +777,19 @@ struct Scratch {
 class FlashAttentionKernel : public PreparedKernel {
 public:
   FlashAttentionKernel(const AttentionGeometry &g, float scale, bool causal,
-                       const TileOps &ops)
+                       bool causalInMask, const TileOps &ops)
       : PreparedKernel("cpu:flash_attention"), g_(g), scale_(scale),
         causal_(causal), ops_(ops) {
+    // The hint needs an additive mask that varies along the queries; with
+    // one query nothing is above the diagonal.
+    skipAbove_ = causalInMask && !causal && g.hasMask &&
+                 g.maskType != DType::i1 && g.queries > 1;
+    if (skipAbove_) {
+      maskSlots_ =
+          (g.maskStrides[0] ? g.batch : 1) * (g.maskStrides[1] ? g.heads : 1);
+      aboveMax_.resize(maskSlots_ * g.queries);
+      keyNormMax_.resize(g.batch * g.kvHeads);
+    }
     accStride_ = (g.valueDim + 15) / 16 * 16;
     int64_t rows = kQueryBlock + kTilePadding;
     bool widened = g.dtype != DType::f32;
@@ -814,6 +834,8 @@ private:
         g_.batch * (groupHeads ? g_.kvHeads : g_.heads) * rowBlocks;
     const int threads =
         static_cast<int>(std::min<int64_t>(numThreads(), items));
+    if (skipAbove_)
+      boundSkippedScores<D>(ctx);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
     for (int64_t item = 0; item < items; ++item) {
       // Within a head, the long (bottom) query blocks of causal first.
@@ -838,6 +860,53 @@ private:
     return Status::ok();
   }
 
+  /// Fills aboveMax_ and keyNormMax_ (skipAbove_): what bounds the scores
+  /// of the keys above the diagonal, s_ij <= |scale| |q_i| max_j |k_j| +
+  /// max_{j > i + Sk - Sq} mask_ij. NaN anywhere makes the bound NaN, so
+  /// that no key is skipped.
+  template <DType D> void boundSkippedScores(const KernelContext &ctx) {
+    const int64_t diagonal = g_.keys - g_.queries;
+    const int64_t headSlots = g_.maskStrides[1] ? g_.heads : 1;
+    const void *mask = ctx.inputs[3].data;
+    const int64_t rows = maskSlots_ * g_.queries;
+    const int threads = static_cast<int>(std::min<int64_t>(numThreads(), rows));
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t row = 0; row < rows; ++row) {
+      int64_t slot = row / g_.queries, i = row % g_.queries;
+      int64_t at = (slot / headSlots) * g_.maskStrides[0] +
+                   (slot % headSlots) * g_.maskStrides[1] +
+                   i * g_.maskStrides[2];
+      float most = -std::numeric_limits<float>::infinity();
+      bool nan = false;
+      for (int64_t j = std::max<int64_t>(i + diagonal + 1, 0); j < g_.keys;
+           ++j) {
+        float x = widen<D>(mask, at + j * g_.maskStrides[3]);
+        most = x > most ? x : most;
+        nan |= x != x;
+      }
+      aboveMax_[row] = nan ? std::numeric_limits<float>::quiet_NaN() : most;
+    }
+    const int64_t heads = g_.batch * g_.kvHeads;
+    const int headThreads = static_cast<int>(
+        std::max<int64_t>(std::min<int64_t>(numThreads(), heads), 1));
+#pragma omp parallel for schedule(static) num_threads(headThreads)
+    for (int64_t head = 0; head < heads; ++head) {
+      const void *k = static_cast<const char *>(ctx.inputs[1].data) +
+                      head * g_.keys * g_.headDim * dtypeSize(D);
+      float most = 0;
+      for (int64_t j = 0; j < g_.keys; ++j) {
+        float norm2 = 0;
+        for (int64_t d = 0; d < g_.headDim; ++d) {
+          float x = widen<D>(k, j * g_.headDim + d);
+          norm2 += x * x;
+        }
+        // NaN (and inf) norms win, so that nothing is skipped.
+        most = !(norm2 <= most) ? norm2 : most;
+      }
+      keyNormMax_[head] = std::sqrt(most);
+    }
+  }
+
   /// The rows of one work item: `count` queries from `query` of head
   /// `head`, or (rowsAreHeads, one query per head) query 0 of `count` heads
   /// from `head`, all of one key/value head.
@@ -845,6 +914,29 @@ private:
     int64_t batch = 0, head = 0, query = 0, count = 0;
     bool rowsAreHeads = false;
   };
+
+  /// Whether a row of `r` may give the keys above the diagonal a weight
+  /// that is not 0 in f32: its best score so far does not exceed their
+  /// bound (boundSkippedScores) by more than 110 (e^-110 is below f32's
+  /// smallest subnormal). Also true for NaN, and for rows that saw no key.
+  bool mustVisitAbove(const Rows &r, const float *queryT,
+                      const Scratch &s) const {
+    const int64_t slot =
+        (g_.maskStrides[0] ? r.batch : 0) * (g_.maskStrides[1] ? g_.heads : 1) +
+        (g_.maskStrides[1] ? r.head : 0);
+    const float keyNorm =
+        keyNormMax_[r.batch * g_.kvHeads + r.head / (g_.heads / g_.kvHeads)];
+    for (int64_t m = 0; m < r.count; ++m) {
+      float norm2 = 0;
+      for (int64_t d = 0; d < g_.headDim; ++d)
+        norm2 += queryT[d * kQueryBlock + m] * queryT[d * kQueryBlock + m];
+      float bound = std::abs(scale_) * std::sqrt(norm2) * keyNorm +
+                    aboveMax_[slot * g_.queries + r.query + m];
+      if (!(s.rowMax.get()[m] - bound > 110.0f))
+        return true;
+    }
+    return false;
+  }
 
   /// Computes the output rows `r`.
   template <DType D>
@@ -886,9 +978,11 @@ private:
     // query, every key: j <= 0 + Sk - 1).
     const int64_t diagonal = g_.keys - g_.queries;
     const int64_t lastQuery = r.rowsAreHeads ? 0 : i0 + queryCount - 1;
-    const int64_t keyEnd =
-        causal_ ? std::clamp<int64_t>(lastQuery + 1 + diagonal, 0, g_.keys)
-                : g_.keys;
+    const bool skipAbove = skipAbove_ && !r.rowsAreHeads;
+    int64_t keyEnd =
+        causal_ || skipAbove
+            ? std::clamp<int64_t>(lastQuery + 1 + diagonal, 0, g_.keys)
+            : g_.keys;
     // The mask at the item's origin, and its strides with the rows' stride
     // in place of the queries' (the heads' when rows are heads; the row
     // offset then comes in as i0 = 0).
@@ -902,8 +996,11 @@ private:
              (b * g_.maskStrides[0] + h * g_.maskStrides[1]) *
                  dtypeSize(g_.maskType);
 
-    for (int64_t j0 = 0; j0 < keyEnd; j0 += kKeyBlock) {
-      const int64_t keyCount = std::min(kKeyBlock, keyEnd - j0);
+    // causal_in_mask: the rows see no key below the diagonal.
+    if (skipAbove && keyEnd == 0)
+      keyEnd = g_.keys;
+    for (int64_t j0 = 0, keyCount = 0; j0 < keyEnd; j0 += keyCount) {
+      keyCount = std::min(kKeyBlock, keyEnd - j0);
       const float *keys = reinterpret_cast<const float *>(k) + j0 * D_;
       const float *values = reinterpret_cast<const float *>(v) + j0 * Dv;
       if constexpr (D != DType::f32) {
@@ -933,6 +1030,11 @@ private:
                    s.rowSum.get(), s.alpha.get());
       ops_.values(scores, keyCount, queryCount, values, Dv, Dv, s.alpha.get(),
                   s.acc.get(), accStride_);
+      // causal_in_mask: past the block's diagonal, go on only when some row
+      // may not ignore the keys left.
+      if (skipAbove && j0 + keyCount == keyEnd && keyEnd < g_.keys &&
+          mustVisitAbove(r, queryT, s))
+        keyEnd = g_.keys;
     }
 
     // out = o / l; rows with every key excluded (l == 0) are zeros.
@@ -948,6 +1050,13 @@ private:
   AttentionGeometry g_;
   float scale_;
   bool causal_;
+  /// causal_in_mask: skip the keys above the diagonal where that provably
+  /// changes nothing. Per run: the largest mask value above the diagonal of
+  /// each query row of each mask slot (distinct (batch, head) of the mask),
+  /// and the largest |k_j| of each (batch, kv head).
+  bool skipAbove_ = false;
+  int64_t maskSlots_ = 0;
+  std::vector<float> aboveMax_, keyNormMax_;
   TileOps ops_;
   int64_t accStride_ = 0;
   std::vector<Scratch> scratch_;
@@ -975,8 +1084,11 @@ std::unique_ptr<PreparedKernel> prepareAttention(const PrepareContext &pc) {
     return nullptr;
   const TileOps &ops =
       hasAvx512() && !forcePortable.load() ? kAvx512Ops : kPortableOps;
+  std::optional<bool> causalInMask = attrBool(pc, "causal_in_mask", false);
+  if (!causalInMask)
+    return nullptr;
   return std::make_unique<FlashAttentionKernel>(g, static_cast<float>(*scale),
-                                                *causal, ops);
+                                                *causal, *causalInMask, ops);
 }
 
 } // namespace

@@ -607,3 +607,21 @@ func.func @attention_mask_type(%q: tensor<1x4x8x16xf32>, %m: tensor<8x8xi32>) ->
   %0 = kiln.attention %q, %q, %q, %m : (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<8x8xi32>) -> tensor<1x4x8x16xf32>
   return %0 : tensor<1x4x8x16xf32>
 }
+
+// -----
+
+func.func @attention_causal_in_mask_boolean(%q: tensor<1x4x8x16xf32>, %m: tensor<8x8xi1>) -> tensor<1x4x8x16xf32> {
+  // expected-error@+2 {{'kiln.attention' op causal_in_mask needs an additive mask}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = kiln.attention %q, %q, %q, %m {causal_in_mask = true} : (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<8x8xi1>) -> tensor<1x4x8x16xf32>
+  return %0 : tensor<1x4x8x16xf32>
+}
+
+// -----
+
+func.func @attention_causal_in_mask_and_causal(%q: tensor<1x4x8x16xf32>, %m: tensor<8x8xf32>) -> tensor<1x4x8x16xf32> {
+  // expected-error@+2 {{'kiln.attention' op causal_in_mask needs causal = false (with causal, the keys above the diagonal are dropped anyway)}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = kiln.attention %q, %q, %q, %m {causal = true, causal_in_mask = true} : (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<8x8xf32>) -> tensor<1x4x8x16xf32>
+  return %0 : tensor<1x4x8x16xf32>
+}

@@ -371,12 +371,14 @@ func.func @causal_plus_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>,
 // constant after import), masked_fill'ed with the float minimum where the
 // padding mask is 0. With finite fills a row every key of which is masked
 // (a padded query of a left-padded batch) averages V in the unfused ops,
-// where a causal flag would make it zeros: the mask stays whole, additive.
+// where a causal flag would make it zeros: the mask stays whole, additive,
+// with the causal_in_mask hint (the kernel skips the keys above the
+// diagonal where they weigh 0).
 // CHECK-LABEL: func.func @causal_masked_fill_padding
 // CHECK: %[[M:.*]] = kiln.where %{{.*}}, %{{.*}}, %{{.*}} : (tensor<2x1x1x4xi1>, tensor<f32>, tensor<2x1x4x4xf32>) -> tensor<2x1x4x4xf32>
-// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[M]] {scale = 2.500000e-01 : f64}
+// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[M]] {causal_in_mask = true, scale = 2.500000e-01 : f64}
 // CHECK-NOT: kiln.softmax
-// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, scale 2.500000e-01, additive mask [2, 1, 4, 4]
+// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, causal in mask (keys above the diagonal skipped where they weigh 0), scale 2.500000e-01, additive mask [2, 1, 4, 4]
 func.func @causal_masked_fill_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %v: tensor<2x2x4x8xf32>, %attn: tensor<2x1x1x4xf32>) -> tensor<2x2x4x8xf32> {
   %tri = kiln.constant dense<[[[[0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0]]], [[[0.0, -3.40282347E+38, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, -3.40282347E+38, -3.40282347E+38], [0.0, 0.0, 0.0, -3.40282347E+38], [0.0, 0.0, 0.0, 0.0]]]]> : tensor<2x1x4x4xf32>
   %zero = kiln.constant dense<0.0> : tensor<f32>

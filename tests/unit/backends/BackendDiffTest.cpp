@@ -1071,6 +1071,52 @@ std::vector<OpCase> buildCases() {
       attention("mask_bool_fully_masked_row", DType::f32, {1, 1, 5, 8},
                 {1, 1, 7, 8}, 8, plain, of(DType::i1, {5, 7}), {{3, mask}});
     }
+    // causal_in_mask: a hint that the mask masks the keys above the
+    // diagonal (bottom-right aligned) with a finite fill; the cpu kernel
+    // skips them where they weigh 0 and visits them in the blocks of rows
+    // that the padding masks entirely (those average v). The mask is
+    // [B, 1, Sq, Sk]: `fill` above the diagonal and on each batch's first
+    // pad[b] keys, a small value elsewhere.
+    {
+      json hint = {{"causal_in_mask", true}};
+      auto paddedCausal = [](std::vector<int64_t> pads, int64_t sq, int64_t sk,
+                             double fill) {
+        std::vector<double> mask;
+        for (int64_t pad : pads)
+          for (int64_t i = 0; i < sq; ++i)
+            for (int64_t j = 0; j < sk; ++j)
+              mask.push_back(j > i + sk - sq || j < pad ? fill
+                                                        : -0.01 * (j % 7));
+        return mask;
+      };
+      const double lowest = std::numeric_limits<float>::lowest();
+      // Batch 1's first 70 rows see only padding: its first block of 64
+      // rows and 6 rows of the second visit every key.
+      attention("causal_in_mask_left_padding", DType::f32, {2, 2, 150, 32},
+                {2, 2, 150, 32}, 32, hint, of(DType::f32, {2, 1, 150, 150}),
+                {{3, paddedCausal({0, 70}, 150, 150, lowest)}});
+      attention("causal_in_mask_gqa", DType::f32, {2, 4, 130, 16},
+                {2, 2, 130, 16}, 16, hint, of(DType::f32, {2, 1, 130, 130}),
+                {{3, paddedCausal({5, 0}, 130, 130, lowest)}});
+      // (A row of -1e9 fills only is not compared: in f32, -1e9 + s rounds
+      // s to a multiple of 64, in the f64 reference it does not.)
+      attention("causal_in_mask_fill_1e9", DType::f32, {1, 2, 130, 16},
+                {1, 2, 130, 16}, 16, hint, of(DType::f32, {1, 1, 130, 130}),
+                {{3, paddedCausal({0}, 130, 130, -1e9)}});
+      attention("causal_in_mask_sq_lt_sk", DType::f32, {1, 2, 100, 16},
+                {1, 2, 190, 16}, 16, hint, of(DType::f32, {1, 1, 100, 190}),
+                {{3, paddedCausal({120}, 100, 190, lowest)}});
+      attention("causal_in_mask_inf", DType::f32, {1, 2, 100, 16},
+                {1, 2, 100, 16}, 16, hint, of(DType::f32, {1, 1, 100, 100}),
+                {{3, paddedCausal({30}, 100, 100, -inf)}});
+      attention("causal_in_mask_f16", DType::f16, {1, 2, 100, 32},
+                {1, 2, 100, 32}, 32, hint, of(DType::f16, {1, 1, 100, 100}),
+                {{3, paddedCausal({30}, 100, 100, -65504)}});
+      // A wrong hint (the mask is not causal) changes nothing either.
+      attention("causal_in_mask_not_causal", DType::f32, {1, 2, 150, 16},
+                {1, 2, 150, 16}, 16, hint,
+                of(DType::f32, {1, 2, 150, 150}, -2, 2));
+    }
     attention("f16", DType::f16, {1, 2, 70, 32}, {1, 2, 100, 32}, 32, causal,
               of(DType::f16, {1, 1, 1, 100}, -2, 0));
     attention("bf16", DType::bf16, {1, 4, 70, 32}, {1, 2, 100, 32}, 48, plain,
