@@ -568,6 +568,28 @@ void layerNorm(NodeContext &n) {
   }
 }
 
+/// RMSNormalization (opset 23): y = x / sqrt(mean(x^2 over [axis, rank)) +
+/// epsilon) * scale, scale broadcast to x.shape[axis:]; y has scale's type.
+/// stash_type asks for f32 intermediates, which kiln.rms_norm's kernels use
+/// for f16/bf16 anyway; when x and scale differ in type, both go to f32.
+void rmsNorm(NodeContext &n) {
+  mlir::Value x = n.input(0);
+  auto s = shapeOf(x);
+  int64_t axis = n.normalizeAxis(n.attrInt("axis", -1), s.size());
+  std::vector<int64_t> normShape(s.begin() + axis, s.end());
+  mlir::Value scale = n.broadcastTo(n.input(1), normShape);
+  DType outType = dtypeOf(scale);
+  if (dtypeOf(x) != outType) {
+    x = n.cast(x, DType::f32);
+    scale = n.cast(scale, DType::f32);
+  }
+  mlir::Value y =
+      n.create("kiln.rms_norm", {x, scale},
+               {n.i64Attr("axis", axis),
+                n.f64Attr("epsilon", n.attrFloat("epsilon", 1e-5))});
+  n.setOutput(0, n.cast(y, outType));
+}
+
 /// y = scale * (x - mean) / sqrt(var + eps) + bias, mean and (biased)
 /// variance per (N, C) over the spatial dims.
 void instanceNorm(NodeContext &n) {
@@ -702,6 +724,7 @@ void registerNNHandlers(HandlerRegistry &r) {
   });
   r.add("BatchNormalization", 1, batchNorm);
   r.add("LayerNormalization", 17, layerNorm);
+  r.add("RMSNormalization", 23, rmsNorm);
   r.add("InstanceNormalization", 1, instanceNorm);
   // MeanVarianceNormalization(x) = (x - E[x]) / (sqrt(E[x^2] - E[x]^2) + 1e-9)
   // over `axes` (default [0, 2, 3]), as the ONNX function body computes it.

@@ -550,6 +550,57 @@ TEST(OnnxImport, GeluOpset20BothApproximations) {
   EXPECT_THAT(bad.status().message(), HasSubstr("sigmoid"));
 }
 
+TEST(OnnxImport, RmsNormalizationOpset23AgainstTheSpecFormula) {
+  // The op PyTorch writes for nn.RMSNorm at opset 23 (LLaMA, Mistral, T5):
+  // y = x / sqrt(mean(x^2 over [axis, rank)) + epsilon) * scale, checked in
+  // double; axis -2 normalizes the last two dims, with a scale broadcast
+  // from [1, 4] to [3, 4].
+  for (int64_t axis : {-1, -2}) {
+    auto m = makeModel(23);
+    auto &g = *m.mutable_graph();
+    addValue(g.mutable_input(), "x", {2, 3, 4});
+    addValue(g.mutable_output(), "y", {2, 3, 4});
+    std::vector<int64_t> scaleDims =
+        axis == -1 ? std::vector<int64_t>{4} : std::vector<int64_t>{1, 4};
+    const std::vector<float> scale = {0.5f, -1, 2, 1.5f};
+    addInitializer(m, "scale", scaleDims, scale);
+    auto *n = addNode(m, "RMSNormalization", {"x", "scale"}, {"y"}, "rms");
+    auto *a = n->add_attribute();
+    a->set_name("axis");
+    a->set_type(::onnx::AttributeProto::INT);
+    a->set_i(axis);
+    a = n->add_attribute();
+    a->set_name("epsilon");
+    a->set_type(::onnx::AttributeProto::FLOAT);
+    a->set_f(1e-3f);
+    auto module = import(m);
+    ASSERT_TRUE(module) << module.status().message();
+    std::vector<float> x(24);
+    for (size_t i = 0; i < x.size(); ++i)
+      x[i] = std::sin(1.7 * i) * (1 + i % 5);
+    const int64_t group = axis == -1 ? 4 : 12;
+    for (std::string target : {"reference", "cpu"}) {
+      auto exe =
+          kiln::compile(*module, kiln::CompileOptions().setTarget(target));
+      ASSERT_TRUE(exe) << exe.status().message();
+      auto out = exe->run({{"x", kiln::Tensor::fromFloats({2, 3, 4}, x)}});
+      ASSERT_TRUE(out) << out.status().message();
+      std::vector<double> y = out->at("y").toDoubles();
+      for (int64_t start = 0; start < 24; start += group) {
+        double sumSquares = 0;
+        for (int64_t i = start; i < start + group; ++i)
+          sumSquares += double(x[i]) * x[i];
+        double rms = std::sqrt(sumSquares / group + 1e-3);
+        for (int64_t i = start; i < start + group; ++i) {
+          double want = x[i] / rms * scale[i % 4];
+          EXPECT_NEAR(y[i], want, 1e-5 * std::max(1.0, std::fabs(want)))
+              << "axis " << axis << " on " << target << " at " << i;
+        }
+      }
+    }
+  }
+}
+
 TEST(OnnxImport, FixedScalarsAndMasksBecomeConstantsWeightsStayParameters) {
   // y = ((x * s + mask) @ w) * o, as torch.export-based exports store them:
   // s a rank-0 initializer, mask a 0/-inf initializer, w a weight, o a
