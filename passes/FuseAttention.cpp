@@ -522,6 +522,7 @@ struct Step {
   Value mask; // AddMask: the mask; WhereMask: the condition; RowScale: the
               // factor
   bool keepWhenTrue = true; // WhereMask
+  double fill = 0;          // WhereMask: the value it selects where masked
   bool negate = false;      // AddMask: subtracted (scores - mask)
   bool divide = false;      // RowScale: scores / factor
 };
@@ -545,6 +546,12 @@ struct Canonical {
     bool keepWhenTrue = true;
     /// Additive: subtracted from the scores rather than added.
     bool negate = false;
+    /// Additive, from where(cond, scores, fill) with a fill that absorbs
+    /// any score (s + fill == fill in f32): `value` is the condition, and
+    /// the mask so far becomes where(cond kept, mask so far, fill). The
+    /// kernel then adds what the where selected, so a row in which every
+    /// key is masked averages V as the unfused ops do.
+    std::optional<double> replaceFill;
   };
   llvm::SmallVector<Mask> additive, boolean;
   /// Factors the same for every key (last dim 1), in the scores' shape,
@@ -671,6 +678,7 @@ llvm::FailureOr<Value> readStep(Operation *op, Step &step,
     std::optional<double> fillY = splatValue(where.getY());
     step.kind = Step::WhereMask;
     step.mask = where.getCond();
+    step.fill = fillY && !fillX ? *fillY : fillX && !fillY ? *fillX : 0;
     if (fillY && !fillX) {
       if (*fillY > kMaskedOut)
         return fail("the where's fill value " + std::to_string(*fillY) +
@@ -808,6 +816,35 @@ void addMask(Canonical &out, const MaskPart &mask,
   }
 }
 
+/// Whether a where's fill is finite and absorbs every sane score in f32
+/// (s + fill == fill for |s| < 2^100): the float minimum HF's masked_fill
+/// uses. Such a where, unlike an excluded key, leaves a row in which every
+/// key is masked with equal scores: the unfused ops average V there (the
+/// padded queries of a padded batch). Only for f32 scores: the minimum of
+/// f16/bf16 does not absorb, and f64 scores would need a fill near 1e308.
+bool absorbsScores(double fill, Operation *where) {
+  return tensorType(where->getResult(0)).getElementType().isF32() &&
+         std::isfinite(fill) && fill <= -1e38;
+}
+
+/// Adds a where(cond, scores, fill) step with an absorbing fill as a mask
+/// that replaces: the kernel then computes exactly what the unfused ops do
+/// on every row. A causal part in the condition makes the causal_in_mask
+/// hint (the keys above the diagonal weigh 0 in every row the other parts
+/// leave a key).
+void addReplacingMask(Canonical &out, const Step &step, int64_t sq,
+                      int64_t sk) {
+  Canonical::Mask m{step.mask, step.shape};
+  m.keepWhenTrue = step.keepWhenTrue;
+  m.replaceFill = step.fill;
+  out.additive.push_back(m);
+  llvm::SmallVector<MaskPart> parts;
+  splitMask({step.mask, true, step.keepWhenTrue}, step.shape, parts);
+  for (const MaskPart &part : parts)
+    if (isCausalMask(part.value, part.boolean, sq, sk, part.keepWhenTrue))
+      out.causalInMask = true;
+}
+
 /// Matches the candidate around `softmax`; fills `out` or says why not.
 mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
                           Rejection &rejection) {
@@ -930,6 +967,11 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
       break;
     }
     case Step::WhereMask:
+      if (absorbsScores(step.fill, step.op) &&
+          !isCausalMask(step.mask, true, sq, sk, step.keepWhenTrue)) {
+        addReplacingMask(out, step, sq, sk);
+        break;
+      }
       addMask(out, {step.mask, true, step.keepWhenTrue}, step.shape, sq, sk);
       break;
     }
@@ -1233,6 +1275,16 @@ private:
     Value additive, boolean;
     for (const Canonical::Mask &mask : c.additive) {
       Value m = regroupMask(mask);
+      if (mask.replaceFill) {
+        // where(kept, mask so far, fill * the scales after it).
+        if (!mask.keepWhenTrue)
+          m = b.create<CompareOp>(loc, m, splatBool(false),
+                                  b.getStringAttr("eq"));
+        Value fill = splat(elementType, *mask.replaceFill * mask.factor);
+        additive = b.create<WhereOp>(
+            loc, m, additive ? additive : splat(elementType, 0.0), fill);
+        continue;
+      }
       if (tensorType(m).getElementType() != elementType)
         m = b.create<CastOp>(loc, m, mlir::TypeAttr::get(elementType));
       if (mask.negate)

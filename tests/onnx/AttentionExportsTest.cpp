@@ -106,17 +106,19 @@ TEST_P(AttentionExports, FusedAndMatchesPyTorch) {
     EXPECT_EQ(rejected, 0u) << compileReport(*compiled);
     // The causal forms' masks are constants (a triangle, a slice of GPT-2's
     // `bias` buffer, the exporter's 0/-inf matrix), or such a constant
-    // combined with the padding mask (Bloom, *causal-pad*): the op must say
+    // combined with the padding mask (*causal-pad*): the op must say
     // causal, so the kernel skips the blocks above the diagonal.
     // Not when the causal part's fill is finite and a padding part remains
-    // (*llama-mask, *causal-pad-4d: the float minimum): the mask stays whole
-    // and additive, so rows every key of which is masked (left padding)
-    // keep the unfused result (see LeftPaddedRowsMatchUnfused); the op
-    // gets the causal_in_mask hint instead, so the kernel still skips the
-    // keys above the diagonal in the other rows.
+    // (*llama-mask, *causal-pad-4d, Bloom's masked_fill: the float
+    // minimum): the mask stays whole and additive, so rows every key of
+    // which is masked (left padding) keep the unfused result (see
+    // LeftPaddedRowsMatchUnfused); the op gets the causal_in_mask hint
+    // instead, so the kernel still skips the keys above the diagonal in
+    // the other rows.
     bool finiteFillWithPadding =
         name.find("llama-mask") != std::string::npos ||
-        name.find("causal-pad-4d") != std::string::npos;
+        name.find("causal-pad-4d") != std::string::npos ||
+        name.find("bloom") != std::string::npos;
     bool wantCausal =
         !finiteFillWithPadding && (name.find("gpt2") != std::string::npos ||
                                    name.find("llama") != std::string::npos ||
@@ -173,7 +175,9 @@ INSTANTIATE_TEST_SUITE_P(
 /// A left-padded batch gives padded query rows in which every key is masked
 /// out. With finite fills (the float minimum) the unfused ops average V
 /// there; the fused program must give the same numbers as the unfused one
-/// on every row, padded or not (reference backend, both programs).
+/// on every row, padded or not (the unfused one on the reference backend,
+/// the fused one on both: the cpu kernel's causal_in_mask path visits every
+/// key in the blocks of padded rows).
 class LeftPadding : public ::testing::TestWithParam<const char *> {};
 
 TEST_P(LeftPadding, LeftPaddedRowsMatchUnfused) {
@@ -193,30 +197,36 @@ TEST_P(LeftPadding, LeftPaddedRowsMatchUnfused) {
       keep[b * length + j] = 0.0;
   mask = Tensor::fromDoubles(mask.dtype(), mask.shape(), keep);
   std::vector<std::vector<double>> outputs;
-  for (bool fuse : {true, false}) {
+  for (auto [fuse, target] :
+       {std::pair{true, "cpu"}, {true, "reference"}, {false, "reference"}}) {
     auto compiled = compileToProgram(
-        module, CompileOptions().setTarget("reference").setFuseAttention(fuse));
+        module, CompileOptions().setTarget(target).setFuseAttention(fuse));
     ASSERT_TRUE(compiled) << compiled.status().message();
-    auto exe =
-        Executable::create(compiled->program, compiled->weights, "reference");
+    auto exe = Executable::create(compiled->program, compiled->weights, target);
     ASSERT_TRUE(exe) << exe.status().message();
     auto out = exe->run(inputs);
     ASSERT_TRUE(out) << out.status().message();
     outputs.push_back(out->at("y").toDoubles());
   }
+  const std::vector<double> &unfused = outputs.back();
   double largest = 0;
-  for (double v : outputs[1])
+  for (double v : unfused)
     largest = std::max(largest, std::fabs(v));
-  ASSERT_EQ(outputs[0].size(), outputs[1].size());
-  for (size_t i = 0; i < outputs[0].size(); ++i)
-    ASSERT_NEAR(outputs[0][i], outputs[1][i], 1e-5 * largest)
-        << name << " [" << i << "]";
+  for (size_t k = 0; k + 1 < outputs.size(); ++k) {
+    ASSERT_EQ(outputs[k].size(), unfused.size());
+    for (size_t i = 0; i < unfused.size(); ++i)
+      ASSERT_NEAR(outputs[k][i], unfused[i], 1e-5 * largest)
+          << name << (k == 0 ? " fused on cpu" : " fused on reference") << " ["
+          << i << "]";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(PyTorch, LeftPadding,
                          ::testing::Values("hf-llama-mask", "causal-pad-4d",
+                                           "bloom-alibi",
                                            "dynamo-hf-llama-mask",
-                                           "dynamo-causal-pad-4d"),
+                                           "dynamo-causal-pad-4d",
+                                           "dynamo-bloom-alibi"),
                          testName);
 
 /// scaled_dot_product_attention exported at opset 23, where PyTorch writes

@@ -417,12 +417,14 @@ func.func @causal_and_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, 
 
 // -----
 
-// Bloom-style triu | pad (true masks out) with the float minimum: the
-// causal flag, and the padding condition with its sense flipped.
+// Bloom-style triu | pad (true masks out) with the float minimum, which
+// absorbs any score: the where stays whole as an additive mask that selects
+// the fill (a padded query row then averages V, as unfused), with the
+// causal_in_mask hint for its causal part.
 // CHECK-LABEL: func.func @causal_or_padding
-// CHECK: %[[KEEP:.*]] = kiln.compare %arg3, %{{.*}} {predicate = "eq"} : (tensor<2x1x1x4xi1>, tensor<i1>) -> tensor<2x1x1x4xi1>
-// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[KEEP]] {causal = true, scale = 1.000000e+00 : f64}
-// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, causal, scale 1.000000e+00, boolean mask [2, 1, 1, 4]
+// CHECK: %[[M:.*]] = kiln.where %{{.*}}, %{{.*}}, %{{.*}} : (tensor<2x1x4x4xi1>, tensor<f32>, tensor<f32>) -> tensor<2x1x4x4xf32>
+// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[M]] {causal_in_mask = true, scale = 1.000000e+00 : f64}
+// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, causal in mask (keys above the diagonal skipped where they weigh 0), scale 1.000000e+00, additive mask [2, 1, 4, 4]
 func.func @causal_or_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %v: tensor<2x2x4x8xf32>, %pad: tensor<2x1x1x4xi1>) -> tensor<2x2x4x8xf32> {
   %triu = kiln.constant dense<[[false, true, true, true], [false, false, true, true], [false, false, false, true], [false, false, false, false]]> : tensor<4x4xi1>
   %true = kiln.constant dense<true> : tensor<i1>
