@@ -1058,6 +1058,9 @@ AttentionOp::inferReturnTypes(MLIRContext *context,
   if (std::optional<llvm::APFloat> scale = adaptor.getScale())
     if (!scale->isFiniteNonZero())
       return diag.error("expected a finite, nonzero scale");
+  if (std::optional<llvm::APFloat> softcap = adaptor.getSoftcap())
+    if (!softcap->isFiniteNonZero() || softcap->isNegative())
+      return diag.error("expected a finite, positive softcap");
   SmallVector<int64_t> scores{batch, heads, sq, sk};
   if (Value maskValue = adaptor.getMask()) {
     auto mask = dyn_cast<RankedTensorType>(maskValue.getType());

@@ -608,6 +608,8 @@ def Kiln_AttentionOp : Kiln_Op<"attention"> {
       `[B, H, Sq, Dv]`. `H` must be a multiple of `Hk` (grouped-query
       attention): query head `h` uses key/value head `h / (H / Hk)`.
     - `scale` multiplies the scores; when absent it is `1 / sqrt(D)`.
+    - `softcap` c, optional, > 0: the scaled score s becomes
+      `c * tanh(s / c)` before the mask (Gemma 2's attention soft-capping).
     - `causal`: query `i` sees key `j` only when `j <= i + (Sk - Sq)`
       (bottom-right aligned; the usual lower triangle when `Sq == Sk`).
     - `mask`, optional, broadcasts to `[B, H, Sq, Sk]` without changing that
@@ -641,7 +643,8 @@ def Kiln_AttentionOp : Kiln_Op<"attention"> {
                        Kiln_FloatTensor:$v, Optional<Kiln_AnyTensor>:$mask,
                        OptionalAttr<F64Attr>:$scale,
                        DefaultValuedAttr<BoolAttr, "false">:$causal,
-                       DefaultValuedAttr<BoolAttr, "false">:$causal_in_mask);
+                       DefaultValuedAttr<BoolAttr, "false">:$causal_in_mask,
+                       OptionalAttr<F64Attr>:$softcap);
   let results = (outs Kiln_FloatTensor:$result);
   let assemblyFormat = "$q `,` $k `,` $v (`,` $mask^)? attr-dict `:` "
                        "functional-type(operands, results)";

@@ -513,7 +513,7 @@ void splitMask(const MaskPart &mask, llvm::ArrayRef<int64_t> shape,
 
 /// One op between the scores matmul and the softmax.
 struct Step {
-  enum Kind { Scale, RowScale, AddMask, WhereMask, Cast, Regroup } kind;
+  enum Kind { Scale, RowScale, AddMask, WhereMask, Cast, Regroup, Tanh } kind;
   Operation *op;
   /// The shape the step works in (its result's shape): the scores' shape,
   /// or before a Regroup, the shape with other leading dims.
@@ -558,6 +558,9 @@ struct Canonical {
   /// applied to Q at rewrite: (factor, whether Q is divided by it).
   llvm::SmallVector<std::pair<Value, bool>> rowScales;
   bool causal = false;
+  /// Soft-capping (a tanh between scales): the product of the scales after
+  /// the tanh, which the op's `softcap` is; 0 without.
+  double softcap = 0;
   /// The additive mask keeps a causal part with finite fills whole (see
   /// addMask): the op gets the causal_in_mask hint.
   bool causalInMask = false;
@@ -578,7 +581,7 @@ bool reachesMatmul(Value v, int depth = 0) {
     return false;
   if (mlir::isa<MatmulOp>(op))
     return tensorType(v).getRank() >= 2;
-  if (mlir::isa<CastOp>(op) || isRegroup(op, kMaxInteriorRank))
+  if (mlir::isa<CastOp, TanhOp>(op) || isRegroup(op, kMaxInteriorRank))
     return reachesMatmul(op->getOperand(0), depth + 1);
   if (mlir::isa<MulOp, DivOp, AddOp>(op))
     return reachesMatmul(op->getOperand(0), depth + 1) ||
@@ -603,6 +606,11 @@ llvm::FailureOr<Value> readStep(Operation *op, Step &step,
   if (isRegroup(op, kMaxInteriorRank)) {
     step.kind = Step::Regroup;
     return op->getOperand(0);
+  }
+  if (auto tanh = mlir::dyn_cast<TanhOp>(op)) {
+    // Soft-capping: c * tanh(s / c), the scales around it read as steps.
+    step.kind = Step::Tanh;
+    return tanh.getX();
   }
   if (auto cast = mlir::dyn_cast<CastOp>(op)) {
     if (!mlir::isa<mlir::FloatType>(tensorType(cast.getX()).getElementType()) ||
@@ -930,10 +938,22 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
   int64_t sq = scoresShape[rank - 2], sk = scoresShape[rank - 1];
 
   // Replay the steps forwards into the canonical form.
+  std::optional<double> scaleInsideTanh;
   for (Step &step : llvm::reverse(steps)) {
     switch (step.kind) {
     case Step::Cast:
     case Step::Regroup:
+      break;
+    case Step::Tanh:
+      // s -> c * tanh(s / c) (Gemma 2) is the op's softcap when only
+      // scales come before the tanh and only scales and masks after it.
+      if (scaleInsideTanh)
+        return fail("the scores go through two tanh steps");
+      if (!out.additive.empty() || !out.boolean.empty() || out.causal)
+        return fail(describe(step.op) +
+                    " is applied after a mask (only soft-capping before the "
+                    "mask is fused)");
+      scaleInsideTanh = out.scale;
       break;
     case Step::Scale:
       out.scale *= step.scale;
@@ -944,10 +964,11 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
       // (q k^T) * f = (q * f) k^T for f constant along the keys. After a
       // mask it would scale the mask too (and turn -inf into +inf where f
       // is negative); before a regrouping reshape f is in other dims.
-      if (!out.additive.empty() || !out.boolean.empty() || out.causal)
+      if (!out.additive.empty() || !out.boolean.empty() || out.causal ||
+          scaleInsideTanh)
         return fail(describe(step.op) +
-                    " scales the masked scores by a tensor (only a splat "
-                    "constant may follow a mask)");
+                    " scales the masked or soft-capped scores by a tensor "
+                    "(only a splat constant may follow a mask or a tanh)");
       if (step.shape != llvm::ArrayRef<int64_t>(scoresShape))
         return fail(describe(step.op) +
                     " scales the scores by a tensor before they are "
@@ -976,6 +997,11 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
       break;
     }
   }
+  // outer * tanh(inner * qk) is softcap * tanh(scale * qk / softcap) with
+  // softcap = outer and scale = inner * outer (= out.scale so far; scales
+  // found on Q and K below multiply inside).
+  if (scaleInsideTanh)
+    out.softcap = out.scale / *scaleInsideTanh;
 
   // Operands: Q [.., Sq, D], K as [.., Sk, D], V as [.., Sk, Dv].
   MatmulOp scores = out.scores;
@@ -1091,7 +1117,8 @@ public:
         tensorType(q).getElementType());
     auto attention = b.create<AttentionOp>(
         loc, resultType, q, k, v, mask, b.getF64FloatAttr(c.scale),
-        b.getBoolAttr(c.causal), b.getBoolAttr(c.causalInMask && !c.causal));
+        b.getBoolAttr(c.causal), b.getBoolAttr(c.causalInMask && !c.causal),
+        c.softcap > 0 ? b.getF64FloatAttr(c.softcap) : mlir::FloatAttr());
     Value result = attention.getResult();
     if (result.getType() != c.output.getType())
       result = b.create<ReshapeOp>(
@@ -1369,6 +1396,8 @@ std::string summarize(AttentionOp op) {
           "weigh 0)";
   if (auto scale = op.getScale())
     os << ", scale " << scale->convertToDouble();
+  if (auto softcap = op.getSoftcap())
+    os << ", softcap " << softcap->convertToDouble();
   if (Value mask = op.getMask())
     os << ", "
        << (tensorType(mask).getElementType().isInteger(1) ? "boolean"

@@ -9,12 +9,14 @@
 //     fewer K/V heads than Q heads is grouped-query attention, as in kiln;
 //   - `attn_mask`: boolean (true takes part) or additive, as kiln's mask;
 //   - `scale` (default 1/sqrt(D)) becomes the op's scale;
+//   - `softcap` c > 0 (applied to the scaled scores before the mask, as the
+//     spec's reference does) becomes the op's softcap;
 //   - `is_causal`: the spec aligns the triangle to the upper left. With
 //     Sq == Sk that is kiln's `causal`; otherwise it becomes an explicit
 //     boolean mask (key j visible to query i when j <= i).
 //
 // Reported as unsupported, naming the feature: a KV cache (past_key /
-// past_value), nonpad_kv_seqlen, softcap, and the qk_matmul_output result.
+// past_value), nonpad_kv_seqlen, and the qk_matmul_output result.
 // present_key / present_value without a cache are K and V themselves.
 // A query whose keys are all masked out gives zeros (kiln.attention's rule).
 //
@@ -46,8 +48,6 @@ void attention(NodeContext &n) {
     n.unsupported("Attention with a KV cache (past_key / past_value)");
   if (n.hasInput(6))
     n.unsupported("Attention with nonpad_kv_seqlen");
-  if (n.attrFloat("softcap", 0.0) != 0.0)
-    n.unsupported("Attention with softcap");
   if (n.outputUsed(3))
     n.unsupported("Attention's qk_matmul_output result");
 
@@ -70,6 +70,9 @@ void attention(NodeContext &n) {
   std::vector<mlir::NamedAttribute> attrs;
   if (n.hasAttr("scale"))
     attrs.push_back(n.f64Attr("scale", n.attrFloat("scale", 1.0)));
+  // The spec's reference applies softcap only when it is positive.
+  if (double softcap = n.attrFloat("softcap", 0.0); softcap > 0)
+    attrs.push_back(n.f64Attr("softcap", softcap));
   mlir::Value mask = n.hasInput(3) ? n.input(3) : mlir::Value();
   if (n.attrInt("is_causal", 0)) {
     if (sq == sk) {

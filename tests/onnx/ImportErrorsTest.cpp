@@ -798,12 +798,14 @@ TEST(OnnxImport, EinsumErrorsNameTheProblem) {
 namespace {
 
 /// Naive attention in double over [B, H, S, D] data (K/V with Hk heads):
-/// mask(b, h, i, j) returns the additive term, -inf to exclude.
+/// mask(b, h, i, j) returns the additive term, -inf to exclude; with
+/// softcap c > 0 the scaled score s becomes c * tanh(s / c) before it.
 std::vector<double> naiveAttention(
     const std::vector<float> &q, const std::vector<float> &k,
     const std::vector<float> &v, int64_t B, int64_t H, int64_t Hk, int64_t Sq,
     int64_t Sk, int64_t D, double scale,
-    const std::function<double(int64_t, int64_t, int64_t, int64_t)> &mask) {
+    const std::function<double(int64_t, int64_t, int64_t, int64_t)> &mask,
+    double softcap = 0) {
   std::vector<double> out(B * H * Sq * D, 0.0);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h) {
@@ -816,7 +818,10 @@ std::vector<double> naiveAttention(
           for (int64_t d = 0; d < D; ++d)
             dot += double(q[((b * H + h) * Sq + i) * D + d]) *
                    k[((b * Hk + hk) * Sk + j) * D + d];
-          s[j] = dot * scale + mask(b, h, i, j);
+          s[j] = dot * scale;
+          if (softcap > 0)
+            s[j] = softcap * std::tanh(s[j] / softcap);
+          s[j] += mask(b, h, i, j);
           top = std::max(top, s[j]);
         }
         double sum = 0;
@@ -841,7 +846,8 @@ std::vector<float> ramp(int64_t count, int salt) {
 } // namespace
 
 TEST(OnnxImport, AttentionOpset23AgainstANaiveEvaluation) {
-  // 4-D grouped-query attention with a float mask and a scale; then the same
+  // 4-D grouped-query attention with a float mask, a scale and softcap
+  // (which the spec applies before the mask); then the same
   // data as 3-D [B, S, H*D] with q_num_heads / kv_num_heads, causal with
   // Sq != Sk (the spec's upper-left triangle) and a boolean mask.
   const int64_t B = 2, H = 4, Hk = 2, Sq = 3, Sk = 5, D = 4;
@@ -912,10 +918,12 @@ TEST(OnnxImport, AttentionOpset23AgainstANaiveEvaluation) {
       intAttr("is_causal", 1);
     } else {
       scale = 0.3;
-      auto *a = node->add_attribute();
-      a->set_name("scale");
-      a->set_type(::onnx::AttributeProto::FLOAT);
-      a->set_f(0.3f);
+      for (auto [name, value] : {std::pair{"scale", 0.3f}, {"softcap", 0.5f}}) {
+        auto *a = node->add_attribute();
+        a->set_name(name);
+        a->set_type(::onnx::AttributeProto::FLOAT);
+        a->set_f(value);
+      }
     }
     auto mask = [&](int64_t b, int64_t, int64_t i, int64_t j) -> double {
       if (!threeD)
@@ -923,8 +931,8 @@ TEST(OnnxImport, AttentionOpset23AgainstANaiveEvaluation) {
       bool visible = keep[(b * Sq + i) * Sk + j] && j <= i;
       return visible ? 0.0 : -INFINITY;
     };
-    std::vector<double> want =
-        naiveAttention(q, k, v, B, H, Hk, Sq, Sk, D, scale, mask);
+    std::vector<double> want = naiveAttention(q, k, v, B, H, Hk, Sq, Sk, D,
+                                              scale, mask, threeD ? 0 : 0.5);
     if (threeD) // the oracle is [B, H, Sq, D]; y is [B, Sq, H * D]
       want = [&] {
         std::vector<double> w(want.size());

@@ -153,6 +153,10 @@ struct TileOps {
   /// dst[i] = src[i] widened from f16 (Bf16: from bf16) for i < count.
   void (*widenF16)(const uint16_t *src, int64_t count, float *dst);
   void (*widenBf16)(const uint16_t *src, int64_t count, float *dst);
+  /// scores[n][m] = cap * tanh(scores[n][m] / cap) for n < keyCount and the
+  /// live query vectors (soft-capping, as Gemma 2 writes it).
+  void (*softcap)(float *scores, int64_t keyCount, int64_t queryVectors,
+                  float cap);
 };
 
 // Portable path: plain loops over contiguous query rows, which the compiler
@@ -248,9 +252,19 @@ void widenBf16Portable(const uint16_t *src, int64_t count, float *dst) {
     dst[i] = bf16ToFloat(src[i]);
 }
 
-constexpr TileOps kPortableOps = {
-    scoresPortable,        softmaxPortable,  valuesPortable,   addMaskPortable,
-    excludeMaskedPortable, widenF16Portable, widenBf16Portable};
+void softcapPortable(float *scores, int64_t keyCount, int64_t queryVectors,
+                     float cap) {
+  for (int64_t n = 0; n < keyCount; ++n)
+    for (int64_t m = 0; m < queryVectors * 16; ++m) {
+      float &s = scores[n * kQueryBlock + m];
+      s = cap * std::tanh(s / cap);
+    }
+}
+
+constexpr TileOps kPortableOps = {scoresPortable,        softmaxPortable,
+                                  valuesPortable,        addMaskPortable,
+                                  excludeMaskedPortable, widenF16Portable,
+                                  widenBf16Portable,     softcapPortable};
 
 // AVX-512 path. Every function that uses the intrinsics carries the target
 // attribute; the rest of the file is compiled for the baseline.
@@ -646,9 +660,47 @@ KILN_AVX512 void widenBf16Avx512(const uint16_t *src, int64_t count,
   widenBf16Portable(src + i, count - i, dst + i);
 }
 
+/// tanh(x) within ~2e-7 relative: the odd Taylor series to x^15 where
+/// |x| < 0.55 (truncation <= 5e-8 there), else sign(x) (1 - e) / (1 + e)
+/// with e = exp(-2|x|) <= 0.33, so that 1 - e does not cancel. NaN stays
+/// NaN, +-inf gives +-1.
+KILN_AVX512 inline __m512 tanhAvx512(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  __m512 ax = _mm512_abs_ps(x);
+  __m512 e = exp2Avx512(_mm512_mul_ps(ax, _mm512_set1_ps(-2.0f * kLog2e)));
+  __m512 large = _mm512_div_ps(_mm512_sub_ps(one, e), _mm512_add_ps(one, e));
+  // Copy x's sign onto `large`.
+  const __m512i signBit = _mm512_set1_epi32(int32_t(0x80000000u));
+  large = _mm512_castsi512_ps(
+      _mm512_or_si512(_mm512_castps_si512(large),
+                      _mm512_and_si512(_mm512_castps_si512(x), signBit)));
+  __m512 x2 = _mm512_mul_ps(x, x);
+  __m512 p = _mm512_set1_ps(-929569.0f / 638512875.0f);
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(21844.0f / 6081075.0f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-1382.0f / 155925.0f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(62.0f / 2835.0f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-17.0f / 315.0f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(2.0f / 15.0f));
+  p = _mm512_fmadd_ps(p, x2, _mm512_set1_ps(-1.0f / 3.0f));
+  __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, x2), x, x);
+  return _mm512_mask_blend_ps(
+      _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.55f), _CMP_LT_OQ), large, small);
+}
+
+KILN_AVX512 void softcapAvx512(float *scores, int64_t keyCount,
+                               int64_t queryVectors, float cap) {
+  const __m512 inverse = _mm512_set1_ps(1.0f / cap), c = _mm512_set1_ps(cap);
+  for (int64_t n = 0; n < keyCount; ++n)
+    for (int64_t v = 0; v < queryVectors; ++v) {
+      float *s = scores + n * kQueryBlock + 16 * v;
+      _mm512_store_ps(s, _mm512_mul_ps(c, tanhAvx512(_mm512_mul_ps(
+                                              _mm512_load_ps(s), inverse))));
+    }
+}
+
 constexpr TileOps kAvx512Ops = {
-    scoresAvx512,        softmaxAvx512,  valuesAvx512,   addMaskAvx512,
-    excludeMaskedAvx512, widenF16Avx512, widenBf16Avx512};
+    scoresAvx512,        softmaxAvx512,  valuesAvx512,    addMaskAvx512,
+    excludeMaskedAvx512, widenF16Avx512, widenBf16Avx512, softcapAvx512};
 
 //===----------------------------------------------------------------------===//
 // Element conversion, masks, causal diagonal
@@ -777,9 +829,9 @@ struct Scratch {
 class FlashAttentionKernel : public PreparedKernel {
 public:
   FlashAttentionKernel(const AttentionGeometry &g, float scale, bool causal,
-                       bool causalInMask, const TileOps &ops)
+                       bool causalInMask, float softcap, const TileOps &ops)
       : PreparedKernel("cpu:flash_attention"), g_(g), scale_(scale),
-        causal_(causal), ops_(ops) {
+        softcap_(softcap), causal_(causal), ops_(ops) {
     // The hint needs an additive mask that varies along the queries; with
     // one query nothing is above the diagonal.
     skipAbove_ = causalInMask && !causal && g.hasMask &&
@@ -1015,6 +1067,8 @@ private:
       }
       float *scores = s.scores.get();
       ops_.scores(queryT, queryVectors, D_, keys, D_, keyCount, scale_, scores);
+      if (softcap_ > 0)
+        ops_.softcap(scores, keyCount, queryVectors, softcap_);
       if (mask) {
         const int64_t maskRow = r.rowsAreHeads ? 0 : i0;
         if (g_.maskType == DType::i1)
@@ -1049,6 +1103,8 @@ private:
 
   AttentionGeometry g_;
   float scale_;
+  /// Soft-capping of the scaled scores; 0: none.
+  float softcap_ = 0;
   bool causal_;
   /// causal_in_mask: skip the keys above the diagonal where that provably
   /// changes nothing. Per run: the largest mask value above the diagonal of
@@ -1085,10 +1141,12 @@ std::unique_ptr<PreparedKernel> prepareAttention(const PrepareContext &pc) {
   const TileOps &ops =
       hasAvx512() && !forcePortable.load() ? kAvx512Ops : kPortableOps;
   std::optional<bool> causalInMask = attrBool(pc, "causal_in_mask", false);
-  if (!causalInMask)
+  std::optional<double> softcap = attrFloat(pc, "softcap", 0.0);
+  if (!causalInMask || !softcap)
     return nullptr;
-  return std::make_unique<FlashAttentionKernel>(g, static_cast<float>(*scale),
-                                                *causal, *causalInMask, ops);
+  return std::make_unique<FlashAttentionKernel>(
+      g, static_cast<float>(*scale), *causal, *causalInMask,
+      static_cast<float>(*softcap), ops);
 }
 
 } // namespace

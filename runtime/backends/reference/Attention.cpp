@@ -14,7 +14,8 @@
 // or when its score is -inf (an additive mask of -inf). Finite additive mask
 // values, however large, are only added. A row with every key excluded is
 // all zeros, not NaN, as in flash attention; NaN in the operands propagates.
-// `scale` defaults to 1/sqrt(D) (1 when D is 0).
+// `scale` defaults to 1/sqrt(D) (1 when D is 0). With `softcap` c > 0, the
+// scaled score becomes c * tanh(s / c) before the mask is applied.
 //
 // Plain loops that accumulate in Elem<D>::Acc (f64 for f32/f64, f32 for
 // f16/bf16) and skip excluded keys: the oracle the cpu backend's flash
@@ -122,6 +123,7 @@ Status attentionKernel(const KernelContext &ctx) {
   Attrs attrs(ctx);
   double defaultScale = g.headDim > 0 ? 1.0 / std::sqrt(double(g.headDim)) : 1;
   double scale = attrs.f64("scale", defaultScale);
+  double softcap = attrs.f64("softcap", 0.0);
   bool causal = attrs.boolean("causal", false);
   // A hint for faster kernels that does not change the result: every key
   // is visited here anyway.
@@ -168,6 +170,9 @@ Status attentionKernel(const KernelContext &ctx) {
               dot += static_cast<Acc>(E::load(qRow[d])) *
                      static_cast<Acc>(E::load(kHead[j * g.headDim + d]));
             Acc s = static_cast<Acc>(scale) * dot;
+            if (softcap > 0)
+              s = static_cast<Acc>(softcap) *
+                  std::tanh(s / static_cast<Acc>(softcap));
             if (mask && g.maskType != DType::i1)
               s += static_cast<Acc>(E::load(static_cast<const S *>(mask)[m]));
             if (s == -inf)

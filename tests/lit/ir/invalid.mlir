@@ -625,3 +625,12 @@ func.func @attention_causal_in_mask_and_causal(%q: tensor<1x4x8x16xf32>, %m: ten
   %0 = kiln.attention %q, %q, %q, %m {causal = true, causal_in_mask = true} : (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<8x8xf32>) -> tensor<1x4x8x16xf32>
   return %0 : tensor<1x4x8x16xf32>
 }
+
+// -----
+
+func.func @attention_softcap(%q: tensor<1x4x8x16xf32>) -> tensor<1x4x8x16xf32> {
+  // expected-error@+2 {{'kiln.attention' op expected a finite, positive softcap}}
+  // expected-error@+1 {{failed to infer returned types}}
+  %0 = kiln.attention %q, %q, %q {softcap = -2.0 : f64} : (tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>, tensor<1x4x8x16xf32>) -> tensor<1x4x8x16xf32>
+  return %0 : tensor<1x4x8x16xf32>
+}

@@ -230,12 +230,12 @@ func.func @probs_returned(%q: tensor<1x1x4x8xf32>, %k: tensor<1x1x4x8xf32>, %v: 
 // -----
 
 // Not fused: a where whose fill does not mask out, a scale that differs
-// between keys, and an activation between matmul and softmax.
+// between keys, and a tanh after the mask (soft-capping is fused before it).
 // CHECK-LABEL: func.func @not_masks
 // CHECK-NOT: kiln.attention
 // REMARK: remark: attention not fused: the where's fill value 0.000000 does not mask out (expected -inf or <= -1e4)
 // REMARK: remark: attention not fused: 'kiln.mul' scales the scores by a value that is neither a splat constant nor the same for every key
-// REMARK: remark: attention not fused: 'kiln.tanh' between the matmul and the softmax is not a scale, mask or cast
+// REMARK: remark: attention not fused: 'kiln.tanh' is applied after a mask (only soft-capping before the mask is fused)
 func.func @not_masks(%q: tensor<1x1x4x8xf32>, %k: tensor<1x1x4x8xf32>, %v: tensor<1x1x4x8xf32>, %c: tensor<4x4xi1>, %t: tensor<4xf32>) -> (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) {
   %zero = kiln.constant dense<0.0> : tensor<f32>
   %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x4xf32>
@@ -247,10 +247,33 @@ func.func @not_masks(%q: tensor<1x1x4x8xf32>, %k: tensor<1x1x4x8xf32>, %v: tenso
   %6 = kiln.softmax %5 : tensor<1x1x4x4xf32>
   %7 = kiln.matmul %6, %v : (tensor<1x1x4x4xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x8xf32>
   %8 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x4xf32>
-  %9 = kiln.tanh %8 : tensor<1x1x4x4xf32>
+  %m = kiln.add %8, %t : (tensor<1x1x4x4xf32>, tensor<4xf32>) -> tensor<1x1x4x4xf32>
+  %9 = kiln.tanh %m : tensor<1x1x4x4xf32>
   %10 = kiln.softmax %9 : tensor<1x1x4x4xf32>
   %11 = kiln.matmul %10, %v : (tensor<1x1x4x4xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x8xf32>
   return %3, %7, %11 : tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>
+}
+
+// -----
+
+// Gemma 2's soft-capping before the mask: (s * scale) / cap -> tanh -> *
+// cap becomes softcap = cap with the scale unchanged (scale * cap / cap).
+// CHECK-LABEL: func.func @softcap
+// CHECK: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2, %arg3 {scale = 2.500000e-01 : f64, softcap = 5.000000e+01 : f64}
+// CHECK-NEXT: return %[[O]]
+// REMARK: remark: fused attention: B=1 H=2 Sq=4 Sk=4 D=16, scale 2.500000e-01, softcap 5.000000e+01, additive mask [1, 1, 1, 4]
+func.func @softcap(%q: tensor<1x2x4x16xf32>, %k: tensor<1x2x4x16xf32>, %v: tensor<1x2x4x16xf32>, %m: tensor<1x1x1x4xf32>) -> tensor<1x2x4x16xf32> {
+  %s = kiln.constant dense<0.25> : tensor<f32>
+  %cap = kiln.constant dense<50.0> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x2x4x16xf32>, tensor<1x2x4x16xf32>) -> tensor<1x2x4x4xf32>
+  %1 = kiln.mul %0, %s : (tensor<1x2x4x4xf32>, tensor<f32>) -> tensor<1x2x4x4xf32>
+  %2 = kiln.div %1, %cap : (tensor<1x2x4x4xf32>, tensor<f32>) -> tensor<1x2x4x4xf32>
+  %3 = kiln.tanh %2 : tensor<1x2x4x4xf32>
+  %4 = kiln.mul %3, %cap : (tensor<1x2x4x4xf32>, tensor<f32>) -> tensor<1x2x4x4xf32>
+  %5 = kiln.add %4, %m : (tensor<1x2x4x4xf32>, tensor<1x1x1x4xf32>) -> tensor<1x2x4x4xf32>
+  %6 = kiln.softmax %5 : tensor<1x2x4x4xf32>
+  %7 = kiln.matmul %6, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x16xf32>) -> tensor<1x2x4x16xf32>
+  return %7 : tensor<1x2x4x16xf32>
 }
 
 // -----
@@ -615,7 +638,7 @@ func.func @per_head_scale(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: 
 // the mask too.
 // CHECK-LABEL: func.func @row_scale_after_mask
 // CHECK: kiln.softmax
-// REMARK: remark: attention not fused: 'kiln.mul' scales the masked scores by a tensor (only a splat constant may follow a mask)
+// REMARK: remark: attention not fused: 'kiln.mul' scales the masked or soft-capped scores by a tensor (only a splat constant may follow a mask or a tanh)
 func.func @row_scale_after_mask(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>, %m: tensor<1x1x1x4xf32>, %scale: tensor<2x1x1xf32>) -> tensor<1x2x4x8xf32> {
   %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x4xf32>
   %1 = kiln.add %0, %m : (tensor<1x2x4x4xf32>, tensor<1x1x1x4xf32>) -> tensor<1x2x4x4xf32>

@@ -278,6 +278,7 @@ TEST(AttentionPortable, MatchesReferenceWithMasksAndHalfTypes) {
     std::optional<std::pair<DType, std::vector<int64_t>>> mask;
     bool causal;
     double tol;
+    double softcap = 0;
   };
   for (const Case &c : std::vector<Case>{
            {DType::f32,
@@ -307,7 +308,15 @@ TEST(AttentionPortable, MatchesReferenceWithMasksAndHalfTypes) {
             {1, 2, 97, 32},
             std::make_pair(DType::bf16, std::vector<int64_t>{65, 97}),
             false,
-            3e-2}}) {
+            3e-2},
+           {DType::f32,
+            {1, 2, 40, 16},
+            {1, 2, 70, 16},
+            {1, 2, 70, 16},
+            std::nullopt,
+            true,
+            1e-5,
+            2.0}}) {
     std::vector<Tensor> ops = {
         make(c.type, c.q, randomValues(numElements(c.q), -2, 2, 1)),
         make(c.type, c.k, randomValues(numElements(c.k), -2, 2, 2)),
@@ -321,8 +330,10 @@ TEST(AttentionPortable, MatchesReferenceWithMasksAndHalfTypes) {
       ops.push_back(make(c.mask->first, c.mask->second, m));
     }
     std::vector<int64_t> outShape = {c.q[0], c.q[1], c.q[2], c.v[3]};
-    Program p = singleKernelProgram("attention", ops, {{"causal", c.causal}},
-                                    c.type, outShape);
+    json attrs = {{"causal", c.causal}};
+    if (c.softcap > 0)
+      attrs["softcap"] = c.softcap;
+    Program p = singleKernelProgram("attention", ops, attrs, c.type, outShape);
     TensorMap feed;
     for (size_t i = 0; i < ops.size(); ++i)
       feed["in" + std::to_string(i)] = ops[i];

@@ -1117,6 +1117,16 @@ std::vector<OpCase> buildCases() {
                 {1, 2, 150, 16}, 16, hint,
                 of(DType::f32, {1, 2, 150, 150}, -2, 2));
     }
+    // Soft-capping (Gemma 2): cap * tanh(s / cap) on the scaled scores.
+    // Scores up to ~+-10 against a cap of 2 cross both branches of the cpu
+    // kernel's tanh (|s / cap| below and above 0.55) and saturate it.
+    attention("softcap", DType::f32, {1, 2, 70, 16}, {1, 2, 100, 16}, 16,
+              {{"scale", 1.0}, {"softcap", 2.0}});
+    attention("softcap_causal_mask", DType::f32, {2, 4, 70, 16}, {2, 2, 70, 16},
+              16, {{"scale", 0.5}, {"softcap", 3.0}, {"causal", true}},
+              of(DType::f32, {2, 1, 1, 70}, -4, 0));
+    attention("softcap_bf16", DType::bf16, {1, 2, 40, 32}, {1, 2, 50, 32}, 32,
+              {{"softcap", 1.5}});
     attention("f16", DType::f16, {1, 2, 70, 32}, {1, 2, 100, 32}, 32, causal,
               of(DType::f16, {1, 1, 1, 100}, -2, 0));
     attention("bf16", DType::bf16, {1, 4, 70, 32}, {1, 2, 100, 32}, 48, plain,

@@ -188,9 +188,16 @@ TEST(FuseAttention, HandWrittenFormsFuseWithSameNumbers) {
 /// More hand-written forms: a causal triangle summed with a padding mask
 /// into one additive mask (the triangle must still be found), the same with
 /// `and` of boolean masks, softmax written out as exp(x - max) / sum with a
-/// mask subtracted from the scores, and one key/value head expanded to
-/// every query head (multi-query).
-enum class Form { CausalPlusPadding, CausalAndPadding, WrittenOutSoftmax, Mqa };
+/// mask subtracted from the scores, one key/value head expanded to every
+/// query head (multi-query), and Gemma 2's soft-capping tanh(s / c) * c
+/// before a padding mask.
+enum class Form {
+  CausalPlusPadding,
+  CausalAndPadding,
+  WrittenOutSoftmax,
+  Mqa,
+  SoftCap
+};
 
 Module moreHandWritten(Form form) {
   const int64_t b = 2, h = 4, s = 6, d = 8;
@@ -234,6 +241,9 @@ Module moreHandWritten(Form form) {
   }
   case Form::Mqa:
     break;
+  case Form::SoftCap:
+    scores = (scores / 0.5).tanh() * 0.5 + g.input("pad", {b, 1, 1, s});
+    break;
   }
   g.output("o", scores.softmax().matmul(v));
   return g.finish();
@@ -241,7 +251,7 @@ Module moreHandWritten(Form form) {
 
 TEST(FuseAttention, MoreHandWrittenFormsFuseWithSameNumbers) {
   for (Form form : {Form::CausalPlusPadding, Form::CausalAndPadding,
-                    Form::WrittenOutSoftmax, Form::Mqa}) {
+                    Form::WrittenOutSoftmax, Form::Mqa, Form::SoftCap}) {
     Module m = moreHandWritten(form);
     std::string what = "form " + std::to_string(int(form));
     for (std::string target : {"reference", "cpu"}) {
@@ -255,6 +265,10 @@ TEST(FuseAttention, MoreHandWrittenFormsFuseWithSameNumbers) {
       EXPECT_EQ(fused->irAfterPipeline.find("causal = true") !=
                     std::string::npos,
                 causal)
+          << what << fused->irAfterPipeline;
+      EXPECT_EQ(fused->irAfterPipeline.find("softcap = 5.000000e-01") !=
+                    std::string::npos,
+                form == Form::SoftCap)
           << what << fused->irAfterPipeline;
       if (form == Form::Mqa)
         EXPECT_NE(fused->irAfterPipeline.find("tensor<2x1x6x8xf32>, "
