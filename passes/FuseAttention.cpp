@@ -775,6 +775,16 @@ void addMask(Canonical &out, const MaskPart &mask,
   };
   llvm::SmallVector<MaskPart> parts;
   splitMask(mask, shape, parts);
+  // A boolean part that keeps every key (HF BART's where(true, causal,
+  // false) and an all-true padding constant) masks nothing.
+  if (parts.size() > 1)
+    llvm::erase_if(parts, [](const MaskPart &part) {
+      return part.boolean && holdsEverywhere(part.value, [&](double x) {
+               return (x != 0) == part.keepWhenTrue;
+             });
+    });
+  if (parts.empty())
+    return;
   llvm::SmallVector<bool> causal;
   for (const MaskPart &part : parts)
     causal.push_back(isCausal(part));

@@ -419,6 +419,32 @@ func.func @causal_masked_fill_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x
 
 // -----
 
+// HF BART's decoder mask, all constants: where(true, tril, false) and an
+// all-true padding mask, selected into 0 / float minimum. The parts that
+// keep every key mask nothing: what is left is the causal flag.
+// CHECK-LABEL: func.func @causal_and_all_true
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2 {causal = true, scale = 1.000000e+00 : f64}
+// CHECK-NEXT: return %[[O]]
+// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, causal, scale 1.000000e+00
+func.func @causal_and_all_true(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %v: tensor<2x2x4x8xf32>) -> tensor<2x2x4x8xf32> {
+  %tri = kiln.constant dense<[[true, false, false, false], [true, true, false, false], [true, true, true, false], [true, true, true, true]]> : tensor<4x4xi1>
+  %true = kiln.constant dense<true> : tensor<i1>
+  %false = kiln.constant dense<false> : tensor<i1>
+  %pad = kiln.constant dense<true> : tensor<2x1x1x4xi1>
+  %zero = kiln.constant dense<0.0> : tensor<f32>
+  %fill = kiln.constant dense<-3.40282347E+38> : tensor<f32>
+  %c0 = kiln.where %true, %tri, %false : (tensor<i1>, tensor<4x4xi1>, tensor<i1>) -> tensor<4x4xi1>
+  %c1 = kiln.where %c0, %pad, %false : (tensor<4x4xi1>, tensor<2x1x1x4xi1>, tensor<i1>) -> tensor<2x1x4x4xi1>
+  %m = kiln.where %c1, %zero, %fill : (tensor<2x1x4x4xi1>, tensor<f32>, tensor<f32>) -> tensor<2x1x4x4xf32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x4xf32>
+  %1 = kiln.add %0, %m : (tensor<2x2x4x4xf32>, tensor<2x1x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %2 = kiln.softmax %1 : tensor<2x2x4x4xf32>
+  %3 = kiln.matmul %2, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x8xf32>
+  return %3 : tensor<2x2x4x8xf32>
+}
+
+// -----
+
 // masked_fill(~(tril & pad), -inf): not(and(causal, pad)) splits into the
 // causal flag and the padding condition (true keeps).
 // CHECK-LABEL: func.func @causal_and_padding
