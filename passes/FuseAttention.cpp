@@ -1225,11 +1225,14 @@ private:
     return {base, groups};
   }
 
-  /// Any other chain of reshapes and broadcast_tos that repeats each head
-  /// of a [B or 1, Hk, S, D] value n times in a row: x[b, h, s, d] =
-  /// base[b, h / n, s, d] (a single key/value head expanded, as multi-query
-  /// attention writes it; repeat_interleave, which the TorchScript exporter
-  /// spells with rank-10 reshapes). Checked element by element, up to
+  /// Any other chain of reshapes, broadcast_tos and transposes that
+  /// repeats each head of a [B or 1, Hk, S, D] value n times in a row:
+  /// x[b, h, s, d] = base[b, h / n, s, d] (a single key/value head
+  /// expanded, as multi-query attention writes it; repeat_interleave, which
+  /// the TorchScript exporter spells with rank-10 reshapes; repeat_kv's K
+  /// as the dynamo exporter writes it for scaled_dot_product_attention,
+  /// [B*H, S, D] transposed between two reshapes). Checked element by
+  /// element, up to
   /// kMaxRepeatCheck elements: (base, n); else (x, 1). The check costs
   /// ~0.1 us per element (1.6 s for a [1, 32, 4096, 128] key at 2^24), so
   /// larger values keep their repeated heads: still fused, with every query
@@ -1244,7 +1247,7 @@ private:
     std::pair<Value, int64_t> found{x, 1};
     for (Value v = x; chain.size() < 8;) {
       Operation *op = v.getDefiningOp();
-      if (!mlir::isa_and_nonnull<ReshapeOp, BroadcastToOp>(op))
+      if (!mlir::isa_and_nonnull<ReshapeOp, BroadcastToOp, TransposeOp>(op))
         break;
       chain.push_back(op);
       v = op->getOperand(0);
@@ -1258,8 +1261,9 @@ private:
     return found;
   }
 
-  /// Whether reading x (`shape`) through `chain` (reshapes and broadcasts,
-  /// from x up to `base`) gives x[b, h, s, d] = base[b or 0, h / n, s, d].
+  /// Whether reading x (`shape`) through `chain` (reshapes, broadcasts and
+  /// transposes, from x up to `base`) gives x[b, h, s, d] = base[b or 0,
+  /// h / n, s, d].
   static bool repeatsHeads(llvm::ArrayRef<Operation *> chain,
                            llvm::ArrayRef<int64_t> shape,
                            llvm::ArrayRef<int64_t> base) {
@@ -1288,6 +1292,11 @@ private:
             next[d] = linear % in[d];
             linear /= in[d];
           }
+        } else if (auto transpose = mlir::dyn_cast<TransposeOp>(op)) {
+          // result[d] = input[perm[d]].
+          llvm::ArrayRef<int64_t> perm = transpose.getPerm();
+          for (int64_t d = 0; d < rank; ++d)
+            next[perm[d]] = index[d];
         } else {
           int64_t offset = rank - inRank;
           for (int64_t d = 0; d < inRank; ++d)

@@ -198,6 +198,32 @@ func.func @grouped_query(%q: tensor<1x6x4x64xf32>, %k: tensor<1x2x4x64xf32>, %v:
 
 // -----
 
+// repeat_kv's K as PyTorch's dynamo exporter writes it for
+// scaled_dot_product_attention: the repeated heads merged into the batch,
+// [B*H, S, D] transposed to [B*H, D, S], then split into [B, H, D, S]. The
+// transpose is part of the head-repeat chain: K keeps its 2 heads.
+// CHECK-LABEL: func.func @grouped_query_transposed
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2 {scale = 1.250000e-01 : f64} : (tensor<1x6x4x64xf32>, tensor<1x2x4x64xf32>, tensor<1x2x4x64xf32>) -> tensor<1x6x4x64xf32>
+// REMARK: remark: fused attention: B=1 H=6 (kv heads 2) Sq=4 Sk=4 D=64, scale 1.250000e-01
+func.func @grouped_query_transposed(%q: tensor<1x6x4x64xf32>, %k: tensor<1x2x4x64xf32>, %v: tensor<1x2x4x64xf32>) -> tensor<1x6x4x64xf32> {
+  %c = kiln.constant dense<0.125> : tensor<f32>
+  %k5 = kiln.reshape %k {shape = array<i64: 1, 2, 1, 4, 64>} : (tensor<1x2x4x64xf32>) -> tensor<1x2x1x4x64xf32>
+  %kb = kiln.broadcast_to %k5 {shape = array<i64: 1, 2, 3, 4, 64>} : (tensor<1x2x1x4x64xf32>) -> tensor<1x2x3x4x64xf32>
+  %k3 = kiln.reshape %kb {shape = array<i64: 6, 4, 64>} : (tensor<1x2x3x4x64xf32>) -> tensor<6x4x64xf32>
+  %kt = kiln.transpose %k3 {perm = array<i64: 0, 2, 1>} : (tensor<6x4x64xf32>) -> tensor<6x64x4xf32>
+  %kr = kiln.reshape %kt {shape = array<i64: 1, 6, 64, 4>} : (tensor<6x64x4xf32>) -> tensor<1x6x64x4xf32>
+  %v5 = kiln.reshape %v {shape = array<i64: 1, 2, 1, 4, 64>} : (tensor<1x2x4x64xf32>) -> tensor<1x2x1x4x64xf32>
+  %vb = kiln.broadcast_to %v5 {shape = array<i64: 1, 2, 3, 4, 64>} : (tensor<1x2x1x4x64xf32>) -> tensor<1x2x3x4x64xf32>
+  %vr = kiln.reshape %vb {shape = array<i64: 1, 6, 4, 64>} : (tensor<1x2x3x4x64xf32>) -> tensor<1x6x4x64xf32>
+  %0 = kiln.matmul %q, %kr : (tensor<1x6x4x64xf32>, tensor<1x6x64x4xf32>) -> tensor<1x6x4x4xf32>
+  %1 = kiln.mul %0, %c : (tensor<1x6x4x4xf32>, tensor<f32>) -> tensor<1x6x4x4xf32>
+  %2 = kiln.softmax %1 : tensor<1x6x4x4xf32>
+  %3 = kiln.matmul %2, %vr : (tensor<1x6x4x4xf32>, tensor<1x6x4x64xf32>) -> tensor<1x6x4x64xf32>
+  return %3 : tensor<1x6x4x64xf32>
+}
+
+// -----
+
 // Heads flattened into the batch ([B*H, S, D], torch.bmm style): unit batch
 // in front, and the result reshaped back.
 // CHECK-LABEL: func.func @rank3

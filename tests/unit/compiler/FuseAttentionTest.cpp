@@ -189,21 +189,25 @@ TEST(FuseAttention, HandWrittenFormsFuseWithSameNumbers) {
 /// into one additive mask (the triangle must still be found), the same with
 /// `and` of boolean masks, softmax written out as exp(x - max) / sum with a
 /// mask subtracted from the scores, one key/value head expanded to every
-/// query head (multi-query), and Gemma 2's soft-capping tanh(s / c) * c
-/// before a padding mask.
+/// query head (multi-query), Gemma 2's soft-capping tanh(s / c) * c
+/// before a padding mask, and grouped-query K repeated, merged into the
+/// batch and transposed as PyTorch's dynamo exporter writes it.
 enum class Form {
   CausalPlusPadding,
   CausalAndPadding,
   WrittenOutSoftmax,
   Mqa,
-  SoftCap
+  SoftCap,
+  GqaTransposedK
 };
 
 Module moreHandWritten(Form form) {
   const int64_t b = 2, h = 4, s = 6, d = 8;
   dsl::Graph g("more");
   auto q = g.input("q", {b, h, s, d});
-  int64_t kvHeads = form == Form::Mqa ? 1 : h;
+  int64_t kvHeads = form == Form::Mqa              ? 1
+                    : form == Form::GqaTransposedK ? 2
+                                                   : h;
   auto k = g.input("k", {b, kvHeads, s, d});
   auto v = g.input("v", {b, kvHeads, s, d});
   if (form == Form::Mqa) {
@@ -215,6 +219,16 @@ Module moreHandWritten(Form form) {
     rows[i] = cols[i] = double(i);
     for (int64_t j = 0; j < s; ++j)
       triangle[i * s + j] = j <= i ? 0.0 : -INFINITY;
+  }
+  if (form == Form::GqaTransposedK) {
+    auto repeat = [&](const dsl::Tensor &t) {
+      return t.reshape({b, 2, 1, s, d}).broadcastTo({b, 2, h / 2, s, d});
+    };
+    v = repeat(v).reshape({b, h, s, d});
+    auto kt = repeat(k).reshape({b * h, s, d}).transpose({0, 2, 1});
+    auto scores = q.matmul(kt.reshape({b, h, d, s})) / std::sqrt(double(d));
+    g.output("o", scores.softmax().matmul(v));
+    return g.finish();
   }
   auto scores = q.matmul(k, false, true) / std::sqrt(double(d));
   switch (form) {
@@ -240,6 +254,7 @@ Module moreHandWritten(Form form) {
     return g.finish();
   }
   case Form::Mqa:
+  case Form::GqaTransposedK:
     break;
   case Form::SoftCap:
     scores = (scores / 0.5).tanh() * 0.5 + g.input("pad", {b, 1, 1, s});
@@ -251,7 +266,8 @@ Module moreHandWritten(Form form) {
 
 TEST(FuseAttention, MoreHandWrittenFormsFuseWithSameNumbers) {
   for (Form form : {Form::CausalPlusPadding, Form::CausalAndPadding,
-                    Form::WrittenOutSoftmax, Form::Mqa, Form::SoftCap}) {
+                    Form::WrittenOutSoftmax, Form::Mqa, Form::SoftCap,
+                    Form::GqaTransposedK}) {
     Module m = moreHandWritten(form);
     std::string what = "form " + std::to_string(int(form));
     for (std::string target : {"reference", "cpu"}) {
@@ -270,6 +286,11 @@ TEST(FuseAttention, MoreHandWrittenFormsFuseWithSameNumbers) {
                     std::string::npos,
                 form == Form::SoftCap)
           << what << fused->irAfterPipeline;
+      if (form == Form::GqaTransposedK)
+        EXPECT_NE(fused->irAfterPipeline.find("tensor<2x2x6x8xf32>, "
+                                              "tensor<2x2x6x8xf32>)"),
+                  std::string::npos)
+            << fused->irAfterPipeline;
       if (form == Form::Mqa)
         EXPECT_NE(fused->irAfterPipeline.find("tensor<2x1x6x8xf32>, "
                                               "tensor<2x1x6x8xf32>)"),
