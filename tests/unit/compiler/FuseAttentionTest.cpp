@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <tuple>
 
 using namespace kiln;
@@ -190,15 +191,18 @@ TEST(FuseAttention, HandWrittenFormsFuseWithSameNumbers) {
 /// `and` of boolean masks, softmax written out as exp(x - max) / sum with a
 /// mask subtracted from the scores, one key/value head expanded to every
 /// query head (multi-query), Gemma 2's soft-capping tanh(s / c) * c
-/// before a padding mask, and grouped-query K repeated, merged into the
-/// batch and transposed as PyTorch's dynamo exporter writes it.
+/// before a padding mask, grouped-query K repeated, merged into the batch
+/// and transposed as PyTorch's dynamo exporter writes it, and DeBERTa's
+/// masked_fill(~mask, float min) with a query row whose keys are all
+/// masked (the unfused ops average V there; so must the fused op).
 enum class Form {
   CausalPlusPadding,
   CausalAndPadding,
   WrittenOutSoftmax,
   Mqa,
   SoftCap,
-  GqaTransposedK
+  GqaTransposedK,
+  MaskedFillMin
 };
 
 Module moreHandWritten(Form form) {
@@ -256,6 +260,17 @@ Module moreHandWritten(Form form) {
   case Form::Mqa:
   case Form::GqaTransposedK:
     break;
+  case Form::MaskedFillMin: {
+    std::vector<double> keep(b * s * s, 1.0);
+    for (int64_t j = 0; j < s; ++j) {
+      keep[(s + 2) * s + j] = 0.0;       // batch 1, query 2: every key
+      keep[(2 * j) % (b * s * s)] = 0.0; // and a few others
+    }
+    scores =
+        g.constant({b, 1, s, s}, keep, DType::i1)
+            .select(scores, g.scalar(std::numeric_limits<float>::lowest()));
+    break;
+  }
   case Form::SoftCap:
     scores = (scores / 0.5).tanh() * 0.5 + g.input("pad", {b, 1, 1, s});
     break;
@@ -267,7 +282,7 @@ Module moreHandWritten(Form form) {
 TEST(FuseAttention, MoreHandWrittenFormsFuseWithSameNumbers) {
   for (Form form : {Form::CausalPlusPadding, Form::CausalAndPadding,
                     Form::WrittenOutSoftmax, Form::Mqa, Form::SoftCap,
-                    Form::GqaTransposedK}) {
+                    Form::GqaTransposedK, Form::MaskedFillMin}) {
     Module m = moreHandWritten(form);
     std::string what = "form " + std::to_string(int(form));
     for (std::string target : {"reference", "cpu"}) {
