@@ -1232,11 +1232,10 @@ private:
   /// the TorchScript exporter spells with rank-10 reshapes; repeat_kv's K
   /// as the dynamo exporter writes it for scaled_dot_product_attention,
   /// [B*H, S, D] transposed between two reshapes). Checked element by
-  /// element, up to
-  /// kMaxRepeatCheck elements: (base, n); else (x, 1). The check costs
-  /// ~0.1 us per element (1.6 s for a [1, 32, 4096, 128] key at 2^24), so
-  /// larger values keep their repeated heads: still fused, with every query
-  /// head's keys in memory. repeat_kv's own spelling is matched by its
+  /// element, up to kMaxRepeatCheck elements: (base, n); else (x, 1). The
+  /// check costs ~0.1 us per element (1.6 s for a [1, 32, 4096, 128] key
+  /// at 2^24), so larger values keep their repeated heads: still fused,
+  /// with every query head's keys in memory. repeat_kv's own spelling is matched by its
   /// shapes (above), at any size.
   static std::pair<Value, int64_t> findHeadRepeat(Value x) {
     constexpr int64_t kMaxRepeatCheck = int64_t(1) << 21;
