@@ -189,6 +189,34 @@ TEST_F(LayoutPlan, ChannelsNotAMultipleOfTheBlockStayPlain) {
             (std::vector<std::string>{"onednn:conv2d", "onednn:conv2d"}));
 }
 
+TEST_F(LayoutPlan, GroupedConvolutionsBlockOnlyWholeBlocksPerGroup) {
+  // conv -> grouped 3x3 (4 channels per group: ResNeXt; oneDNN has no
+  // blocked kernel for it) -> conv -> depthwise 3x3 -> grouped 3x3 with a
+  // block of channels per group -> conv. The first grouped conv's operands
+  // stay plain; depthwise and whole-block groups stay blocked.
+  ProgramBuilder p("grouped");
+  int64_t c = 2 * block_;
+  int64_t x = p.input("x", {1, c, 8, 8});
+  auto grouped = [&](int64_t in, int64_t groups) {
+    return p.call("conv2d", {in, p.param({c, c / groups, 3, 3})}, {1, c, 8, 8},
+                  {{"pads", {1, 1, 1, 1}}, {"groups", groups}});
+  };
+  int64_t a = p.conv(x, c, c, 1, {1, c, 8, 8});
+  int64_t g4 = grouped(a, c / 4);
+  int64_t b = p.conv(g4, c, c, 1, {1, c, 8, 8});
+  int64_t dw = grouped(b, c);
+  int64_t gb = grouped(dw, 2);
+  p.conv(gb, c, c, 1, {1, c, 8, 8}, /*output=*/true);
+  EXPECT_EQ(runBoth(p), (std::vector<std::string>{
+                            "onednn:conv2d",
+                            "onednn:conv2d",
+                            "onednn:conv2d(blocked)",
+                            "onednn:conv2d(blocked)",
+                            "onednn:conv2d(blocked)",
+                            "onednn:conv2d(blocked)",
+                        }));
+}
+
 TEST_F(LayoutPlan, ResidualOfAPlainResultStaysPlain) {
   // The residual t is only read by convolutions, but the one that adds it
   // writes the plain Program output, so t is read plain.
