@@ -217,6 +217,41 @@ TEST_F(LayoutPlan, GroupedConvolutionsBlockOnlyWholeBlocksPerGroup) {
                         }));
 }
 
+TEST_F(LayoutPlan, PoolsBetweenAPlainAndABlockedBufferRunBlocked) {
+  // conv, conv -> concat (plain) -> max pool -> conv (blocked), and the
+  // same with an average pool: the pools read a plain buffer and write a
+  // blocked one (GoogLeNet's and DenseNet's pools after a concat). oneDNN
+  // has only its reference kernel for that mix; the pool runs blocked, its
+  // source reordered in. Checked against the reference backend.
+  for (const char *pool : {"max_pool2d", "avg_pool2d"}) {
+    ProgramBuilder p(std::string("pool_after_concat_") + pool);
+    int64_t c = block_;
+    int64_t x = p.input("x", {1, c, 8, 8});
+    int64_t a = p.conv(x, c, c, 1, {1, c, 8, 8});
+    int64_t b = p.conv(x, c, c, 3, {1, c, 8, 8});
+    int64_t cat = p.call("concat", {a, b}, {1, 2 * c, 8, 8}, {{"axis", 1}});
+    int64_t m = p.call(
+        pool, {cat}, {1, 2 * c, 8, 8},
+        {{"kernel", {3, 3}}, {"strides", {1, 1}}, {"pads", {1, 1, 1, 1}}});
+    p.conv(m, 2 * c, c, 3, {1, c, 8, 8}, /*output=*/true);
+    std::vector<std::string> impls = runBoth(p);
+    ASSERT_EQ(impls.size(), 5u);
+    EXPECT_EQ(impls[3], std::string("onednn:") + pool + "(blocked)");
+    EXPECT_EQ(impls[4], "onednn:conv2d(blocked)");
+    // The reverse: a blocked source and the plain Program output, the
+    // result reordered out.
+    ProgramBuilder q(std::string("pool_into_output_") + pool);
+    int64_t y = q.input("y", {1, c, 8, 8});
+    int64_t h = q.conv(y, c, c, 3, {1, c, 8, 8});
+    int64_t h2 = q.conv(h, c, c, 3, {1, c, 8, 8});
+    q.call(pool, {h2}, {1, c, 4, 4}, {{"kernel", {2, 2}}, {"strides", {2, 2}}},
+           /*output=*/true);
+    impls = runBoth(q);
+    ASSERT_EQ(impls.size(), 3u);
+    EXPECT_EQ(impls[2], std::string("onednn:") + pool + "(blocked)");
+  }
+}
+
 TEST_F(LayoutPlan, ResidualOfAPlainResultStaysPlain) {
   // The residual t is only read by convolutions, but the one that adds it
   // writes the plain Program output, so t is read plain.
