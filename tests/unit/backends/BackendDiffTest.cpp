@@ -822,6 +822,16 @@ std::vector<OpCase> buildCases() {
                {2, 4, 3},
                kExact,
                {{1, {4, 0, -2, 1}}}});
+  // The last axis of 4-byte elements (a bilinear Resize's columns): the
+  // cpu kernel's indexed-loop path, negative indices included.
+  c.push_back({"gather_last_axis_f32",
+               "gather",
+               {f32({3, 2, 7}), of(DType::i64, {2, 5})},
+               {{"axis", -1}},
+               DType::f32,
+               {3, 2, 2, 5},
+               kExact,
+               {{1, {6, 0, -1, 3, 3, 2, -7, 5, 1, 4}}}});
   c.push_back({"gather_scalar_index",
                "gather",
                {of(DType::i64, {6, 2}, -9, 9), of(DType::i64, {})},
@@ -966,6 +976,15 @@ std::vector<OpCase> buildCases() {
          {1, 8, 4, 4},
          {2e-2 * 6, 1e-2}});
   }
+  // A broadcast oneDNN's binary runs only with its reference kernel (the
+  // [1, 1, H, 1] weights of a bilinear Resize): the own loop takes it.
+  c.push_back({"mul_f32_middle_broadcast",
+               "mul",
+               {f32({1, 3, 9, 5}), f32({1, 1, 9, 1})},
+               json::object(),
+               DType::f32,
+               {1, 3, 9, 5},
+               kF32});
   // Trigonometric ops of the ONNX importer (OnnxTrig.cpp).
   for (const char *op : {"sin", "cos", "atan"}) {
     c.push_back({std::string(op) + "_f32",
