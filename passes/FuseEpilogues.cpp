@@ -191,6 +191,36 @@ struct FuseScale : mlir::OpRewritePattern<MulOp> {
   }
 };
 
+// max(matmul(a, b), splat(c)) => fused_matmul(a, b) {epilogue = [max],
+//                                                     scales = [c]}
+// (and min; ReLU6 and ONNX Clip import as max then min)
+template <typename OpTy> struct FuseBound : mlir::OpRewritePattern<OpTy> {
+  FuseBound(mlir::MLIRContext *context, llvm::StringRef step)
+      : mlir::OpRewritePattern<OpTy>(context), step(step) {}
+
+  LogicalResult matchAndRewrite(OpTy op,
+                                PatternRewriter &rewriter) const override {
+    for (unsigned index : {0u, 1u}) {
+      mlir::DenseElementsAttr constant;
+      if (!mlir::matchPattern(op->getOperand(1 - index),
+                              mlir::m_Constant(&constant)) ||
+          !constant.isSplat() ||
+          !mlir::isa<mlir::FloatType>(constant.getElementType()))
+        continue;
+      mlir::FailureOr<Operation *> anchor = getAnchor(rewriter, op, index);
+      if (failed(anchor))
+        continue;
+      double bound = constant.getSplatValue<llvm::APFloat>().convertToDouble();
+      appendStep(rewriter, *anchor, op, step, {}, bound);
+      return success();
+    }
+    return rewriter.notifyMatchFailure(
+        op, "not a single-use matmul/conv2d result against a splat constant");
+  }
+
+  std::string step;
+};
+
 // batch_norm(conv2d(x, w), s, b, m, v) =>
 //     fused_conv2d(x, w, s, b, m, v) {epilogue = [batch_norm], epsilons = [e]}
 // (inference-mode batch norm over the conv's channels, as in ResNets)
@@ -251,8 +281,8 @@ void emitRemarks(mlir::ModuleOp module) {
                        << op->getName().getStringRef();
       return;
     }
-    if (!mlir::isa<AddOp, MulOp, BatchNormOp, ReluOp, GeluOp, SiluOp, TanhOp,
-                   SigmoidOp>(op))
+    if (!mlir::isa<AddOp, MulOp, MaxOp, MinOp, BatchNormOp, ReluOp, GeluOp,
+                   SiluOp, TanhOp, SigmoidOp>(op))
       return;
     for (Value operand : op->getOperands())
       if (isAnchor(operand.getDefiningOp()) && !operand.hasOneUse()) {
@@ -278,6 +308,8 @@ struct FuseEpiloguesPass
     patterns.add<FuseActivation<SiluOp>>(context, "silu");
     patterns.add<FuseActivation<TanhOp>>(context, "tanh");
     patterns.add<FuseActivation<SigmoidOp>>(context, "sigmoid");
+    patterns.add<FuseBound<MaxOp>>(context, "max");
+    patterns.add<FuseBound<MinOp>>(context, "min");
     // Top-down, so a chain is grown from its anchor outwards in one sweep.
     mlir::GreedyRewriteConfig config;
     config.useTopDownTraversal = true;

@@ -257,11 +257,19 @@ KernelFactory declineOnError(
 /// convolutions: oneDNN 2.6 runs post-ops of its gemm convolution, the one it
 /// picks for plain NCHW, slowly).
 struct TailStep {
-  enum Kind { addOperand, addValues, mulValues, scale, activation } kind;
+  enum Kind {
+    addOperand,
+    addValues,
+    mulValues,
+    scale,
+    maxValue,
+    minValue,
+    activation
+  } kind;
   size_t operand = 0;        // addOperand
   bool perChannel = false;   // addOperand: a [C] bias, else a residual
   std::vector<float> values; // addValues, mulValues: per channel
-  float factor = 1;          // scale
+  float factor = 1;          // scale; maxValue, minValue: the bound
   std::string name;          // activation
 };
 
@@ -354,7 +362,13 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
   Epilogue e;
   dnnl::post_ops ops;
   size_t nextExtra = 2, nextScale = 0, nextEpsilon = 0;
-  for (const auto &v : *steps) {
+  // oneDNN 2.6 gives every clip post-op of a chain the first one's bounds
+  // (measured: min 0.3, scale 2, max -0.25 computed min 0.3, scale 2, min
+  // 0.3). A max directly followed by a min (ReLU6) is one clip; a chain
+  // that would need two clips is declined (the reference kernel runs it).
+  bool clipped = false;
+  for (size_t index = 0; index < steps->size(); ++index) {
+    const auto &v = (*steps)[index];
     if (!v.is_string())
       return std::nullopt;
     std::string step = v.get<std::string>();
@@ -445,6 +459,30 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
       ops.append_eltwise(1.f, A::eltwise_linear, factor, 0.f);
       continue;
     }
+    if (step == "max" || step == "min") {
+      // oneDNN's clip post-op (blocked results and matmuls; like its relu,
+      // it turns a NaN into a bound); the tail propagates NaN.
+      if (nextScale >= scales.size() || clipped)
+        return std::nullopt;
+      clipped = true;
+      const float big = std::numeric_limits<float>::max();
+      float lo = -big, hi = big;
+      (step == "max" ? lo : hi) = static_cast<float>(scales[nextScale++]);
+      e.tail.push_back({step == "max" ? TailStep::maxValue : TailStep::minValue,
+                        0,
+                        false,
+                        {},
+                        step == "max" ? lo : hi});
+      if (step == "max" && index + 1 < steps->size() &&
+          (*steps)[index + 1] == "min" && nextScale < scales.size() &&
+          scales[nextScale] >= lo) {
+        hi = static_cast<float>(scales[nextScale++]);
+        e.tail.push_back({TailStep::minValue, 0, false, {}, hi});
+        ++index;
+      }
+      ops.append_eltwise(1.f, A::eltwise_clip, lo, hi);
+      continue;
+    }
     if (step == "relu" || step == "gelu" || step == "gelu_tanh" ||
         step == "silu" || step == "tanh" || step == "sigmoid")
       e.tail.push_back({TailStep::activation, 0, false, {}, 1, step});
@@ -523,6 +561,14 @@ private:
     case TailStep::scale:
       for (int64_t i = 0; i < inner; ++i)
         row[i] *= t.factor;
+      return;
+    case TailStep::maxValue:
+      for (int64_t i = 0; i < inner; ++i)
+        row[i] = row[i] > t.factor || row[i] != row[i] ? row[i] : t.factor;
+      return;
+    case TailStep::minValue:
+      for (int64_t i = 0; i < inner; ++i)
+        row[i] = row[i] < t.factor || row[i] != row[i] ? row[i] : t.factor;
       return;
     case TailStep::activation:
       break;

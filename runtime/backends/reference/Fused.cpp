@@ -91,9 +91,11 @@ Status readEpilogue(const KernelContext &ctx, int64_t channels,
         step.norm.push_back(param);
       }
       step.epsilon = epsilons[nextEpsilon++];
-    } else if (step.name == "scale") {
+    } else if (step.name == "scale" || step.name == "max" ||
+               step.name == "min") {
       if (nextScale >= scales.size())
-        return Status::error("epilogue has more scale steps than 'scales'");
+        return Status::error("epilogue has more scale, max and min steps "
+                             "than 'scales'");
       step.scale = scales[nextScale++];
     } else if (step.name != "relu" && step.name != "gelu" &&
                step.name != "gelu_tanh" && step.name != "silu" &&
@@ -211,6 +213,16 @@ Status fusedKernel(const KernelContext &ctx, const char *anchor,
         C c = E::load(E::store(static_cast<C>(step.scale)));
         for (int64_t i = 0; i < n; ++i)
           po[i] = E::store(E::load(po[i]) * c);
+      } else if (step.name == "max" || step.name == "min") {
+        // As the max/min kernels: NaN propagates.
+        C c = E::load(E::store(static_cast<C>(step.scale)));
+        bool isMax = step.name == "max";
+        for (int64_t i = 0; i < n; ++i) {
+          C x = E::load(po[i]);
+          po[i] = E::store(x != x  ? x
+                           : isMax ? (x > c ? x : c)
+                                   : (x < c ? x : c));
+        }
       } else {
         Activation a = activationOf(step.name);
         for (int64_t i = 0; i < n; ++i)

@@ -48,6 +48,23 @@ func.func @scale(%q: tensor<2x4x8xf32>, %k: tensor<2x4x8xf32>, %b: tensor<1x1x4x
 
 // -----
 
+// ReLU6 as ONNX Clip(0, 6) imports it: max then min by splat constants.
+// CHECK-LABEL: func.func @relu6
+// CHECK: kiln.fused_conv2d {{.*}}{epilogue = ["add_bias", "max", "min"], pads = array<i64: 1, 1, 1, 1>, scales = [0.000000e+00, 6.000000e+00]}
+// CHECK-NOT: kiln.max
+// CHECK-NOT: kiln.min
+// REMARK: remark: fused epilogue [add_bias, max, min] into kiln.fused_conv2d
+func.func @relu6(%x: tensor<1x8x6x6xf32>, %w: tensor<16x8x3x3xf32>, %b: tensor<16xf32>) -> tensor<1x16x6x6xf32> {
+  %zero = kiln.constant dense<0.0> : tensor<f32>
+  %six = kiln.constant dense<6.0> : tensor<f32>
+  %0 = kiln.conv2d %x, %w, %b {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x8x6x6xf32>, tensor<16x8x3x3xf32>, tensor<16xf32>) -> tensor<1x16x6x6xf32>
+  %1 = kiln.max %0, %zero : (tensor<1x16x6x6xf32>, tensor<f32>) -> tensor<1x16x6x6xf32>
+  %2 = kiln.min %1, %six : (tensor<1x16x6x6xf32>, tensor<f32>) -> tensor<1x16x6x6xf32>
+  return %2 : tensor<1x16x6x6xf32>
+}
+
+// -----
+
 // CHECK-LABEL: func.func @activations
 // CHECK: kiln.fused_matmul {{.*}}{epilogue = ["relu"]}
 // CHECK: kiln.fused_matmul {{.*}}{epilogue = ["tanh"]}

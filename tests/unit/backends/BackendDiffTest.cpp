@@ -933,6 +933,33 @@ std::vector<OpCase> buildCases() {
                  DType::f32,
                  {1, 16, 16, 16},
                  {1e-5 * 12, 1e-5}});
+    // ReLU6 (MobileNet) and a one-sided clip as max/min steps; on the f32
+    // plain result the tail runs them, NaN propagating as kiln.max/min.
+    c.push_back({"fused_conv2d_bias_max_min",
+                 "fused_conv2d",
+                 {f32({1, 8, 6, 6}), weight(f32({16, 8, 3, 3})), f32({16})},
+                 {{"pads", {1, 1, 1, 1}},
+                  {"epilogue", steps({"add_bias", "max", "min"})},
+                  {"scales", json::array({0.0, 0.6})}},
+                 DType::f32,
+                 {1, 16, 6, 6},
+                 {1e-5 * 9, 1e-5}});
+    c.push_back({"fused_matmul_min_scale_max",
+                 "fused_matmul",
+                 {f32({5, 16}), weight(f32({16, 7}))},
+                 {{"epilogue", steps({"min", "scale", "max"})},
+                  {"scales", json::array({0.3, 2.0, -0.25})}},
+                 DType::f32,
+                 {5, 7},
+                 mm16});
+    c.push_back({"fused_matmul_bf16_max_min",
+                 "fused_matmul",
+                 {of(DType::bf16, {4, 32}), of(DType::bf16, {32, 16})},
+                 {{"epilogue", steps({"max", "min"})},
+                  {"scales", json::array({-0.5, 0.5})}},
+                 DType::bf16,
+                 {4, 16},
+                 matmulTol(DType::bf16, 32)});
     c.push_back({"fused_conv2d_bias_residual_relu",
                  "fused_conv2d",
                  {f32({2, 4, 6, 6}), weight(f32({4, 4, 3, 3})),

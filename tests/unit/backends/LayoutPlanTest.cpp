@@ -252,6 +252,33 @@ TEST_F(LayoutPlan, PoolsBetweenAPlainAndABlockedBufferRunBlocked) {
   }
 }
 
+TEST_F(LayoutPlan, Relu6RunsAsOneClipOnBlockedResults) {
+  // MobileNet V2's inverted residual: 1x1 conv + ReLU6 -> depthwise 3x3 +
+  // ReLU6 -> 1x1 conv, ReLU6 as epilogue steps max 0, min 6 (one oneDNN
+  // clip post-op on the blocked results). Inputs in [-1, 1] with weights up
+  // to 0.5 reach both bounds of a ReLU6 scaled down to [0, 0.3].
+  ProgramBuilder p("relu6");
+  int64_t c = block_, wide = 4 * block_;
+  int64_t x = p.input("x", {1, c, 8, 8});
+  json relu6 = {{"epilogue", {"max", "min"}}, {"scales", {0.0, 0.3}}};
+  json expand = relu6;
+  int64_t a = p.call("fused_conv2d", {x, p.param({wide, c, 1, 1})},
+                     {1, wide, 8, 8}, expand);
+  json depthwise = relu6;
+  depthwise["groups"] = wide;
+  depthwise["pads"] = {1, 1, 1, 1};
+  int64_t d = p.call("fused_conv2d", {a, p.param({wide, 1, 3, 3})},
+                     {1, wide, 8, 8}, depthwise);
+  int64_t e = p.conv(d, wide, c, 1, {1, c, 8, 8});
+  p.conv(e, c, c, 1, {1, c, 8, 8}, /*output=*/true);
+  EXPECT_EQ(runBoth(p), (std::vector<std::string>{
+                            "onednn:fused_conv2d(blocked)",
+                            "onednn:fused_conv2d(blocked)",
+                            "onednn:conv2d(blocked)",
+                            "onednn:conv2d(blocked)",
+                        }));
+}
+
 TEST_F(LayoutPlan, ResidualOfAPlainResultStaysPlain) {
   // The residual t is only read by convolutions, but the one that adds it
   // writes the plain Program output, so t is read plain.
