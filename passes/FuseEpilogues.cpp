@@ -167,35 +167,12 @@ struct FuseAdd : mlir::OpRewritePattern<AddOp> {
 
 // mul(matmul(a, b), splat(c)) => fused_matmul(a, b) {epilogue = [scale],
 //                                                     scales = [c]}
-struct FuseScale : mlir::OpRewritePattern<MulOp> {
-  using OpRewritePattern::OpRewritePattern;
-
-  LogicalResult matchAndRewrite(MulOp mul,
-                                PatternRewriter &rewriter) const override {
-    for (unsigned index : {0u, 1u}) {
-      mlir::DenseElementsAttr constant;
-      if (!mlir::matchPattern(mul->getOperand(1 - index),
-                              mlir::m_Constant(&constant)) ||
-          !constant.isSplat() ||
-          !mlir::isa<mlir::FloatType>(constant.getElementType()))
-        continue;
-      mlir::FailureOr<Operation *> anchor = getAnchor(rewriter, mul, index);
-      if (failed(anchor))
-        continue;
-      double scale = constant.getSplatValue<llvm::APFloat>().convertToDouble();
-      appendStep(rewriter, *anchor, mul, "scale", {}, scale);
-      return success();
-    }
-    return rewriter.notifyMatchFailure(
-        mul, "not a single-use matmul/conv2d result times a splat constant");
-  }
-};
-
 // max(matmul(a, b), splat(c)) => fused_matmul(a, b) {epilogue = [max],
 //                                                     scales = [c]}
 // (and min; ReLU6 and ONNX Clip import as max then min)
-template <typename OpTy> struct FuseBound : mlir::OpRewritePattern<OpTy> {
-  FuseBound(mlir::MLIRContext *context, llvm::StringRef step)
+template <typename OpTy>
+struct FuseWithConstant : mlir::OpRewritePattern<OpTy> {
+  FuseWithConstant(mlir::MLIRContext *context, llvm::StringRef step)
       : mlir::OpRewritePattern<OpTy>(context), step(step) {}
 
   LogicalResult matchAndRewrite(OpTy op,
@@ -210,8 +187,8 @@ template <typename OpTy> struct FuseBound : mlir::OpRewritePattern<OpTy> {
       mlir::FailureOr<Operation *> anchor = getAnchor(rewriter, op, index);
       if (failed(anchor))
         continue;
-      double bound = constant.getSplatValue<llvm::APFloat>().convertToDouble();
-      appendStep(rewriter, *anchor, op, step, {}, bound);
+      double value = constant.getSplatValue<llvm::APFloat>().convertToDouble();
+      appendStep(rewriter, *anchor, op, step, {}, value);
       return success();
     }
     return rewriter.notifyMatchFailure(
@@ -302,14 +279,15 @@ struct FuseEpiloguesPass
   void runOnOperation() override {
     mlir::MLIRContext *context = &getContext();
     mlir::RewritePatternSet patterns(context);
-    patterns.add<FuseAdd, FuseScale, FuseBatchNorm>(context);
+    patterns.add<FuseAdd, FuseBatchNorm>(context);
+    patterns.add<FuseWithConstant<MulOp>>(context, "scale");
     patterns.add<FuseActivation<ReluOp>>(context, "relu");
     patterns.add<FuseActivation<GeluOp>>(context, "gelu");
     patterns.add<FuseActivation<SiluOp>>(context, "silu");
     patterns.add<FuseActivation<TanhOp>>(context, "tanh");
     patterns.add<FuseActivation<SigmoidOp>>(context, "sigmoid");
-    patterns.add<FuseBound<MaxOp>>(context, "max");
-    patterns.add<FuseBound<MinOp>>(context, "min");
+    patterns.add<FuseWithConstant<MaxOp>>(context, "max");
+    patterns.add<FuseWithConstant<MinOp>>(context, "min");
     // Top-down, so a chain is grown from its anchor outwards in one sweep.
     mlir::GreedyRewriteConfig config;
     config.useTopDownTraversal = true;
