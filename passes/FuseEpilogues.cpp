@@ -71,7 +71,8 @@ mlir::FailureOr<Operation *> getAnchor(PatternRewriter &rewriter,
 void appendStep(PatternRewriter &rewriter, Operation *anchor, Operation *user,
                 llvm::StringRef step, mlir::ValueRange extras = {},
                 std::optional<double> scale = std::nullopt,
-                std::optional<double> epsilon = std::nullopt) {
+                std::optional<double> epsilon = std::nullopt,
+                Operation *alsoReplaced = nullptr) {
   mlir::MLIRContext *context = rewriter.getContext();
   bool isConv = mlir::isa<Conv2dOp, FusedConv2dOp>(anchor);
   llvm::SmallVector<Value> operands{anchor->getOperand(0),
@@ -118,6 +119,8 @@ void appendStep(PatternRewriter &rewriter, Operation *anchor, Operation *user,
                                           attrs.getAttrs())
                    .getOperation();
   rewriter.replaceOp(user, fused->getResults());
+  if (alsoReplaced)
+    rewriter.eraseOp(alsoReplaced);
   rewriter.eraseOp(anchor);
 }
 
@@ -244,6 +247,31 @@ template <typename OpTy> struct FuseActivation : mlir::OpRewritePattern<OpTy> {
   std::string step;
 };
 
+// mul(x, sigmoid(x)) with x = matmul(a, b) => fused_matmul(a, b)
+// {epilogue = [silu]} (SiLU / Swish as exporters write it: EfficientNet,
+// YOLO); x must have no other use than these two.
+struct FuseSwish : mlir::OpRewritePattern<MulOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(MulOp mul,
+                                PatternRewriter &rewriter) const override {
+    for (unsigned index : {0u, 1u}) {
+      auto sigmoid = mul->getOperand(1 - index).getDefiningOp<SigmoidOp>();
+      Value x = mul->getOperand(index);
+      Operation *anchor = x.getDefiningOp();
+      if (!sigmoid || sigmoid.getX() != x || !sigmoid->hasOneUse() ||
+          !isAnchor(anchor) || mul.getType() != x.getType() ||
+          std::distance(x.use_begin(), x.use_end()) != 2)
+        continue;
+      appendStep(rewriter, anchor, mul, "silu", {}, std::nullopt, std::nullopt,
+                 sigmoid);
+      return success();
+    }
+    return rewriter.notifyMatchFailure(
+        mul, "not x * sigmoid(x) of a matmul/conv2d result used only there");
+  }
+};
+
 /// Remarks after the rewrite: what each fused op holds, and why candidates
 /// next to a matmul/conv2d were left alone.
 void emitRemarks(mlir::ModuleOp module) {
@@ -279,7 +307,7 @@ struct FuseEpiloguesPass
   void runOnOperation() override {
     mlir::MLIRContext *context = &getContext();
     mlir::RewritePatternSet patterns(context);
-    patterns.add<FuseAdd, FuseBatchNorm>(context);
+    patterns.add<FuseAdd, FuseBatchNorm, FuseSwish>(context);
     patterns.add<FuseWithConstant<MulOp>>(context, "scale");
     patterns.add<FuseActivation<ReluOp>>(context, "relu");
     patterns.add<FuseActivation<GeluOp>>(context, "gelu");

@@ -65,6 +65,27 @@ func.func @relu6(%x: tensor<1x8x6x6xf32>, %w: tensor<16x8x3x3xf32>, %b: tensor<1
 
 // -----
 
+// SiLU as exporters write it, x * sigmoid(x) on a conv result that has no
+// other use: one silu step. With another use of x it stays unfused.
+// CHECK-LABEL: func.func @swish
+// CHECK: %[[F:.*]] = kiln.fused_conv2d {{.*}}{epilogue = ["add_bias", "silu"]
+// CHECK-NOT: kiln.sigmoid
+// CHECK: %[[C:.*]] = kiln.conv2d
+// CHECK: kiln.sigmoid %[[C]]
+// CHECK: kiln.mul
+// REMARK: remark: fused epilogue [add_bias, silu] into kiln.fused_conv2d
+func.func @swish(%x: tensor<1x8x6x6xf32>, %w: tensor<16x8x3x3xf32>, %b: tensor<16xf32>) -> (tensor<1x16x6x6xf32>, tensor<1x16x6x6xf32>, tensor<1x16x6x6xf32>) {
+  %0 = kiln.conv2d %x, %w, %b {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x8x6x6xf32>, tensor<16x8x3x3xf32>, tensor<16xf32>) -> tensor<1x16x6x6xf32>
+  %1 = kiln.sigmoid %0 : tensor<1x16x6x6xf32>
+  %2 = kiln.mul %0, %1 : (tensor<1x16x6x6xf32>, tensor<1x16x6x6xf32>) -> tensor<1x16x6x6xf32>
+  %3 = kiln.conv2d %x, %w, %b {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x8x6x6xf32>, tensor<16x8x3x3xf32>, tensor<16xf32>) -> tensor<1x16x6x6xf32>
+  %4 = kiln.sigmoid %3 : tensor<1x16x6x6xf32>
+  %5 = kiln.mul %4, %3 : (tensor<1x16x6x6xf32>, tensor<1x16x6x6xf32>) -> tensor<1x16x6x6xf32>
+  return %2, %5, %3 : tensor<1x16x6x6xf32>, tensor<1x16x6x6xf32>, tensor<1x16x6x6xf32>
+}
+
+// -----
+
 // CHECK-LABEL: func.func @activations
 // CHECK: kiln.fused_matmul {{.*}}{epilogue = ["relu"]}
 // CHECK: kiln.fused_matmul {{.*}}{epilogue = ["tanh"]}

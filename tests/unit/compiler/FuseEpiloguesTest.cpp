@@ -51,6 +51,47 @@ TEST_P(FuseEpiloguesZoo, SameNumbersWithFewerKernels) {
       GetParam());
 }
 
+/// A MobileNet / EfficientNet style block written as exporters write it:
+/// conv -> x * sigmoid(x) (SiLU), depthwise conv -> max(x, 0) -> min(., 6)
+/// (ReLU6, ONNX Clip), conv. Both activations become epilogue steps, and
+/// the numbers stay those of the unfused ops on both backends.
+TEST(FuseEpilogues, SwishAndRelu6AsExportersWriteThem) {
+  dsl::Graph g("mobile_block");
+  auto x = g.input("x", {1, 16, 10, 10});
+  auto a = nn::conv2d(x, 32, "expand", nn::Conv2dOptions().setKernel(1));
+  a = a * a.sigmoid();
+  auto d =
+      nn::conv2d(a, 32, "dw",
+                 nn::Conv2dOptions().setKernel(3).setPadding(1).setGroups(32));
+  d = d.maximum(g.scalar(0.0)).minimum(g.scalar(0.4));
+  g.output("y", nn::conv2d(d, 16, "project", nn::Conv2dOptions().setKernel(1)));
+  Module m = g.finish();
+  for (std::string target : {"reference", "cpu"}) {
+    auto fused = compile(m, CompileOptions().setTarget(target));
+    ASSERT_TRUE(fused) << fused.status().message();
+    auto unfused =
+        compile(m, CompileOptions().setTarget(target).setFuseEpilogues(false));
+    ASSERT_TRUE(unfused) << unfused.status().message();
+    std::vector<std::string> epilogues;
+    for (const KernelCall &k : fused->program().kernels) {
+      EXPECT_TRUE(k.op != "sigmoid" && k.op != "max" && k.op != "min")
+          << k.op << " left unfused on " << target;
+      if (k.op == "fused_conv2d")
+        epilogues.push_back(k.attrs.at("epilogue").dump());
+    }
+    EXPECT_EQ(epilogues,
+              (std::vector<std::string>{R"(["add_bias","silu"])",
+                                        R"(["add_bias","max","min"])"}))
+        << target;
+    kiln::test::expectSameOutputs(
+        *fused, *unfused, 3,
+        [&](double w, double) {
+          return (target == "cpu" ? 1e-5 : 1e-6) * std::max(1.0, std::fabs(w));
+        },
+        target);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Tiny, FuseEpiloguesZoo,
                          ::testing::Values("mlp", "gpt", "bert", "vit",
                                            "resnet"),
