@@ -31,9 +31,26 @@ def models():
     except ImportError:
         print("torchvision not installed: skipping its models", flush=True)
         return
-    for name in ["mobilenet_v2", "efficientnet_b0", "resnet50", "vit_b_16"]:
+    # Plus the families that took slow or new paths in the 2026-12-02
+    # torchvision sweep: grouped convs (ResNeXt), pools after a concat
+    # (GoogLeNet, DenseNet), ReLU6 (MobileNet V2), x * sigmoid(x)
+    # (EfficientNet), a bilinear Resize (LR-ASPP, at 224).
+    for name in ["mobilenet_v2", "efficientnet_b0", "resnet50", "vit_b_16",
+                 "resnext50_32x4d", "googlenet", "densenet121",
+                 "mobilenet_v3_large"]:
         m = getattr(torchvision.models, name)(weights=None).eval()
         yield "torchvision-" + name, m, torch.randn(1, 3, 224, 224)
+    class Out(torch.nn.Module):  # segmentation models return {"out": y}
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x):
+            return self.model(x)["out"]
+
+    m = Out(torchvision.models.segmentation.lraspp_mobilenet_v3_large(
+        weights=None, weights_backbone=None)).eval()
+    yield "torchvision-lraspp_mobilenet_v3_large", m, torch.randn(1, 3, 224, 224)
 
 
 for name, m, ex in models():
