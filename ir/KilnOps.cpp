@@ -908,8 +908,8 @@ static LogicalResult verifyEpilogue(const ShapeDiagnostics &diag,
                                     RankedTensorType result, int64_t channelDim,
                                     ArrayAttr epilogue, ArrayAttr scales,
                                     ArrayAttr epsilons, ValueRange extras) {
-  static const StringRef activations[] = {"relu", "gelu", "gelu_tanh",
-                                          "silu", "tanh", "sigmoid"};
+  static const StringRef activations[] = {
+      "relu", "gelu", "gelu_tanh", "silu", "tanh", "sigmoid", "hardswish"};
   size_t nextExtra = 0, nextScale = 0, nextEpsilon = 0;
   for (auto [index, attr] : llvm::enumerate(epilogue)) {
     StringRef step = cast<StringAttr>(attr).getValue();
@@ -922,8 +922,8 @@ static LogicalResult verifyEpilogue(const ShapeDiagnostics &diag,
     if (step != "add_bias" && step != "add_residual" && step != "batch_norm")
       return diag.error("epilogue step ", index, " is '", step,
                         "', expected add_bias, add_residual, batch_norm, "
-                        "scale, max, min, relu, gelu, gelu_tanh, silu, tanh "
-                        "or sigmoid");
+                        "scale, max, min, relu, gelu, gelu_tanh, silu, tanh, "
+                        "sigmoid or hardswish");
     size_t operands = step == "batch_norm" ? 4 : 1;
     if (step == "batch_norm") {
       if (channelDim != 1)

@@ -72,7 +72,7 @@ void appendStep(PatternRewriter &rewriter, Operation *anchor, Operation *user,
                 llvm::StringRef step, mlir::ValueRange extras = {},
                 std::optional<double> scale = std::nullopt,
                 std::optional<double> epsilon = std::nullopt,
-                Operation *alsoReplaced = nullptr) {
+                llvm::ArrayRef<Operation *> alsoReplaced = {}) {
   mlir::MLIRContext *context = rewriter.getContext();
   bool isConv = mlir::isa<Conv2dOp, FusedConv2dOp>(anchor);
   llvm::SmallVector<Value> operands{anchor->getOperand(0),
@@ -119,8 +119,9 @@ void appendStep(PatternRewriter &rewriter, Operation *anchor, Operation *user,
                                           attrs.getAttrs())
                    .getOperation();
   rewriter.replaceOp(user, fused->getResults());
-  if (alsoReplaced)
-    rewriter.eraseOp(alsoReplaced);
+  // Ops between the anchor and `user` that only fed `user` (last first).
+  for (Operation *op : llvm::reverse(alsoReplaced))
+    rewriter.eraseOp(op);
   rewriter.eraseOp(anchor);
 }
 
@@ -264,11 +265,68 @@ struct FuseSwish : mlir::OpRewritePattern<MulOp> {
           std::distance(x.use_begin(), x.use_end()) != 2)
         continue;
       appendStep(rewriter, anchor, mul, "silu", {}, std::nullopt, std::nullopt,
-                 sigmoid);
+                 {sigmoid.getOperation()});
       return success();
     }
     return rewriter.notifyMatchFailure(
         mul, "not x * sigmoid(x) of a matmul/conv2d result used only there");
+  }
+};
+
+/// Whether `v` is a splat float constant equal to `value` (to f32).
+bool isSplatNear(Value v, double value) {
+  mlir::DenseElementsAttr constant;
+  if (!mlir::matchPattern(v, mlir::m_Constant(&constant)) ||
+      !constant.isSplat() ||
+      !mlir::isa<mlir::FloatType>(constant.getElementType()))
+    return false;
+  double c = constant.getSplatValue<llvm::APFloat>().convertToDouble();
+  return std::fabs(c - value) <= 1e-7 * std::max(1.0, std::fabs(value));
+}
+
+/// The other operand of binary `op` when one operand is a splat near
+/// `value`; null otherwise.
+template <typename OpTy> Value otherThanSplat(Value v, double value) {
+  auto op = v.getDefiningOp<OpTy>();
+  if (!op || !op->hasOneUse())
+    return {};
+  for (unsigned i : {0u, 1u})
+    if (isSplatNear(op->getOperand(1 - i), value))
+      return op->getOperand(i);
+  return {};
+}
+
+// mul(x, max(min(add(mul(x, 1/6), 1/2), 1), 0)) with x = matmul/conv2d =>
+// {epilogue = [hardswish]} (ONNX HardSwish as the importer spells it:
+// MobileNet V3); x must have no other use than these two.
+struct FuseHardSwish : mlir::OpRewritePattern<MulOp> {
+  using OpRewritePattern::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(MulOp mul,
+                                PatternRewriter &rewriter) const override {
+    for (unsigned index : {0u, 1u}) {
+      Value x = mul->getOperand(index);
+      Value gate = mul->getOperand(1 - index);
+      Value clippedLow = otherThanSplat<MaxOp>(gate, 0.0);
+      Value shifted =
+          clippedLow ? otherThanSplat<MinOp>(clippedLow, 1.0) : Value();
+      Value scaled = shifted ? otherThanSplat<AddOp>(shifted, 0.5) : Value();
+      Value input = scaled ? otherThanSplat<MulOp>(scaled, 1.0 / 6) : Value();
+      Operation *anchor = x.getDefiningOp();
+      if (!input || input != x || !isAnchor(anchor) ||
+          mul.getType() != x.getType() || gate.getType() != x.getType() ||
+          std::distance(x.use_begin(), x.use_end()) != 2)
+        continue;
+      // The gate's chain, from the mul by 1/6 up: erased after the rewrite.
+      llvm::SmallVector<Operation *> chain{
+          scaled.getDefiningOp(), shifted.getDefiningOp(),
+          clippedLow.getDefiningOp(), gate.getDefiningOp()};
+      appendStep(rewriter, anchor, mul, "hardswish", {}, std::nullopt,
+                 std::nullopt, chain);
+      return success();
+    }
+    return rewriter.notifyMatchFailure(
+        mul, "not ONNX HardSwish of a matmul/conv2d result used only there");
   }
 };
 
@@ -307,7 +365,7 @@ struct FuseEpiloguesPass
   void runOnOperation() override {
     mlir::MLIRContext *context = &getContext();
     mlir::RewritePatternSet patterns(context);
-    patterns.add<FuseAdd, FuseBatchNorm, FuseSwish>(context);
+    patterns.add<FuseAdd, FuseBatchNorm, FuseSwish, FuseHardSwish>(context);
     patterns.add<FuseWithConstant<MulOp>>(context, "scale");
     patterns.add<FuseActivation<ReluOp>>(context, "relu");
     patterns.add<FuseActivation<GeluOp>>(context, "gelu");

@@ -484,7 +484,8 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
       continue;
     }
     if (step == "relu" || step == "gelu" || step == "gelu_tanh" ||
-        step == "silu" || step == "tanh" || step == "sigmoid")
+        step == "silu" || step == "tanh" || step == "sigmoid" ||
+        step == "hardswish")
       e.tail.push_back({TailStep::activation, 0, false, {}, 1, step});
     if (step == "relu") {
       ops.append_eltwise(1.f, A::eltwise_relu, 0.f, 0.f);
@@ -498,6 +499,9 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
       ops.append_eltwise(1.f, A::eltwise_tanh, 0.f, 0.f);
     } else if (step == "sigmoid") {
       ops.append_eltwise(1.f, A::eltwise_logistic, 0.f, 0.f);
+    } else if (step == "hardswish") {
+      // x * relu6(x + 3) / 6 (oneDNN 2.6 takes no alpha/beta here).
+      ops.append_eltwise(1.f, A::eltwise_hardswish, 0.f, 0.f);
     } else {
       return std::nullopt;
     }
@@ -585,6 +589,13 @@ private:
     } else if (t.name == "silu") {
       for (int64_t i = 0; i < inner; ++i)
         row[i] = row[i] / (1.f + std::exp(-row[i]));
+    } else if (t.name == "hardswish") {
+      for (int64_t i = 0; i < inner; ++i) {
+        float x = row[i], s = x * (1.f / 6) + 0.5f;
+        s = s != s ? s : s < 1.f ? s : 1.f;
+        s = s != s ? s : s > 0.f ? s : 0.f;
+        row[i] = x * s;
+      }
     } else if (t.name == "gelu_tanh") {
       for (int64_t i = 0; i < inner; ++i) {
         float x = row[i];

@@ -99,7 +99,8 @@ Status readEpilogue(const KernelContext &ctx, int64_t channels,
       step.scale = scales[nextScale++];
     } else if (step.name != "relu" && step.name != "gelu" &&
                step.name != "gelu_tanh" && step.name != "silu" &&
-               step.name != "tanh" && step.name != "sigmoid") {
+               step.name != "tanh" && step.name != "sigmoid" &&
+               step.name != "hardswish") {
       return Status::error("unknown epilogue step '" + step.name + "'");
     }
     steps.push_back(std::move(step));
@@ -111,7 +112,7 @@ Status readEpilogue(const KernelContext &ctx, int64_t channels,
   return Status::ok();
 }
 
-enum class Activation { relu, tanh, sigmoid, silu, gelu, geluTanh };
+enum class Activation { relu, tanh, sigmoid, silu, gelu, geluTanh, hardSwish };
 
 Activation activationOf(const std::string &name) {
   if (name == "relu")
@@ -124,6 +125,8 @@ Activation activationOf(const std::string &name) {
     return Activation::silu;
   if (name == "gelu_tanh")
     return Activation::geluTanh;
+  if (name == "hardswish")
+    return Activation::hardSwish;
   return Activation::gelu;
 }
 
@@ -141,6 +144,13 @@ template <typename C> C activate(Activation a, C x) {
   case Activation::geluTanh: {
     const C k = static_cast<C>(0.7978845608028654); // sqrt(2/pi)
     return C(0.5) * x * (C(1) + std::tanh(k * (x + C(0.044715) * x * x * x)));
+  }
+  case Activation::hardSwish: {
+    // As the imported ops: mul, add, min, max (NaN propagates).
+    C t = x * static_cast<C>(1.0 / 6) + C(0.5);
+    t = t != t ? t : t < C(1) ? t : C(1);
+    t = t != t ? t : t > C(0) ? t : C(0);
+    return x * t;
   }
   case Activation::gelu:
     break;

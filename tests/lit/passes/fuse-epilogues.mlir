@@ -86,6 +86,28 @@ func.func @swish(%x: tensor<1x8x6x6xf32>, %w: tensor<16x8x3x3xf32>, %b: tensor<1
 
 // -----
 
+// ONNX HardSwish as the importer writes it: x * max(min(x / 6 + 1/2, 1), 0).
+// CHECK-LABEL: func.func @hardswish
+// CHECK: kiln.fused_conv2d {{.*}}{epilogue = ["add_bias", "hardswish"]
+// CHECK-NOT: kiln.max
+// CHECK-NOT: kiln.mul
+// REMARK: remark: fused epilogue [add_bias, hardswish] into kiln.fused_conv2d
+func.func @hardswish(%x: tensor<1x8x6x6xf32>, %w: tensor<16x8x3x3xf32>, %b: tensor<16xf32>) -> tensor<1x16x6x6xf32> {
+  %sixth = kiln.constant dense<0.166666672> : tensor<f32>
+  %half = kiln.constant dense<0.5> : tensor<f32>
+  %one = kiln.constant dense<1.0> : tensor<f32>
+  %zero = kiln.constant dense<0.0> : tensor<f32>
+  %0 = kiln.conv2d %x, %w, %b {pads = array<i64: 1, 1, 1, 1>} : (tensor<1x8x6x6xf32>, tensor<16x8x3x3xf32>, tensor<16xf32>) -> tensor<1x16x6x6xf32>
+  %1 = kiln.mul %0, %sixth : (tensor<1x16x6x6xf32>, tensor<f32>) -> tensor<1x16x6x6xf32>
+  %2 = kiln.add %1, %half : (tensor<1x16x6x6xf32>, tensor<f32>) -> tensor<1x16x6x6xf32>
+  %3 = kiln.min %2, %one : (tensor<1x16x6x6xf32>, tensor<f32>) -> tensor<1x16x6x6xf32>
+  %4 = kiln.max %3, %zero : (tensor<1x16x6x6xf32>, tensor<f32>) -> tensor<1x16x6x6xf32>
+  %5 = kiln.mul %0, %4 : (tensor<1x16x6x6xf32>, tensor<1x16x6x6xf32>) -> tensor<1x16x6x6xf32>
+  return %5 : tensor<1x16x6x6xf32>
+}
+
+// -----
+
 // CHECK-LABEL: func.func @activations
 // CHECK: kiln.fused_matmul {{.*}}{epilogue = ["relu"]}
 // CHECK: kiln.fused_matmul {{.*}}{epilogue = ["tanh"]}

@@ -952,6 +952,24 @@ std::vector<OpCase> buildCases() {
                  DType::f32,
                  {5, 7},
                  mm16});
+    // HardSwish (MobileNet V3): the f32 tail on a plain conv result, and
+    // oneDNN's post-op on a matmul. Inputs reach both knees (x = -3, 3).
+    c.push_back(
+        {"fused_conv2d_bias_hardswish",
+         "fused_conv2d",
+         {f32({1, 8, 6, 6}, -3, 3), weight(f32({16, 8, 3, 3})), f32({16})},
+         {{"pads", {1, 1, 1, 1}},
+          {"epilogue", steps({"add_bias", "hardswish"})}},
+         DType::f32,
+         {1, 16, 6, 6},
+         {1e-5 * 9, 1e-5}});
+    c.push_back({"fused_matmul_hardswish",
+                 "fused_matmul",
+                 {f32({5, 16}, -3, 3), weight(f32({16, 7}))},
+                 {{"epilogue", steps({"hardswish"})}},
+                 DType::f32,
+                 {5, 7},
+                 mm16});
     c.push_back({"fused_matmul_bf16_max_min",
                  "fused_matmul",
                  {of(DType::bf16, {4, 32}), of(DType::bf16, {32, 16})},

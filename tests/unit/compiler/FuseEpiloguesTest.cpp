@@ -53,7 +53,8 @@ TEST_P(FuseEpiloguesZoo, SameNumbersWithFewerKernels) {
 
 /// A MobileNet / EfficientNet style block written as exporters write it:
 /// conv -> x * sigmoid(x) (SiLU), depthwise conv -> max(x, 0) -> min(., 6)
-/// (ReLU6, ONNX Clip), conv. Both activations become epilogue steps, and
+/// (ReLU6, ONNX Clip), conv -> HardSwish. The activations become epilogue
+/// steps, and
 /// the numbers stay those of the unfused ops on both backends.
 TEST(FuseEpilogues, SwishAndRelu6AsExportersWriteThem) {
   dsl::Graph g("mobile_block");
@@ -64,7 +65,11 @@ TEST(FuseEpilogues, SwishAndRelu6AsExportersWriteThem) {
       nn::conv2d(a, 32, "dw",
                  nn::Conv2dOptions().setKernel(3).setPadding(1).setGroups(32));
   d = d.maximum(g.scalar(0.0)).minimum(g.scalar(0.4));
-  g.output("y", nn::conv2d(d, 16, "project", nn::Conv2dOptions().setKernel(1)));
+  auto p = nn::conv2d(d, 16, "project", nn::Conv2dOptions().setKernel(1));
+  // HardSwish as the ONNX importer spells it (MobileNet V3).
+  auto gate =
+      (p * (1.0 / 6) + 0.5).minimum(g.scalar(1.0)).maximum(g.scalar(0.0));
+  g.output("y", p * gate);
   Module m = g.finish();
   for (std::string target : {"reference", "cpu"}) {
     auto fused = compile(m, CompileOptions().setTarget(target));
@@ -81,7 +86,8 @@ TEST(FuseEpilogues, SwishAndRelu6AsExportersWriteThem) {
     }
     EXPECT_EQ(epilogues,
               (std::vector<std::string>{R"(["add_bias","silu"])",
-                                        R"(["add_bias","max","min"])"}))
+                                        R"(["add_bias","max","min"])",
+                                        R"(["add_bias","hardswish"])"}))
         << target;
     kiln::test::expectSameOutputs(
         *fused, *unfused, 3,
