@@ -1235,8 +1235,8 @@ private:
   /// element, up to kMaxRepeatCheck elements: (base, n); else (x, 1). The
   /// check costs ~0.1 us per element (1.6 s for a [1, 32, 4096, 128] key
   /// at 2^24), so larger values keep their repeated heads: still fused,
-  /// with every query head's keys in memory. repeat_kv's own spelling is matched by its
-  /// shapes (above), at any size.
+  /// with every query head's keys in memory. repeat_kv's own spelling is
+  /// matched by its shapes (above), at any size.
   static std::pair<Value, int64_t> findHeadRepeat(Value x) {
     constexpr int64_t kMaxRepeatCheck = int64_t(1) << 21;
     auto shape = tensorType(x).getShape();
