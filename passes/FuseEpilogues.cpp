@@ -169,6 +169,16 @@ struct FuseAdd : mlir::OpRewritePattern<AddOp> {
   }
 };
 
+/// The value of a splat float constant, if `v` is one.
+std::optional<double> splatFloat(Value v) {
+  mlir::DenseElementsAttr constant;
+  if (!mlir::matchPattern(v, mlir::m_Constant(&constant)) ||
+      !constant.isSplat() ||
+      !mlir::isa<mlir::FloatType>(constant.getElementType()))
+    return std::nullopt;
+  return constant.getSplatValue<llvm::APFloat>().convertToDouble();
+}
+
 // mul(matmul(a, b), splat(c)) => fused_matmul(a, b) {epilogue = [scale],
 //                                                     scales = [c]}
 // max(matmul(a, b), splat(c)) => fused_matmul(a, b) {epilogue = [max],
@@ -182,17 +192,13 @@ struct FuseWithConstant : mlir::OpRewritePattern<OpTy> {
   LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
     for (unsigned index : {0u, 1u}) {
-      mlir::DenseElementsAttr constant;
-      if (!mlir::matchPattern(op->getOperand(1 - index),
-                              mlir::m_Constant(&constant)) ||
-          !constant.isSplat() ||
-          !mlir::isa<mlir::FloatType>(constant.getElementType()))
+      std::optional<double> value = splatFloat(op->getOperand(1 - index));
+      if (!value)
         continue;
       mlir::FailureOr<Operation *> anchor = getAnchor(rewriter, op, index);
       if (failed(anchor))
         continue;
-      double value = constant.getSplatValue<llvm::APFloat>().convertToDouble();
-      appendStep(rewriter, *anchor, op, step, {}, value);
+      appendStep(rewriter, *anchor, op, step, {}, *value);
       return success();
     }
     return rewriter.notifyMatchFailure(
@@ -248,40 +254,10 @@ template <typename OpTy> struct FuseActivation : mlir::OpRewritePattern<OpTy> {
   std::string step;
 };
 
-// mul(x, sigmoid(x)) with x = matmul(a, b) => fused_matmul(a, b)
-// {epilogue = [silu]} (SiLU / Swish as exporters write it: EfficientNet,
-// YOLO); x must have no other use than these two.
-struct FuseSwish : mlir::OpRewritePattern<MulOp> {
-  using OpRewritePattern::OpRewritePattern;
-
-  LogicalResult matchAndRewrite(MulOp mul,
-                                PatternRewriter &rewriter) const override {
-    for (unsigned index : {0u, 1u}) {
-      auto sigmoid = mul->getOperand(1 - index).getDefiningOp<SigmoidOp>();
-      Value x = mul->getOperand(index);
-      Operation *anchor = x.getDefiningOp();
-      if (!sigmoid || sigmoid.getX() != x || !sigmoid->hasOneUse() ||
-          !isAnchor(anchor) || mul.getType() != x.getType() ||
-          std::distance(x.use_begin(), x.use_end()) != 2)
-        continue;
-      appendStep(rewriter, anchor, mul, "silu", {}, std::nullopt, std::nullopt,
-                 {sigmoid.getOperation()});
-      return success();
-    }
-    return rewriter.notifyMatchFailure(
-        mul, "not x * sigmoid(x) of a matmul/conv2d result used only there");
-  }
-};
-
 /// Whether `v` is a splat float constant equal to `value` (to f32).
 bool isSplatNear(Value v, double value) {
-  mlir::DenseElementsAttr constant;
-  if (!mlir::matchPattern(v, mlir::m_Constant(&constant)) ||
-      !constant.isSplat() ||
-      !mlir::isa<mlir::FloatType>(constant.getElementType()))
-    return false;
-  double c = constant.getSplatValue<llvm::APFloat>().convertToDouble();
-  return std::fabs(c - value) <= 1e-7 * std::max(1.0, std::fabs(value));
+  std::optional<double> c = splatFloat(v);
+  return c && std::fabs(*c - value) <= 1e-7 * std::max(1.0, std::fabs(value));
 }
 
 /// The other operand of binary `op` when one operand is a splat near
@@ -296,37 +272,55 @@ template <typename OpTy> Value otherThanSplat(Value v, double value) {
   return {};
 }
 
-// mul(x, max(min(add(mul(x, 1/6), 1/2), 1), 0)) with x = matmul/conv2d =>
-// {epilogue = [hardswish]} (ONNX HardSwish as the importer spells it:
-// MobileNet V3); x must have no other use than these two.
-struct FuseHardSwish : mlir::OpRewritePattern<MulOp> {
+/// An activation written as x * gate(x): its epilogue step, and the ops
+/// that compute the gate from x, first to last.
+struct Gate {
+  llvm::StringRef step;
+  llvm::SmallVector<Operation *> ops;
+};
+
+/// `gate` as a function of `x`: sigmoid(x) (SiLU / Swish as exporters write
+/// it: EfficientNet, YOLO) or max(min(add(mul(x, 1/6), 1/2), 1), 0) (ONNX
+/// HardSwish as the importer spells it: MobileNet V3).
+std::optional<Gate> readGate(Value gate, Value x) {
+  if (auto sigmoid = gate.getDefiningOp<SigmoidOp>();
+      sigmoid && sigmoid.getX() == x && sigmoid->hasOneUse())
+    return Gate{"silu", {sigmoid}};
+  Value clippedLow = otherThanSplat<MaxOp>(gate, 0.0);
+  Value shifted = clippedLow ? otherThanSplat<MinOp>(clippedLow, 1.0) : Value();
+  Value scaled = shifted ? otherThanSplat<AddOp>(shifted, 0.5) : Value();
+  if (!scaled || otherThanSplat<MulOp>(scaled, 1.0 / 6) != x)
+    return std::nullopt;
+  return Gate{"hardswish",
+              {scaled.getDefiningOp(), shifted.getDefiningOp(),
+               clippedLow.getDefiningOp(), gate.getDefiningOp()}};
+}
+
+// mul(x, gate(x)) with x = matmul(a, b) => fused_matmul(a, b)
+// {epilogue = [silu]} (or [hardswish], see readGate); x must have no other
+// use than the gate and the mul.
+struct FuseGatedActivation : mlir::OpRewritePattern<MulOp> {
   using OpRewritePattern::OpRewritePattern;
 
   LogicalResult matchAndRewrite(MulOp mul,
                                 PatternRewriter &rewriter) const override {
     for (unsigned index : {0u, 1u}) {
-      Value x = mul->getOperand(index);
-      Value gate = mul->getOperand(1 - index);
-      Value clippedLow = otherThanSplat<MaxOp>(gate, 0.0);
-      Value shifted =
-          clippedLow ? otherThanSplat<MinOp>(clippedLow, 1.0) : Value();
-      Value scaled = shifted ? otherThanSplat<AddOp>(shifted, 0.5) : Value();
-      Value input = scaled ? otherThanSplat<MulOp>(scaled, 1.0 / 6) : Value();
+      Value x = mul->getOperand(index), gate = mul->getOperand(1 - index);
       Operation *anchor = x.getDefiningOp();
-      if (!input || input != x || !isAnchor(anchor) ||
-          mul.getType() != x.getType() || gate.getType() != x.getType() ||
+      if (!isAnchor(anchor) || mul.getType() != x.getType() ||
+          gate.getType() != x.getType() ||
           std::distance(x.use_begin(), x.use_end()) != 2)
         continue;
-      // The gate's chain, from the mul by 1/6 up: erased after the rewrite.
-      llvm::SmallVector<Operation *> chain{
-          scaled.getDefiningOp(), shifted.getDefiningOp(),
-          clippedLow.getDefiningOp(), gate.getDefiningOp()};
-      appendStep(rewriter, anchor, mul, "hardswish", {}, std::nullopt,
-                 std::nullopt, chain);
+      std::optional<Gate> read = readGate(gate, x);
+      if (!read)
+        continue;
+      appendStep(rewriter, anchor, mul, read->step, {}, std::nullopt,
+                 std::nullopt, read->ops);
       return success();
     }
     return rewriter.notifyMatchFailure(
-        mul, "not ONNX HardSwish of a matmul/conv2d result used only there");
+        mul, "not x * sigmoid(x) or ONNX HardSwish of a matmul/conv2d result "
+             "used only there");
   }
 };
 
@@ -365,7 +359,7 @@ struct FuseEpiloguesPass
   void runOnOperation() override {
     mlir::MLIRContext *context = &getContext();
     mlir::RewritePatternSet patterns(context);
-    patterns.add<FuseAdd, FuseBatchNorm, FuseSwish, FuseHardSwish>(context);
+    patterns.add<FuseAdd, FuseBatchNorm, FuseGatedActivation>(context);
     patterns.add<FuseWithConstant<MulOp>>(context, "scale");
     patterns.add<FuseActivation<ReluOp>>(context, "relu");
     patterns.add<FuseActivation<GeluOp>>(context, "gelu");

@@ -301,9 +301,9 @@ template <B Op, typename C> inline C applyBinary(C x, C y, bool &divByZero) {
     else if constexpr (Op == B::div)
       return x / y;
     else if constexpr (Op == B::max)
-      return (std::isnan(x) || std::isnan(y)) ? x + y : std::max(x, y);
+      return reference::maxKeepingNan(x, y);
     else if constexpr (Op == B::min)
-      return (std::isnan(x) || std::isnan(y)) ? x + y : std::min(x, y);
+      return reference::minKeepingNan(x, y);
     else
       return std::pow(x, y);
   }

@@ -32,6 +32,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "backends/cpu/Cpu.h"
+#include "backends/reference/Common.h"
 
 #include <oneapi/dnnl/dnnl.hpp>
 
@@ -568,11 +569,11 @@ private:
       return;
     case TailStep::maxValue:
       for (int64_t i = 0; i < inner; ++i)
-        row[i] = row[i] > t.factor || row[i] != row[i] ? row[i] : t.factor;
+        row[i] = reference::maxKeepingNan(row[i], t.factor);
       return;
     case TailStep::minValue:
       for (int64_t i = 0; i < inner; ++i)
-        row[i] = row[i] < t.factor || row[i] != row[i] ? row[i] : t.factor;
+        row[i] = reference::minKeepingNan(row[i], t.factor);
       return;
     case TailStep::activation:
       break;
@@ -590,12 +591,8 @@ private:
       for (int64_t i = 0; i < inner; ++i)
         row[i] = row[i] / (1.f + std::exp(-row[i]));
     } else if (t.name == "hardswish") {
-      for (int64_t i = 0; i < inner; ++i) {
-        float x = row[i], s = x * (1.f / 6) + 0.5f;
-        s = s != s ? s : s < 1.f ? s : 1.f;
-        s = s != s ? s : s > 0.f ? s : 0.f;
-        row[i] = x * s;
-      }
+      for (int64_t i = 0; i < inner; ++i)
+        row[i] = reference::hardSwish(row[i]);
     } else if (t.name == "gelu_tanh") {
       for (int64_t i = 0; i < inner; ++i) {
         float x = row[i];

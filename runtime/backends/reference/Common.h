@@ -283,6 +283,22 @@ inline Status normalizeAxis(int64_t &axis, int64_t rank, const char *name) {
   return Status::ok();
 }
 
+/// max / min of floats as kiln.max / kiln.min define them: a NaN operand
+/// gives NaN (as torch.maximum), where std::max would drop it.
+template <typename C> C maxKeepingNan(C x, C y) {
+  return (x != x || y != y) ? x + y : (x < y ? y : x);
+}
+template <typename C> C minKeepingNan(C x, C y) {
+  return (x != x || y != y) ? x + y : (y < x ? y : x);
+}
+
+/// ONNX HardSwish as the importer spells it, x * max(min(x / 6 + 1/2, 1),
+/// 0): the epilogue step `hardswish` of the reference and cpu backends.
+template <typename C> C hardSwish(C x) {
+  C gate = x * static_cast<C>(1.0 / 6) + static_cast<C>(0.5);
+  return x * maxKeepingNan(minKeepingNan(gate, C(1)), C(0));
+}
+
 /// Row-major strides of `shape` (in elements).
 inline std::vector<int64_t> stridesOf(const std::vector<int64_t> &shape) {
   std::vector<int64_t> s(shape.size(), 1);

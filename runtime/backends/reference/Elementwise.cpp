@@ -200,11 +200,11 @@ template <Binary B> Status binaryKernel(const KernelContext &ctx) {
         case Binary::div:
           r = x / y;
           break;
-        case Binary::max: // NaN propagates, as torch.maximum
-          r = (std::isnan(x) || std::isnan(y)) ? x + y : std::max(x, y);
+        case Binary::max:
+          r = maxKeepingNan(x, y);
           break;
         case Binary::min:
-          r = (std::isnan(x) || std::isnan(y)) ? x + y : std::min(x, y);
+          r = minKeepingNan(x, y);
           break;
         case Binary::pow:
           r = std::pow(x, y);

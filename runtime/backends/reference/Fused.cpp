@@ -145,13 +145,8 @@ template <typename C> C activate(Activation a, C x) {
     const C k = static_cast<C>(0.7978845608028654); // sqrt(2/pi)
     return C(0.5) * x * (C(1) + std::tanh(k * (x + C(0.044715) * x * x * x)));
   }
-  case Activation::hardSwish: {
-    // As the imported ops: mul, add, min, max (NaN propagates).
-    C t = x * static_cast<C>(1.0 / 6) + C(0.5);
-    t = t != t ? t : t < C(1) ? t : C(1);
-    t = t != t ? t : t > C(0) ? t : C(0);
-    return x * t;
-  }
+  case Activation::hardSwish:
+    return hardSwish(x);
   case Activation::gelu:
     break;
   }
@@ -224,14 +219,12 @@ Status fusedKernel(const KernelContext &ctx, const char *anchor,
         for (int64_t i = 0; i < n; ++i)
           po[i] = E::store(E::load(po[i]) * c);
       } else if (step.name == "max" || step.name == "min") {
-        // As the max/min kernels: NaN propagates.
+        // As the max/min kernels with a constant of the result's dtype.
         C c = E::load(E::store(static_cast<C>(step.scale)));
         bool isMax = step.name == "max";
         for (int64_t i = 0; i < n; ++i) {
           C x = E::load(po[i]);
-          po[i] = E::store(x != x  ? x
-                           : isMax ? (x > c ? x : c)
-                                   : (x < c ? x : c));
+          po[i] = E::store(isMax ? maxKeepingNan(x, c) : minKeepingNan(x, c));
         }
       } else {
         Activation a = activationOf(step.name);
