@@ -164,9 +164,9 @@ int main(int argc, char **argv) {
     std::cerr << "kilnc: error: " << module.status().message() << "\n";
     return 1;
   }
-  // --emit of text goes to -o when given, else to stdout.
+  // --emit of text goes to -o when given, else (or with -o -) to stdout.
   auto emitText = [&](const std::string &text) {
-    if (!args.has("-o")) {
+    if (!args.has("-o") || args.get("-o") == "-") {
       std::cout << text;
       return 0;
     }
@@ -220,6 +220,12 @@ int main(int argc, char **argv) {
     return emitText(result->program.toText());
 
   std::string out = args.get("-o", stem + ".kiln");
+  if (out == "-") {
+    std::cerr << "kilnc: error: the artifact is binary and is not written to "
+                 "stdout; give -o a file name (-o - is for --emit=mlir, "
+                 "mlir-input or plan)\n";
+    return 1;
+  }
   auto exe =
       kiln::Executable::create(result->program, result->weights,
                                "reference"); // saving only: no kernel prep

@@ -4,6 +4,12 @@
 // INPUT: kiln.gelu
 
 // RUN: kilnc %S/Inputs/model.mlir --emit=mlir --random-weights | FileCheck %s --check-prefix=MLIR
+// "-o -" is stdout for text, as for other Unix tools; nothing named "-".
+// RUN: rm -rf %t.stdout && mkdir %t.stdout && cd %t.stdout
+// RUN: kilnc %S/Inputs/model.mlir --emit=mlir --random-weights -o - | FileCheck %s --check-prefix=MLIR
+// RUN: not ls %t.stdout/-
+// RUN: not kilnc %S/Inputs/model.mlir --random-weights -o - 2>&1 | FileCheck %s --check-prefix=BINARY
+// BINARY: kilnc: error: the artifact is binary and is not written to stdout
 // MLIR-LABEL: func.func @small
 // MLIR: kiln.fused_matmul {{.*}}epilogue = ["gelu_tanh"]
 
