@@ -913,7 +913,7 @@ static LogicalResult verifyEpilogue(const ShapeDiagnostics &diag,
   size_t nextExtra = 0, nextScale = 0, nextEpsilon = 0;
   for (auto [index, attr] : llvm::enumerate(epilogue)) {
     StringRef step = cast<StringAttr>(attr).getValue();
-    if (step == "scale" || step == "max" || step == "min") {
+    if (step == "scale" || step == "shift" || step == "max" || step == "min") {
       ++nextScale;
       continue;
     }
@@ -922,7 +922,8 @@ static LogicalResult verifyEpilogue(const ShapeDiagnostics &diag,
     if (step != "add_bias" && step != "add_residual" && step != "batch_norm")
       return diag.error("epilogue step ", index, " is '", step,
                         "', expected add_bias, add_residual, batch_norm, "
-                        "scale, max, min, relu, gelu, gelu_tanh, silu, tanh, "
+                        "scale, shift, max, min, relu, gelu, gelu_tanh, silu, "
+                        "tanh, "
                         "sigmoid or hardswish");
     size_t operands = step == "batch_norm" ? 4 : 1;
     if (step == "batch_norm") {

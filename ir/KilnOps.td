@@ -671,6 +671,8 @@ class Kiln_FusedOp<string mnemonic, string anchor, string example,
       "dim 1);\n"
       "- `add_residual`: add the next `extras` operand, of the result's type;\n"
       "- `scale`: multiply by the next value of `scales`;\n"
+      "- `shift`: add the next value of `scales` (an add of a splat "
+      "constant, as in HardSigmoid);\n"
       "- `max`, `min`: `kiln.max` / `kiln.min` with the next value of "
       "`scales` (ReLU6 is `max` 0 then `min` 6);\n"
       "- `batch_norm`: `kiln.batch_norm` over dim 1 with the next four "

@@ -139,8 +139,20 @@ bool isBias(RankedTensorType other, Operation *anchor) {
   return true;
 }
 
+/// The value of a splat float constant, if `v` is one.
+std::optional<double> splatFloat(Value v) {
+  mlir::DenseElementsAttr constant;
+  if (!mlir::matchPattern(v, mlir::m_Constant(&constant)) ||
+      !constant.isSplat() ||
+      !mlir::isa<mlir::FloatType>(constant.getElementType()))
+    return std::nullopt;
+  return constant.getSplatValue<llvm::APFloat>().convertToDouble();
+}
+
 // add(matmul(a, b), bias) => fused_matmul(a, b, bias) {epilogue = [add_bias]}
 // add(matmul(a, b), r)    => fused_matmul(a, b, r) {epilogue = [add_residual]}
+// add(matmul(a, b), splat(c)) => fused_matmul(a, b) {epilogue = [shift],
+//                                                     scales = [c]}
 // (and alike for conv2d and for fused ops, whose epilogue grows by one step;
 // the bias broadcasts along dim 1 for conv2d, r has the result's type)
 struct FuseAdd : mlir::OpRewritePattern<AddOp> {
@@ -153,6 +165,10 @@ struct FuseAdd : mlir::OpRewritePattern<AddOp> {
       if (failed(anchor))
         continue;
       Value other = add->getOperand(1 - index);
+      if (std::optional<double> value = splatFloat(other)) {
+        appendStep(rewriter, *anchor, add, "shift", {}, *value);
+        return success();
+      }
       auto otherType = mlir::cast<RankedTensorType>(other.getType());
       if (otherType == add.getType()) {
         appendStep(rewriter, *anchor, add, "add_residual", other);
@@ -165,19 +181,9 @@ struct FuseAdd : mlir::OpRewritePattern<AddOp> {
     }
     return rewriter.notifyMatchFailure(
         add, "no operand is a single-use matmul/conv2d result plus a bias "
-             "vector or a same-typed residual");
+             "vector, a same-typed residual or a splat constant");
   }
 };
-
-/// The value of a splat float constant, if `v` is one.
-std::optional<double> splatFloat(Value v) {
-  mlir::DenseElementsAttr constant;
-  if (!mlir::matchPattern(v, mlir::m_Constant(&constant)) ||
-      !constant.isSplat() ||
-      !mlir::isa<mlir::FloatType>(constant.getElementType()))
-    return std::nullopt;
-  return constant.getSplatValue<llvm::APFloat>().convertToDouble();
-}
 
 // mul(matmul(a, b), splat(c)) => fused_matmul(a, b) {epilogue = [scale],
 //                                                     scales = [c]}

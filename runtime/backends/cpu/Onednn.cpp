@@ -43,6 +43,7 @@
 #include <cstring>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <tuple>
 
 namespace kiln::cpu {
@@ -120,6 +121,19 @@ std::optional<memory::desc> activationMd(const memory::dims &dims, dt type,
   default:
     return std::nullopt;
   }
+}
+
+/// Whether `shape`, broadcast against the [N, C, H, W] `full`, is a
+/// per-channel operand: [C, 1, 1], [1, C, 1, 1] or [N, C, 1, 1] (or a
+/// scalar). Such an operand has the same bytes in either layout.
+bool perChannelOf(const std::vector<int64_t> &shape,
+                  const std::vector<int64_t> &full) {
+  if (full.size() != 4 || shape.size() > 4)
+    return false;
+  std::vector<int64_t> p(4 - shape.size(), 1);
+  p.insert(p.end(), shape.begin(), shape.end());
+  return (p[0] == 1 || p[0] == full[0]) && (p[1] == 1 || p[1] == full[1]) &&
+         p[2] == 1 && p[3] == 1;
 }
 
 /// A prepared oneDNN call: a primitive, arguments bound to the call's
@@ -263,6 +277,7 @@ struct TailStep {
     addValues,
     mulValues,
     scale,
+    shift,
     maxValue,
     minValue,
     activation
@@ -270,12 +285,19 @@ struct TailStep {
   size_t operand = 0;        // addOperand
   bool perChannel = false;   // addOperand: a [C] bias, else a residual
   std::vector<float> values; // addValues, mulValues: per channel
-  float factor = 1;          // scale; maxValue, minValue: the bound
+  float factor = 1;          // scale, shift; maxValue, minValue: the bound
   std::string name;          // activation
 };
 
 struct Epilogue {
   dnnl::primitive_attr attr;
+  /// Whether `attr`'s post-ops compute the steps. oneDNN 2.6's jit kernels
+  /// keep one eltwise injector per algorithm, so two eltwise post-ops of
+  /// one algorithm with different parameters both get the first one's
+  /// (measured: min 0.3, scale 2, max -0.25 computed min 0.3, scale 2,
+  /// min 0.3; scale 0.5, shift 3 computed scale 0.5, scale 0.5). Such a
+  /// chain can only run as `tail`.
+  bool postOpsOk = true;
   /// The same steps as the post-ops in `attr`, for a kernel that runs them
   /// itself (see TailStep).
   std::vector<TailStep> tail;
@@ -363,11 +385,16 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
   Epilogue e;
   dnnl::post_ops ops;
   size_t nextExtra = 2, nextScale = 0, nextEpsilon = 0;
-  // oneDNN 2.6 gives every clip post-op of a chain the first one's bounds
-  // (measured: min 0.3, scale 2, max -0.25 computed min 0.3, scale 2, min
-  // 0.3). A max directly followed by a min (ReLU6) is one clip; a chain
-  // that would need two clips is declined (the reference kernel runs it).
-  bool clipped = false;
+  // Each eltwise algorithm's parameters (see Epilogue::postOpsOk): a max
+  // next to a min (ReLU6, HardSigmoid) is one clip, and consecutive scale
+  // and shift steps are one linear post-op.
+  std::map<A, std::pair<float, float>> eltwiseParams;
+  auto eltwise = [&](A alg, float alpha, float beta) {
+    auto [it, added] = eltwiseParams.try_emplace(alg, alpha, beta);
+    if (!added && it->second != std::pair{alpha, beta})
+      e.postOpsOk = false;
+    ops.append_eltwise(1.f, alg, alpha, beta);
+  };
   for (size_t index = 0; index < steps->size(); ++index) {
     const auto &v = (*steps)[index];
     if (!v.is_string())
@@ -452,20 +479,35 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
                           operand, binaryBias);
       continue;
     }
-    if (step == "scale") {
-      if (nextScale >= scales.size())
-        return std::nullopt;
-      float factor = static_cast<float>(scales[nextScale++]);
-      e.tail.push_back({TailStep::scale, 0, false, {}, factor});
-      ops.append_eltwise(1.f, A::eltwise_linear, factor, 0.f);
+    if (step == "scale" || step == "shift") {
+      // y = alpha * x + beta over this and the following scale/shift steps
+      // (the tail runs them one by one, as the unfused ops).
+      float alpha = 1.f, beta = 0.f;
+      for (; index < steps->size(); ++index) {
+        const auto &next = (*steps)[index];
+        if (next != "scale" && next != "shift")
+          break;
+        if (nextScale >= scales.size())
+          return std::nullopt;
+        float value = static_cast<float>(scales[nextScale++]);
+        if (next == "scale") {
+          alpha *= value;
+          beta *= value;
+          e.tail.push_back({TailStep::scale, 0, false, {}, value});
+        } else {
+          beta += value;
+          e.tail.push_back({TailStep::shift, 0, false, {}, value});
+        }
+      }
+      --index;
+      eltwise(A::eltwise_linear, alpha, beta);
       continue;
     }
     if (step == "max" || step == "min") {
       // oneDNN's clip post-op (blocked results and matmuls; like its relu,
       // it turns a NaN into a bound); the tail propagates NaN.
-      if (nextScale >= scales.size() || clipped)
+      if (nextScale >= scales.size())
         return std::nullopt;
-      clipped = true;
       const float big = std::numeric_limits<float>::max();
       float lo = -big, hi = big;
       (step == "max" ? lo : hi) = static_cast<float>(scales[nextScale++]);
@@ -474,14 +516,26 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
                         false,
                         {},
                         step == "max" ? lo : hi});
-      if (step == "max" && index + 1 < steps->size() &&
-          (*steps)[index + 1] == "min" && nextScale < scales.size() &&
-          scales[nextScale] >= lo) {
-        hi = static_cast<float>(scales[nextScale++]);
-        e.tail.push_back({TailStep::minValue, 0, false, {}, hi});
-        ++index;
+      // max then min (ReLU6, Clip) or min then max (HardSigmoid): one clip
+      // when the lower bound is not above the upper one.
+      const char *other = step == "max" ? "min" : "max";
+      if (index + 1 < steps->size() && (*steps)[index + 1] == other &&
+          nextScale < scales.size()) {
+        float bound = static_cast<float>(scales[nextScale]);
+        float &set = step == "max" ? hi : lo;
+        if (step == "max" ? bound >= lo : bound <= hi) {
+          set = bound;
+          ++nextScale;
+          e.tail.push_back(
+              {step == "max" ? TailStep::minValue : TailStep::maxValue,
+               0,
+               false,
+               {},
+               bound});
+          ++index;
+        }
       }
-      ops.append_eltwise(1.f, A::eltwise_clip, lo, hi);
+      eltwise(A::eltwise_clip, lo, hi);
       continue;
     }
     if (step == "relu" || step == "gelu" || step == "gelu_tanh" ||
@@ -489,20 +543,20 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
         step == "hardswish")
       e.tail.push_back({TailStep::activation, 0, false, {}, 1, step});
     if (step == "relu") {
-      ops.append_eltwise(1.f, A::eltwise_relu, 0.f, 0.f);
+      eltwise(A::eltwise_relu, 0.f, 0.f);
     } else if (step == "gelu") {
-      ops.append_eltwise(1.f, A::eltwise_gelu_erf, 0.f, 0.f);
+      eltwise(A::eltwise_gelu_erf, 0.f, 0.f);
     } else if (step == "gelu_tanh") {
-      ops.append_eltwise(1.f, A::eltwise_gelu_tanh, 0.f, 0.f);
+      eltwise(A::eltwise_gelu_tanh, 0.f, 0.f);
     } else if (step == "silu") {
-      ops.append_eltwise(1.f, A::eltwise_swish, 1.f, 0.f);
+      eltwise(A::eltwise_swish, 1.f, 0.f);
     } else if (step == "tanh") {
-      ops.append_eltwise(1.f, A::eltwise_tanh, 0.f, 0.f);
+      eltwise(A::eltwise_tanh, 0.f, 0.f);
     } else if (step == "sigmoid") {
-      ops.append_eltwise(1.f, A::eltwise_logistic, 0.f, 0.f);
+      eltwise(A::eltwise_logistic, 0.f, 0.f);
     } else if (step == "hardswish") {
       // x * relu6(x + 3) / 6 (oneDNN 2.6 takes no alpha/beta here).
-      ops.append_eltwise(1.f, A::eltwise_hardswish, 0.f, 0.f);
+      eltwise(A::eltwise_hardswish, 0.f, 0.f);
     } else {
       return std::nullopt;
     }
@@ -566,6 +620,10 @@ private:
     case TailStep::scale:
       for (int64_t i = 0; i < inner; ++i)
         row[i] *= t.factor;
+      return;
+    case TailStep::shift:
+      for (int64_t i = 0; i < inner; ++i)
+        row[i] += t.factor;
       return;
     case TailStep::maxValue:
       for (int64_t i = 0; i < inner; ++i)
@@ -678,7 +736,8 @@ std::unique_ptr<PreparedKernel> prepareMatmul(const PrepareContext &pc) {
     weiMd = memory::desc(weiUser.dims(), type, memory::format_tag::any);
   std::optional<Epilogue> epilogue;
   if (fused &&
-      !(epilogue = buildEpilogue(pc, dstMd, dstMd.dims().size() - 1, false)))
+      (!(epilogue = buildEpilogue(pc, dstMd, dstMd.dims().size() - 1, false)) ||
+       !epilogue->postOpsOk))
     return nullptr;
   dnnl::matmul::desc desc =
       epilogue && epilogue->bias
@@ -782,6 +841,8 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
   // run in a TailKernel, the primitive gets no post-ops. A blocked result
   // is written by the blocked kernels, which run post-ops fast.
   bool ownTail = epilogue && x.dtype == DType::f32 && !dstBlocked;
+  if (epilogue && !ownTail && !epilogue->postOpsOk)
+    return nullptr;
   if (ownTail) {
     epilogue->attr = dnnl::primitive_attr();
     epilogue->args.clear();
@@ -1100,6 +1161,29 @@ std::unique_ptr<PreparedKernel> prepareBinary(const PrepareContext &pc) {
   memory::desc md1 = dense(padded(pc.inputs[src1].shape), type);
   if (shape->empty())
     md1 = md0;
+  // Channel-blocked (planned between convolutions): the result and each
+  // operand of its shape in the result's layout; a per-channel operand has
+  // the same bytes in either layout and stays dense.
+  Layout layout = pc.outputLayout(0);
+  if (pc.hasLayouts()) {
+    bool full1 = padded(pc.inputs[src1].shape) == *shape;
+    if (layout.isPlain() || pc.inputLayout(src0) != layout ||
+        (full1 ? pc.inputLayout(src1) != layout
+               : !perChannelOf(pc.inputs[src1].shape, *shape)))
+      return nullptr;
+    auto blockedMd = activationMd(dimsOf(*shape), type, layout);
+    if (!blockedMd)
+      return nullptr;
+    md0 = *blockedMd;
+    // A per-channel [1|N, C, 1, 1] operand, described in the same blocked
+    // tag (the same bytes): oneDNN 2.6's jit binary takes broadcasts only
+    // in the layout of the full source (plain: its reference kernel).
+    std::vector<int64_t> p1 = padded(pc.inputs[src1].shape);
+    if (p1.size() == 4 && p1[1] % layout.channelBlock == 0)
+      md1 = *activationMd(dimsOf(p1), type, layout);
+    else if (!full1 && numElements(p1) != 1)
+      return nullptr;
+  }
   dnnl::binary::primitive_desc pd(
       dnnl::binary::desc(it->second.first, md0, md1, md0), engine());
   // oneDNN 2.6 vectorizes broadcasts of a scalar, along the channels and of
@@ -1108,7 +1192,10 @@ std::unique_ptr<PreparedKernel> prepareBinary(const PrepareContext &pc) {
   // [1, 21, 520, 65] mul. The own loop (cpu:mul) does that in ~1 ms.
   if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0)
     return nullptr;
-  auto k = std::make_unique<OnednnKernel>("onednn:binary", dnnl::binary(pd));
+  auto k = std::make_unique<OnednnKernel>(
+      layout.isPlain() ? "onednn:binary" : "onednn:binary(blocked)",
+      dnnl::binary(pd));
+  k->honorLayouts();
   k->bind(DNNL_ARG_SRC_0, false, src0, md0);
   // oneDNN computes in place only over the first source.
   k->bind(DNNL_ARG_SRC_1, false, src1, md1, /*inPlaceOk=*/false);
@@ -1384,6 +1471,30 @@ bool isConv(const KernelCall &call) {
   return call.op == "conv2d" || call.op == "fused_conv2d";
 }
 
+/// The binary elementwise ops that prepareBinary runs (max and min run the
+/// own, NaN-keeping loops).
+bool isOnednnBinary(const KernelCall &call) {
+  static const std::set<std::string> ops = {"add", "sub", "mul", "div"};
+  return ops.count(call.op) != 0;
+}
+
+/// Whether a binary elementwise call can run on channel-blocked buffers:
+/// every operand is the result's shape (read in the result's layout) or
+/// per-channel. The SE blocks of MobileNet V3 and EfficientNet scale a
+/// depthwise convolution's result by a [N, C, 1, 1] gate this way.
+bool blockableBinary(const Program &program, const KernelCall &call) {
+  if (!isOnednnBinary(call) || call.outputs.size() != 1 ||
+      call.inputs.size() != 2)
+    return false;
+  const std::vector<int64_t> &full = program.buffers[call.outputs[0]].shape;
+  for (int64_t id : call.inputs) {
+    const std::vector<int64_t> &s = program.buffers[id].shape;
+    if (s != full && !perChannelOf(s, full))
+      return false;
+  }
+  return full.size() == 4;
+}
+
 /// Whether oneDNN 2.6 has an optimized kernel for the convolution `call`
 /// on channel-blocked activations. Grouped convolutions need whole blocks
 /// of channels per group, in and out, or one channel per group (depthwise):
@@ -1436,8 +1547,12 @@ std::vector<Layout> planBlockedLayouts(const Program &program) {
     blocked[b.id] = b.kind == BufferKind::arena && b.dtype == DType::f32 &&
                     b.shape.size() == 4 && b.shape[1] > 0 &&
                     b.shape[1] % block == 0;
-  // Each kernel that touches a candidate must take it blocked.
+  // Each kernel that touches a candidate must take it blocked. A binary
+  // elementwise call takes operands of its result's shape blocked (and
+  // per-channel ones in either layout, the same bytes).
   for (const KernelCall &k : program.kernels) {
+    if (blockableBinary(program, k))
+      continue;
     bool plainConv = isConv(k) && !blockedConvIsFast(program, k, block);
     for (size_t i = 0; i < k.inputs.size(); ++i)
       if (plainConv || !takesBlocked(k, i, false))
@@ -1446,10 +1561,30 @@ std::vector<Layout> planBlockedLayouts(const Program &program) {
       if (plainConv || !takesBlocked(k, i, true))
         blocked[k.outputs[i]] = false;
   }
-  // A convolution reads its residuals in its result's layout.
+  // A convolution reads its residuals in its result's layout, and a binary
+  // call its full-shape operands.
   for (bool changed = true; changed;) {
     changed = false;
     for (const KernelCall &k : program.kernels) {
+      if (blockableBinary(program, k)) {
+        const auto &full = program.buffers[k.outputs[0]].shape;
+        bool all = blocked[k.outputs[0]];
+        for (int64_t id : k.inputs)
+          if (program.buffers[id].shape == full)
+            all = all && blocked[id];
+        if (all)
+          continue;
+        for (int64_t id : k.inputs)
+          if (program.buffers[id].shape == full && blocked[id]) {
+            blocked[id] = false;
+            changed = true;
+          }
+        if (blocked[k.outputs[0]]) {
+          blocked[k.outputs[0]] = false;
+          changed = true;
+        }
+        continue;
+      }
       if (k.op != "fused_conv2d" || k.outputs.empty() || blocked[k.outputs[0]])
         continue;
       for (size_t i = 2; i < k.inputs.size(); ++i)

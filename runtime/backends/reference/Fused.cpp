@@ -91,11 +91,11 @@ Status readEpilogue(const KernelContext &ctx, int64_t channels,
         step.norm.push_back(param);
       }
       step.epsilon = epsilons[nextEpsilon++];
-    } else if (step.name == "scale" || step.name == "max" ||
-               step.name == "min") {
+    } else if (step.name == "scale" || step.name == "shift" ||
+               step.name == "max" || step.name == "min") {
       if (nextScale >= scales.size())
-        return Status::error("epilogue has more scale, max and min steps "
-                             "than 'scales'");
+        return Status::error("epilogue has more scale, shift, max and min "
+                             "steps than 'scales'");
       step.scale = scales[nextScale++];
     } else if (step.name != "relu" && step.name != "gelu" &&
                step.name != "gelu_tanh" && step.name != "silu" &&
@@ -218,6 +218,11 @@ Status fusedKernel(const KernelContext &ctx, const char *anchor,
         C c = E::load(E::store(static_cast<C>(step.scale)));
         for (int64_t i = 0; i < n; ++i)
           po[i] = E::store(E::load(po[i]) * c);
+      } else if (step.name == "shift") {
+        // As add of a constant of the result's dtype.
+        C c = E::load(E::store(static_cast<C>(step.scale)));
+        for (int64_t i = 0; i < n; ++i)
+          po[i] = E::store(E::load(po[i]) + c);
       } else if (step.name == "max" || step.name == "min") {
         // As the max/min kernels with a constant of the result's dtype.
         C c = E::load(E::store(static_cast<C>(step.scale)));

@@ -503,7 +503,7 @@ func.func @constant_element_type() {
 // -----
 
 func.func @fused_unknown_step(%a: tensor<2x8xf32>, %b: tensor<8x4xf32>) {
-  // expected-error@+2 {{'kiln.fused_matmul' op epilogue step 0 is 'softmax', expected add_bias, add_residual, batch_norm, scale, max, min, relu, gelu, gelu_tanh, silu, tanh, sigmoid or hardswish}}
+  // expected-error@+2 {{'kiln.fused_matmul' op epilogue step 0 is 'softmax', expected add_bias, add_residual, batch_norm, scale, shift, max, min, relu, gelu, gelu_tanh, silu, tanh, sigmoid or hardswish}}
   // expected-error@+1 {{failed to infer returned types}}
   %0 = kiln.fused_matmul %a, %b {epilogue = ["softmax"]} : (tensor<2x8xf32>, tensor<8x4xf32>) -> tensor<2x4xf32>
   return

@@ -86,6 +86,29 @@ func.func @swish(%x: tensor<1x8x6x6xf32>, %w: tensor<16x8x3x3xf32>, %b: tensor<1
 
 // -----
 
+// ONNX HardSigmoid as the importer writes it, max(min(x / 6 + 1/2, 1), 0):
+// the gate of MobileNet V3's squeeze-excitation blocks. The add of a splat
+// is a shift step.
+// CHECK-LABEL: func.func @hardsigmoid
+// CHECK: kiln.fused_conv2d {{.*}}{epilogue = ["add_bias", "scale", "shift", "min", "max"], scales = [0.1666666716337204, 5.000000e-01, 1.000000e+00, 0.000000e+00]}
+// CHECK-NOT: kiln.add
+// CHECK-NOT: kiln.max
+// REMARK: remark: fused epilogue [add_bias, scale, shift, min, max] into kiln.fused_conv2d
+func.func @hardsigmoid(%x: tensor<1x8x1x1xf32>, %w: tensor<16x8x1x1xf32>, %b: tensor<16xf32>) -> tensor<1x16x1x1xf32> {
+  %sixth = kiln.constant dense<0.166666672> : tensor<f32>
+  %half = kiln.constant dense<0.5> : tensor<f32>
+  %one = kiln.constant dense<1.0> : tensor<f32>
+  %zero = kiln.constant dense<0.0> : tensor<f32>
+  %0 = kiln.conv2d %x, %w, %b : (tensor<1x8x1x1xf32>, tensor<16x8x1x1xf32>, tensor<16xf32>) -> tensor<1x16x1x1xf32>
+  %1 = kiln.mul %0, %sixth : (tensor<1x16x1x1xf32>, tensor<f32>) -> tensor<1x16x1x1xf32>
+  %2 = kiln.add %half, %1 : (tensor<f32>, tensor<1x16x1x1xf32>) -> tensor<1x16x1x1xf32>
+  %3 = kiln.min %2, %one : (tensor<1x16x1x1xf32>, tensor<f32>) -> tensor<1x16x1x1xf32>
+  %4 = kiln.max %3, %zero : (tensor<1x16x1x1xf32>, tensor<f32>) -> tensor<1x16x1x1xf32>
+  return %4 : tensor<1x16x1x1xf32>
+}
+
+// -----
+
 // ONNX HardSwish as the importer writes it: x * max(min(x / 6 + 1/2, 1), 0).
 // CHECK-LABEL: func.func @hardswish
 // CHECK: kiln.fused_conv2d {{.*}}{epilogue = ["add_bias", "hardswish"]

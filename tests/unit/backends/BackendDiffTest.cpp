@@ -952,6 +952,35 @@ std::vector<OpCase> buildCases() {
                  DType::f32,
                  {5, 7},
                  mm16});
+    // HardSigmoid (MobileNet V3's squeeze-excitation gate): scale 1/6,
+    // shift 1/2, then min 1 and max 0, one oneDNN clip; two eltwise_linear
+    // post-ops in a row (scale, shift, scale, shift: each must keep its own
+    // alpha and beta). Inputs reach both knees.
+    c.push_back(
+        {"fused_conv2d_hardsigmoid",
+         "fused_conv2d",
+         {f32({1, 8, 6, 6}, -3, 3), weight(f32({16, 8, 1, 1})), f32({16})},
+         {{"epilogue", steps({"add_bias", "scale", "shift", "min", "max"})},
+          {"scales", json::array({1.0 / 6, 0.5, 1.0, 0.0})}},
+         DType::f32,
+         {1, 16, 6, 6},
+         {1e-5 * 8, 1e-5}});
+    c.push_back({"fused_matmul_scale_shift_scale_shift",
+                 "fused_matmul",
+                 {f32({5, 16}), weight(f32({16, 7}))},
+                 {{"epilogue", steps({"scale", "shift", "scale", "shift"})},
+                  {"scales", json::array({0.5, 3.0, -2.0, 0.25})}},
+                 DType::f32,
+                 {5, 7},
+                 mm16});
+    c.push_back({"fused_matmul_min_max",
+                 "fused_matmul",
+                 {f32({5, 16}), weight(f32({16, 7}))},
+                 {{"epilogue", steps({"min", "max"})},
+                  {"scales", json::array({0.2, -0.3})}},
+                 DType::f32,
+                 {5, 7},
+                 mm16});
     // HardSwish (MobileNet V3): the f32 tail on a plain conv result, and
     // oneDNN's post-op on a matmul. Inputs reach both knees (x = -3, 3).
     c.push_back(
@@ -1413,7 +1442,10 @@ TEST(CpuBackend, ChoosesOnednnOwnOrReference) {
       {"attention_f16", "cpu:flash_attention"},
       {"attention_bf16", "cpu:flash_attention"},
       {"attention_f64", "reference"},
-      {"attention_decode_gqa_head_mask", "cpu:flash_attention"}};
+      {"attention_decode_gqa_head_mask", "cpu:flash_attention"},
+      // One clip post-op for min then max (not declined as two clips).
+      {"fused_matmul_min_max", "onednn:fused_matmul"},
+      {"fused_matmul_scale_shift_scale_shift", "onednn:fused_matmul"}};
   for (const auto &[name, impl] : expected)
     EXPECT_EQ(implOf(findCase(cases, name)), impl) << name;
 }

@@ -279,6 +279,54 @@ TEST_F(LayoutPlan, Relu6RunsAsOneClipOnBlockedResults) {
                         }));
 }
 
+TEST_F(LayoutPlan, SqueezeExcitationScalesBlockedActivations) {
+  // EfficientNet's block: 1x1 conv -> depthwise 3x3 + silu -> global
+  // average pool -> 1x1 conv + silu -> 1x1 conv + sigmoid (the gate,
+  // [1, C, 1, 1]) -> mul(gate, x) -> 1x1 conv. The mul reads the depthwise
+  // result and writes its own result blocked (the gate is per-channel, the
+  // same bytes in either layout), so the depthwise conv runs its blocked
+  // kernel with the silu as a post-op instead of reordering to plain.
+  ProgramBuilder p("squeeze_excitation");
+  int64_t c = block_, wide = 4 * block_, squeeze = 4;
+  int64_t x = p.input("x", {1, c, 8, 8});
+  int64_t a = p.conv(x, c, wide, 1, {1, wide, 8, 8});
+  int64_t d = p.call(
+      "fused_conv2d", {a, p.param({wide, 1, 3, 3})}, {1, wide, 8, 8},
+      {{"groups", wide}, {"pads", {1, 1, 1, 1}}, {"epilogue", {"silu"}}});
+  int64_t pooled = p.call("global_avg_pool", {d}, {1, wide, 1, 1});
+  int64_t s1 = p.call("fused_conv2d", {pooled, p.param({squeeze, wide, 1, 1})},
+                      {1, squeeze, 1, 1}, {{"epilogue", {"silu"}}});
+  int64_t gate = p.call("fused_conv2d", {s1, p.param({wide, squeeze, 1, 1})},
+                        {1, wide, 1, 1}, {{"epilogue", {"sigmoid"}}});
+  int64_t scaled = p.call("mul", {gate, d}, {1, wide, 8, 8});
+  // A binary of two full-shape blocked operands (a residual add written as
+  // its own op) stays blocked too.
+  int64_t e = p.conv(scaled, wide, wide, 1, {1, wide, 8, 8});
+  int64_t sum = p.call("add", {scaled, e}, {1, wide, 8, 8});
+  p.conv(sum, wide, c, 1, {1, c, 8, 8}, /*output=*/true);
+  std::vector<std::string> impls = runBoth(p);
+  ASSERT_EQ(impls.size(), 9u);
+  EXPECT_EQ(impls[1], "onednn:fused_conv2d(blocked)");
+  EXPECT_EQ(impls[2], "cpu:global_avg_pool(blocked)");
+  EXPECT_EQ(impls[5], "onednn:binary(blocked)");
+  EXPECT_EQ(impls[6], "onednn:conv2d(blocked)");
+  EXPECT_EQ(impls[7], "onednn:binary(blocked)");
+  EXPECT_EQ(impls[8], "onednn:conv2d(blocked)");
+
+  // A broadcast that is not per-channel ([1, 1, H, W]) keeps the binary's
+  // buffers plain.
+  ProgramBuilder q("spatial_broadcast");
+  int64_t y = q.input("y", {1, c, 8, 8});
+  int64_t mask = q.input("mask", {1, 1, 8, 8});
+  int64_t h = q.conv(y, c, c, 3, {1, c, 8, 8});
+  int64_t m = q.call("mul", {h, mask}, {1, c, 8, 8});
+  q.conv(m, c, c, 3, {1, c, 8, 8}, /*output=*/true);
+  impls = runBoth(q);
+  ASSERT_EQ(impls.size(), 3u);
+  EXPECT_EQ(impls[1].find("(blocked)"), std::string::npos) << impls[1];
+  EXPECT_EQ(impls[2], "onednn:conv2d");
+}
+
 TEST_F(LayoutPlan, ResidualOfAPlainResultStaysPlain) {
   // The residual t is only read by convolutions, but the one that adds it
   // writes the plain Program output, so t is read plain.
