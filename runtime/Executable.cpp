@@ -9,6 +9,7 @@
 #include "Artifact.h"
 #include "backends/Backend.h"
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 
@@ -23,6 +24,10 @@ struct Executable::Impl {
   std::vector<std::unique_ptr<PreparedKernel>> kernels;
   std::vector<uint8_t> arenaStorage;
   uint8_t *arena = nullptr; // 64-byte aligned, inside arenaStorage
+  /// Arena buffers that the backend stores in more bytes than their slot
+  /// (channels padded to a block): offset from `arena`, after the Program's
+  /// arena; -1 for every other buffer.
+  std::vector<int64_t> ownOffset;
   std::vector<KernelTiming> profile;
 };
 
@@ -75,8 +80,9 @@ static std::string join(const std::vector<std::string> &items,
 static Status
 prepareKernels(const Program &prog, const Backend &backend,
                const TensorMap &weights,
-               std::vector<std::unique_ptr<PreparedKernel>> &kernels) {
-  std::vector<Layout> layouts = backend.planLayouts(prog);
+               std::vector<std::unique_ptr<PreparedKernel>> &kernels,
+               std::vector<Layout> &layouts) {
+  layouts = backend.planLayouts(prog);
   size_t n = prog.kernels.size();
   kernels.clear();
   kernels.resize(n);
@@ -123,6 +129,38 @@ prepareKernels(const Program &prog, const Backend &backend,
     }
   }
   return Status::ok();
+}
+
+/// Places the arena buffers whose layout needs more bytes than their arena
+/// slot (channels padded to a whole block) after the Program's arena, in
+/// storage shared by buffers whose kernels (first to last that touches
+/// them) do not overlap, and returns the bytes that takes. Such buffers are
+/// only touched by layout-aware kernels, so no view (reshape) aliases them.
+static int64_t placeLargerBuffers(const Program &prog,
+                                  const std::vector<Layout> &layouts,
+                                  int64_t base, std::vector<int64_t> &offset) {
+  offset.assign(prog.buffers.size(), -1);
+  std::vector<int64_t> ids;
+  std::vector<LiveInterval> intervals;
+  for (const BufferDesc &b : prog.buffers) {
+    int64_t bytes = layouts[b.id].byteSize(b.dtype, b.shape);
+    if (b.kind != BufferKind::arena || bytes <= b.byteSize())
+      continue;
+    LiveInterval li{bytes, -1, -1};
+    for (size_t k = 0; k < prog.kernels.size(); ++k)
+      for (const auto *ids :
+           {&prog.kernels[k].inputs, &prog.kernels[k].outputs})
+        if (std::find(ids->begin(), ids->end(), b.id) != ids->end()) {
+          li.start = li.start < 0 ? int64_t(k) : li.start;
+          li.end = int64_t(k);
+        }
+    ids.push_back(b.id);
+    intervals.push_back(li);
+  }
+  int64_t bytes = assignArenaOffsets(intervals);
+  for (size_t i = 0; i < ids.size(); ++i)
+    offset[ids[i]] = base + intervals[i].offset;
+  return bytes;
 }
 
 StatusOr<Executable> Executable::create(Program program, TensorMap weights,
@@ -176,12 +214,17 @@ StatusOr<Executable> Executable::create(Program program, TensorMap weights,
       return Status::error(join(problems, "; "));
 
     impl.weights = std::move(weights);
+    std::vector<Layout> layouts;
     if (Status s = prepareKernels(impl.program, *impl.backend, impl.weights,
-                                  impl.kernels);
+                                  impl.kernels, layouts);
         !s)
       return s;
-    impl.arenaStorage.assign(static_cast<size_t>(impl.program.arenaBytes) + 64,
-                             0);
+    // Zeroed: padded channels must start (and stay) zero.
+    int64_t base = (impl.program.arenaBytes + kArenaAlignment - 1) /
+                   kArenaAlignment * kArenaAlignment;
+    int64_t extra =
+        placeLargerBuffers(impl.program, layouts, base, impl.ownOffset);
+    impl.arenaStorage.assign(static_cast<size_t>(base + extra) + 64, 0);
     uintptr_t p = reinterpret_cast<uintptr_t>(impl.arenaStorage.data());
     impl.arena = impl.arenaStorage.data() + ((64 - p % 64) % 64);
     return exe;
@@ -265,7 +308,9 @@ StatusOr<TensorMap> Executable::run(const TensorMap &inputs,
         views[b.id].data = const_cast<void *>(impl.weights.at(b.name).data());
         break;
       case BufferKind::arena:
-        views[b.id].data = impl.arena + b.offset;
+        views[b.id].data =
+            impl.arena +
+            (impl.ownOffset[b.id] >= 0 ? impl.ownOffset[b.id] : b.offset);
         break;
       case BufferKind::output: {
         Tensor t = Tensor::zeros(b.dtype, b.shape);

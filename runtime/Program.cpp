@@ -7,6 +7,8 @@
 //===----------------------------------------------------------------------===//
 #include "kiln/program.h"
 
+#include <algorithm>
+#include <numeric>
 #include <set>
 #include <sstream>
 
@@ -341,6 +343,43 @@ std::string Program::toText() const {
     os << "\n";
   }
   return os.str();
+}
+
+static int64_t alignUp(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
+
+int64_t assignArenaOffsets(std::vector<LiveInterval> &intervals,
+                           int64_t alignment) {
+  std::vector<size_t> order(intervals.size());
+  std::iota(order.begin(), order.end(), 0);
+  // Largest first; ties by earlier start, for a deterministic plan.
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (intervals[a].bytes != intervals[b].bytes)
+      return intervals[a].bytes > intervals[b].bytes;
+    return intervals[a].start < intervals[b].start;
+  });
+  std::vector<size_t> placed;
+  int64_t arena = 0;
+  for (size_t i : order) {
+    LiveInterval &cur = intervals[i];
+    // Byte ranges taken by placed intervals live at the same time as `cur`.
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (size_t j : placed) {
+      const LiveInterval &o = intervals[j];
+      if (o.start <= cur.end && cur.start <= o.end)
+        busy.emplace_back(o.offset, o.offset + o.bytes);
+    }
+    std::sort(busy.begin(), busy.end());
+    int64_t offset = 0;
+    for (auto [lo, hi] : busy) {
+      if (offset + cur.bytes <= lo)
+        break;
+      offset = std::max(offset, alignUp(hi, alignment));
+    }
+    cur.offset = offset;
+    arena = std::max(arena, offset + cur.bytes);
+    placed.push_back(i);
+  }
+  return alignUp(arena, alignment);
 }
 
 } // namespace kiln

@@ -10,6 +10,8 @@
 #ifndef KILN_CODEGEN_PLAN_BUFFERPLAN_H
 #define KILN_CODEGEN_PLAN_BUFFERPLAN_H
 
+#include "kiln/program.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/DenseMap.h"
 
@@ -17,25 +19,6 @@
 #include <vector>
 
 namespace kiln {
-
-/// One buffer to place: `bytes` live from step `start` to step `end`
-/// (inclusive). The allocator fills in `offset`.
-struct LiveInterval {
-  int64_t bytes = 0;
-  int64_t start = 0;
-  int64_t end = 0;
-  int64_t offset = -1;
-};
-
-/// Arena bytes that offsets are aligned to.
-inline constexpr int64_t kArenaAlignment = 64;
-
-/// Places intervals in one arena so that no two intervals that are live at a
-/// common step overlap in bytes; returns the arena size. Greedy by size
-/// (largest first, lowest fitting offset), which is within a few percent of
-/// optimal on transformer and CNN graphs. No MLIR needed: unit-testable.
-int64_t assignArenaOffsets(std::vector<LiveInterval> &intervals,
-                           int64_t alignment = kArenaAlignment);
 
 /// The plan for a function: which values live in the arena and where.
 struct BufferPlan {

@@ -73,6 +73,26 @@ struct Program {
   std::string toText() const;
 };
 
+/// One buffer to place in an arena: `bytes` live from step `start` to step
+/// `end` (inclusive). The allocator fills in `offset`.
+struct LiveInterval {
+  int64_t bytes = 0;
+  int64_t start = 0;
+  int64_t end = 0;
+  int64_t offset = -1;
+};
+
+/// Arena bytes that offsets are aligned to.
+inline constexpr int64_t kArenaAlignment = 64;
+
+/// Places intervals in one arena so that no two intervals that are live at a
+/// common step overlap in bytes; returns the arena size. Greedy by size
+/// (largest first, lowest fitting offset), which is within a few percent of
+/// optimal on transformer and CNN graphs. Used by the compiler's buffer plan
+/// and by the runtime for buffers a backend stores larger (padded layouts).
+int64_t assignArenaOffsets(std::vector<LiveInterval> &intervals,
+                           int64_t alignment = kArenaAlignment);
+
 } // namespace kiln
 
 #endif // KILN_PROGRAM_H

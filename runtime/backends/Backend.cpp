@@ -22,14 +22,15 @@ std::vector<Layout> Backend::planLayouts(const Program &program) const {
   if (!planner_)
     return layouts;
   std::vector<Layout> planned = planner_(program);
-  // A blocked buffer must keep its byte size (its arena slot): rank 4 with
-  // the channel count a multiple of the block.
+  // Only rank-4 arena buffers are blocked (a channel count that is not a
+  // multiple of the block is padded; the Executable gives such a buffer
+  // storage of its own).
   for (const BufferDesc &b : program.buffers) {
     if (static_cast<size_t>(b.id) >= planned.size())
       continue;
     int64_t block = planned[b.id].channelBlock;
     if (b.kind == BufferKind::arena && block > 0 && b.shape.size() == 4 &&
-        b.shape[1] % block == 0)
+        b.shape[1] > 0)
       layouts[b.id] = planned[b.id];
   }
   return layouts;

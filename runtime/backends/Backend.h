@@ -57,14 +57,26 @@ using KernelFn = Status (*)(const KernelContext &);
 
 /// How a buffer's bytes are ordered. The Program's contract is plain
 /// row-major; a backend may store an arena buffer of shape [N, C, H, W] with
-/// its channels blocked by `channelBlock`, as [N, C/b, H, W, b] (oneDNN's
-/// nChw16c for b = 16). Only when C is a multiple of b, so that the buffer
-/// keeps its byte size and arena slot.
+/// its channels blocked by `channelBlock`, as [N, ceil(C/b), H, W, b]
+/// (oneDNN's nChw16c for b = 16). When C is a multiple of b the buffer keeps
+/// its byte size and arena slot; otherwise its channels are padded to a
+/// whole block with zeros (every kernel that writes it keeps them zero) and
+/// the Executable gives it storage of its own (see byteSize).
 struct Layout {
   /// 0: plain row-major; b > 0: channels blocked by b.
   int64_t channelBlock = 0;
 
   bool isPlain() const { return channelBlock == 0; }
+  /// Bytes of a buffer of `dtype` and `shape` stored in this layout.
+  int64_t byteSize(DType dtype, const std::vector<int64_t> &shape) const {
+    int64_t elements = numElements(shape);
+    if (channelBlock > 0 && shape.size() == 4 && shape[1] > 0) {
+      int64_t padded =
+          (shape[1] + channelBlock - 1) / channelBlock * channelBlock;
+      elements = elements / shape[1] * padded;
+    }
+    return elements * dtypeSize(dtype);
+  }
   bool operator==(const Layout &o) const {
     return channelBlock == o.channelBlock;
   }

@@ -774,14 +774,17 @@ std::unique_ptr<PreparedKernel> prepareNorm(const PrepareContext &pc) {
   });
 }
 
-/// global_avg_pool of a channel-blocked source [N, C/b, H, W, b]: `groups`
-/// (N * C/b) runs of `hw` pixels of `block` channels each, every channel
-/// summed in f64 in pixel order, as from a plain source.
+/// global_avg_pool of a channel-blocked source [N, ceil(C/b), H, W, b]
+/// (channels padded to a whole block): N * ceil(C/b) runs of `hw` pixels of
+/// `block` channels each, every channel summed in f64 in pixel order, as
+/// from a plain source; padded channels are not written.
 template <typename E>
-void averageBlockedPlanes(const KernelContext &ctx, int64_t groups, int64_t hw,
-                          int64_t block) {
+void averageBlockedPlanes(const KernelContext &ctx, int64_t channels,
+                          int64_t hw, int64_t block) {
   const auto *px = ctx.inputs[0].as<typename E::S>();
   auto *po = ctx.outputs[0].as<typename E::S>();
+  int64_t blocks = (channels + block - 1) / block;
+  int64_t groups = ctx.inputs[0].shape[0] * blocks;
   parallelFor(groups, std::max<int64_t>(1, 16384 / (hw * block)),
               [&](int64_t begin, int64_t end) {
                 std::vector<double> sum(block);
@@ -792,8 +795,10 @@ void averageBlockedPlanes(const KernelContext &ctx, int64_t groups, int64_t hw,
                     for (int64_t c = 0; c < block; ++c)
                       sum[c] +=
                           static_cast<double>(E::load(src[i * block + c]));
-                  for (int64_t c = 0; c < block; ++c)
-                    po[g * block + c] = E::store(
+                  int64_t n = g / blocks, first = (g % blocks) * block;
+                  int64_t count = std::min(block, channels - first);
+                  for (int64_t c = 0; c < count; ++c)
+                    po[n * channels + first + c] = E::store(
                         static_cast<typename E::C>(sum[c] / double(hw)));
                 }
               });
@@ -809,19 +814,19 @@ std::unique_ptr<PreparedKernel> prepareGlobalAvgPool(const PrepareContext &pc) {
     return nullptr;
   int64_t planes = x.shape[0] * x.shape[1], hw = x.shape[2] * x.shape[3];
   // A channel-blocked source is read b channels at a time; the result
-  // [N, C, 1, 1] has the same bytes in either layout (C is a multiple of b),
-  // so its layout does not matter.
+  // [N, C, 1, 1] is written plain: the same bytes as blocked when C is a
+  // multiple of b (its layout then does not matter), else it must be plain.
   int64_t block = pc.inputLayout(0).channelBlock;
   if (block > 0) {
-    if (x.shape[1] % block != 0)
+    int64_t channels = x.shape[1];
+    if (channels % block != 0 && !pc.outputLayout(0).isPlain())
       return nullptr;
-    int64_t groups = planes / block;
     auto k = std::make_unique<OwnKernel>(
         "global_avg_pool(blocked)",
-        [groups, hw, block](const KernelContext &ctx) {
+        [channels, hw, block](const KernelContext &ctx) {
           return dispatch(
               ctx.inputs[0].dtype, TypeClass::floats, [&]<DType D>() {
-                averageBlockedPlanes<Elem<D>>(ctx, groups, hw, block);
+                averageBlockedPlanes<Elem<D>>(ctx, channels, hw, block);
                 return Status::ok();
               });
         });

@@ -15,9 +15,11 @@
 // Convolution activations are kept in oneDNN's channel-blocked layout
 // (nChw16c with AVX-512) from one convolution to the next: at Executable
 // creation planBlockedLayouts (end of this file) marks each f32 [N, C, H, W]
-// intermediate that only convolutions and pools write and only
-// convolutions (source or residual), pools and global_avg_pool read, with C
-// a multiple of the block, so it keeps its bytes and arena slot. Such
+// intermediate that only convolutions, pools and binary ops with
+// per-channel operands write and only those and global_avg_pool read. With
+// C a multiple of the block it keeps its bytes and arena slot; otherwise
+// (at most half a block of padding) its channels are padded with zeros and
+// the Executable stores it outside the arena. Such
 // kernels build their memory descriptors from the planned layouts
 // (PrepareContext) and name themselves "...(blocked)". A convolution with a
 // blocked result runs oneDNN's blocked jit kernels (1x1 too) with native
@@ -1175,11 +1177,14 @@ std::unique_ptr<PreparedKernel> prepareBinary(const PrepareContext &pc) {
     if (!blockedMd)
       return nullptr;
     md0 = *blockedMd;
-    // A per-channel [1|N, C, 1, 1] operand, described in the same blocked
-    // tag (the same bytes): oneDNN 2.6's jit binary takes broadcasts only
-    // in the layout of the full source (plain: its reference kernel).
+    // A per-channel [1|N, C, 1, 1] operand in the same blocked tag: oneDNN
+    // 2.6's jit binary takes broadcasts only in the layout of the full
+    // source (plain: its reference kernel). Planned blocked, or plain with
+    // C a multiple of the block (the same bytes); plain with padded
+    // channels would be read past its end.
     std::vector<int64_t> p1 = padded(pc.inputs[src1].shape);
-    if (p1.size() == 4 && p1[1] % layout.channelBlock == 0)
+    bool sameBytes = p1.size() == 4 && p1[1] % layout.channelBlock == 0;
+    if (p1.size() == 4 && (pc.inputLayout(src1) == layout || sameBytes))
       md1 = *activationMd(dimsOf(p1), type, layout);
     else if (!full1 && numElements(p1) != 1)
       return nullptr;
@@ -1190,6 +1195,10 @@ std::unique_ptr<PreparedKernel> prepareBinary(const PrepareContext &pc) {
   // whole trailing dims; others (the [1, 1, H, 1] weights of a bilinear
   // Resize) run its reference kernel, ~60 ns an element: 48 ms for a
   // [1, 21, 520, 65] mul. The own loop (cpu:mul) does that in ~1 ms.
+  // On channel-blocked buffers it also has a reference kernel only for a
+  // scalar operand, and for div when channels are padded. Its jit kernel
+  // computes the padded channels too, as op(0, 0) (every blocked writer
+  // keeps them zero): 0 for add, sub and mul, so they stay zero.
   if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0)
     return nullptr;
   auto k = std::make_unique<OnednnKernel>(
@@ -1541,12 +1550,16 @@ std::vector<Layout> planBlockedLayouts(const Program &program) {
   if (block == 0)
     return layouts;
   // Candidates: f32 [N, C, H, W] intermediates with C a multiple of the
-  // block (same bytes, same arena slot).
+  // block (same bytes, same arena slot), or padded to one with at most half
+  // as many bytes again (MobileNet's and EfficientNet's 24, 40, 72, 120 and
+  // 200 channels; the Executable stores those outside the arena).
   std::vector<bool> blocked(program.buffers.size(), false);
-  for (const BufferDesc &b : program.buffers)
+  for (const BufferDesc &b : program.buffers) {
+    int64_t c = b.shape.size() == 4 ? b.shape[1] : 0;
+    int64_t padded = (c + block - 1) / block * block;
     blocked[b.id] = b.kind == BufferKind::arena && b.dtype == DType::f32 &&
-                    b.shape.size() == 4 && b.shape[1] > 0 &&
-                    b.shape[1] % block == 0;
+                    c > 0 && 2 * padded <= 3 * c;
+  }
   // Each kernel that touches a candidate must take it blocked. A binary
   // elementwise call takes operands of its result's shape blocked (and
   // per-channel ones in either layout, the same bytes).

@@ -6,8 +6,8 @@
 // read or wrote channel-blocked buffers, so that the plan is taken exactly
 // where it should be (intermediates between layout-aware kernels) and
 // nowhere else (Program outputs, buffers a plain kernel reads, channel
-// counts that are not a multiple of the block, a pool whose factory
-// declines).
+// counts that would need more than half a block of padding, a pool whose
+// factory declines).
 //
 //===----------------------------------------------------------------------===//
 #include "TestUtil.h"
@@ -180,7 +180,10 @@ TEST_F(LayoutPlan, OutputsAndPlainReadersStayPlain) {
                         }));
 }
 
-TEST_F(LayoutPlan, ChannelsNotAMultipleOfTheBlockStayPlain) {
+TEST_F(LayoutPlan, ChannelsPaddedByMoreThanHalfStayPlain) {
+  // block + 4 channels would take a second block, 12 of its 16 (or 8)
+  // lanes padding: plain (see PaddedChannelsStayBlocked for narrower
+  // padding).
   ProgramBuilder p("odd_channels");
   int64_t x = p.input("x", {1, 8, 6, 6});
   int64_t h = p.conv(x, 8, block_ + 4, 3, {1, block_ + 4, 6, 6});
@@ -325,6 +328,61 @@ TEST_F(LayoutPlan, SqueezeExcitationScalesBlockedActivations) {
   ASSERT_EQ(impls.size(), 3u);
   EXPECT_EQ(impls[1].find("(blocked)"), std::string::npos) << impls[1];
   EXPECT_EQ(impls[2], "onednn:conv2d");
+}
+
+TEST_F(LayoutPlan, PaddedChannelsStayBlocked) {
+  // MobileNet V2/V3 widths that are not a multiple of the block (24 and 72
+  // for a block of 16) are blocked with their channels padded to a whole
+  // block, stored by the Executable outside the arena: 1x1 conv -> depthwise
+  // -> squeeze-excitation (pool, two convs, a [1, C, 1, 1] gate) -> mul by
+  // the gate -> 1x1 conv with a residual -> max pool -> global average pool.
+  // Padded channels must stay zero (a conv multiplies them by zero weights,
+  // so a NaN there would spread into every channel); a div by the gate
+  // (0 / 0 there, oneDNN's reference kernel only) keeps its buffers plain.
+  ProgramBuilder p("padded");
+  int64_t c = block_ + block_ / 2, wide = 4 * block_ + block_ / 2;
+  int64_t x = p.input("x", {1, c, 8, 8});
+  int64_t a = p.conv(x, c, c, 3, {1, c, 8, 8});
+  int64_t e = p.conv(a, c, wide, 1, {1, wide, 8, 8});
+  int64_t d = p.call(
+      "fused_conv2d", {e, p.param({wide, 1, 3, 3})}, {1, wide, 8, 8},
+      {{"groups", wide}, {"pads", {1, 1, 1, 1}}, {"epilogue", {"relu"}}});
+  int64_t pooled = p.call("global_avg_pool", {d}, {1, wide, 1, 1});
+  int64_t s1 = p.conv(pooled, wide, 8, 1, {1, 8, 1, 1});
+  int64_t gate =
+      p.call("fused_conv2d", {s1, p.param({wide, 8, 1, 1})}, {1, wide, 1, 1},
+             {{"epilogue", {"sigmoid", "shift"}}, {"scales", {0.5}}});
+  int64_t scaled = p.call("mul", {d, gate}, {1, wide, 8, 8});
+  int64_t r = p.convBn(scaled, wide, c, 1, {1, c, 8, 8}, a);
+  int64_t m =
+      p.call("max_pool2d", {r}, {1, c, 4, 4},
+             {{"kernel", {2, 2}}, {"strides", {2, 2}}, {"pads", {0, 0, 0, 0}}});
+  p.call("global_avg_pool", {m}, {1, c, 1, 1}, json::object(),
+         /*output=*/true);
+  EXPECT_EQ(runBoth(p), (std::vector<std::string>{
+                            "onednn:conv2d(blocked)",
+                            "onednn:conv2d(blocked)",
+                            "onednn:fused_conv2d(blocked)",
+                            "cpu:global_avg_pool(blocked)",
+                            "onednn:conv2d",
+                            "onednn:fused_conv2d(blocked)",
+                            "onednn:binary(blocked)",
+                            "onednn:fused_conv2d(blocked)",
+                            "onednn:max_pool2d(blocked)",
+                            "cpu:global_avg_pool(blocked)",
+                        }));
+  ProgramBuilder v("padded_div");
+  int64_t z = v.input("z", {1, wide, 8, 8});
+  int64_t zc = v.conv(z, wide, wide, 1, {1, wide, 8, 8});
+  int64_t g = v.call("fused_conv2d",
+                     {v.input("s", {1, 8, 1, 1}), v.param({wide, 8, 1, 1})},
+                     {1, wide, 1, 1}, {{"epilogue", {"sigmoid"}}});
+  int64_t q1 = v.call("div", {zc, g}, {1, wide, 8, 8});
+  v.conv(q1, wide, c, 1, {1, c, 8, 8}, /*output=*/true);
+  std::vector<std::string> impls = runBoth(v);
+  ASSERT_EQ(impls.size(), 4u);
+  EXPECT_EQ(impls[2], "onednn:binary");
+  EXPECT_EQ(impls[3], "onednn:conv2d");
 }
 
 TEST_F(LayoutPlan, ResidualOfAPlainResultStaysPlain) {
