@@ -627,7 +627,10 @@ def Kiln_AttentionOp : Kiln_Op<"attention"> {
       row's best score seen exceeds, by more than 110, |scale| times
       |q_i| max_j |k_j| plus the row's largest mask value above the
       diagonal), and visits them in every other row. Needs an additive mask
-      and `causal = false`.
+      and `causal = false`. Also set for a sliding window (a band that
+      masks every key above the diagonal and some below). The cpu kernel
+      bounds any additive mask that varies along the queries the same way,
+      hint or not (a mask the compiler cannot read, such as an initializer).
 
     Scores and the softmax accumulate in f32 for f16/bf16 (f64 for f64).
 

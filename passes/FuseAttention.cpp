@@ -362,6 +362,23 @@ bool isCausalMask(Value mask, bool boolean, int64_t sq, int64_t sk,
   });
 }
 
+/// Whether `mask` (as for isCausalMask) masks out at least every key above
+/// the diagonal, j > i + (sk - sq): a causal mask, or a stricter one such as
+/// a sliding window (Mistral's band, causal and within the window).
+bool masksAboveDiagonal(Value mask, bool boolean, int64_t sq, int64_t sk,
+                        bool trueKeeps = true) {
+  llvm::ArrayRef<int64_t> shape = tensorType(mask).getShape();
+  int64_t rank = shape.size();
+  if (rank < 2 || shape[rank - 2] != sq || shape[rank - 1] != sk)
+    return false;
+  return holdsAt(mask, [&](const int64_t *index, double value) {
+    int64_t i = index[rank - 2], j = index[rank - 1];
+    if (j <= i + (sk - sq))
+      return true;
+    return boolean ? (value != 0) != trueKeeps : value <= kMaskedOut;
+  });
+}
+
 /// A reshape that only regroups the leading dims of [..., Sq, Sk] (e.g.
 /// [B*H, Sq, Sk] <-> [B, H, Sq, Sk]), result rank at most `maxRank`: 4 where
 /// the result is the softmax's input or the probabilities; between the
@@ -814,8 +831,16 @@ void addMask(Canonical &out, const MaskPart &mask,
     out.causalInMask = true;
   }
   if (!llvm::is_contained(causal, true)) {
-    // Nothing to gain from the parts: keep the mask as it was applied.
+    // Nothing to gain from the parts: keep the mask as it was applied. An
+    // additive one with a part that masks every key above the diagonal and
+    // more (a sliding window) gets the causal_in_mask hint.
     bool whole = parts.size() > 1 && isCausal(mask);
+    if (!whole && !mask.boolean &&
+        llvm::any_of(parts, [&](const MaskPart &part) {
+          return masksAboveDiagonal(part.value, part.boolean, sq, sk,
+                                    part.keepWhenTrue);
+        }))
+      out.causalInMask = true;
     parts.assign({mask});
     causal.assign({whole});
   }
@@ -847,9 +872,10 @@ bool absorbsScores(double fill, Operation *where) {
 
 /// Adds a where(cond, scores, fill) step with an absorbing fill as a mask
 /// that replaces: the kernel then computes exactly what the unfused ops do
-/// on every row. A causal part in the condition makes the causal_in_mask
-/// hint (the keys above the diagonal weigh 0 in every row the other parts
-/// leave a key).
+/// on every row. A part of the condition that masks every key above the
+/// diagonal (causal, or a sliding window) makes the causal_in_mask hint
+/// (the keys above the diagonal weigh 0 in every row the other parts leave
+/// a key).
 void addReplacingMask(Canonical &out, const Step &step, int64_t sq,
                       int64_t sk) {
   Canonical::Mask m{step.mask, step.shape};
@@ -859,7 +885,7 @@ void addReplacingMask(Canonical &out, const Step &step, int64_t sq,
   llvm::SmallVector<MaskPart> parts;
   splitMask({step.mask, true, step.keepWhenTrue}, step.shape, parts);
   for (const MaskPart &part : parts)
-    if (isCausalMask(part.value, part.boolean, sq, sk, part.keepWhenTrue))
+    if (masksAboveDiagonal(part.value, part.boolean, sq, sk, part.keepWhenTrue))
       out.causalInMask = true;
 }
 

@@ -36,14 +36,16 @@
 // apart; causal masks nothing with one query).
 //
 // causal_in_mask (a hint; the mask itself masks the keys above the
-// diagonal with a finite fill, which must not become `causal`): the keys of
-// a block past its last query's diagonal are skipped unless some row of the
-// block may give them weight. Before the items run, each mask row's largest
-// value above the diagonal and each KV head's largest |k_j| are taken, which
-// bound those keys' scores (Cauchy-Schwarz); a row whose best score seen
-// exceeds that bound by more than 110 gives them exactly 0 in f32. Blocks
-// with another row (a padded query of a left-padded batch) visit every key,
-// so the result is the same as without the hint.
+// diagonal with a finite fill, which must not become `causal`), and any
+// additive mask that varies along the queries (it may do the same where the
+// compiler cannot see it): the keys of a block past its last query's
+// diagonal are skipped unless some row of the block may give them weight.
+// Before the items run, each mask row's largest value above the diagonal and
+// each KV head's largest |k_j| are taken, which bound those keys' scores
+// (Cauchy-Schwarz); a row whose best score seen exceeds that bound by more than
+// 110 gives them exactly 0 in f32. Blocks with another row (a padded query of a
+// left-padded batch) visit every key, so the result is the same as without the
+// hint.
 //
 // Code paths. The three tile operations (scores, softmax step, p^T . V) have
 // an AVX-512 version (register-blocked FMA microkernels: 6 keys x 64 queries
@@ -832,10 +834,14 @@ public:
                        bool causalInMask, float softcap, const TileOps &ops)
       : PreparedKernel("cpu:flash_attention"), g_(g), scale_(scale),
         softcap_(softcap), causal_(causal), ops_(ops) {
-    // The hint needs an additive mask that varies along the queries; with
-    // one query nothing is above the diagonal.
-    skipAbove_ = causalInMask && !causal && g.hasMask &&
-                 g.maskType != DType::i1 && g.queries > 1;
+    // An additive mask that varies along the queries may mask the keys
+    // above the diagonal whether or not the compiler could tell (the
+    // causal_in_mask hint): T5's decoder bias and mask folded into one
+    // initializer by the exporter, MPT's ALiBi bias plus causal mask. The
+    // per-run bound decides, and costs one pass over the mask's upper
+    // triangle; with one query nothing is above the diagonal.
+    skipAbove_ = !causal && g.hasMask && g.maskType != DType::i1 &&
+                 g.queries > 1 && (causalInMask || g.maskStrides[2] != 0);
     if (skipAbove_) {
       maskSlots_ =
           (g.maskStrides[0] ? g.batch : 1) * (g.maskStrides[1] ? g.heads : 1);

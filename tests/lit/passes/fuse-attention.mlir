@@ -514,6 +514,30 @@ func.func @causal_or_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %
 
 // -----
 
+// A sliding window (Mistral, Gemma 2's local layers as the dynamo exporter
+// folds them): the band of the last 2 keys up to the diagonal, and padding,
+// as HF's float-minimum mask. Not causal, but it masks every key above the
+// diagonal: the whole mask gets the causal_in_mask hint.
+// CHECK-LABEL: func.func @sliding_window_and_padding
+// CHECK: %[[M:.*]] = kiln.where %{{.*}}, %{{.*}}, %{{.*}} : (tensor<2x1x4x4xi1>, tensor<f32>, tensor<f32>) -> tensor<2x1x4x4xf32>
+// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[M]] {causal_in_mask = true, scale = 1.000000e+00 : f64}
+// REMARK: remark: fused attention: B=2 H=2 Sq=4 Sk=4 D=8, causal in mask (keys above the diagonal skipped where they weigh 0), scale 1.000000e+00, additive mask [2, 1, 4, 4]
+func.func @sliding_window_and_padding(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %v: tensor<2x2x4x8xf32>, %pad: tensor<2x1x1x4xi1>) -> tensor<2x2x4x8xf32> {
+  %band = kiln.constant dense<[[[[true, false, false, false], [true, true, false, false], [false, true, true, false], [false, false, true, true]]]]> : tensor<1x1x4x4xi1>
+  %false = kiln.constant dense<false> : tensor<i1>
+  %zero = kiln.constant dense<0.0> : tensor<f32>
+  %fill = kiln.constant dense<-3.40282347E+38> : tensor<f32>
+  %keep = kiln.where %band, %pad, %false : (tensor<1x1x4x4xi1>, tensor<2x1x1x4xi1>, tensor<i1>) -> tensor<2x1x4x4xi1>
+  %m = kiln.where %keep, %zero, %fill : (tensor<2x1x4x4xi1>, tensor<f32>, tensor<f32>) -> tensor<2x1x4x4xf32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x2x4x8xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x4xf32>
+  %1 = kiln.add %0, %m : (tensor<2x2x4x4xf32>, tensor<2x1x4x4xf32>) -> tensor<2x2x4x4xf32>
+  %2 = kiln.softmax %1 : tensor<2x2x4x4xf32>
+  %3 = kiln.matmul %2, %v : (tensor<2x2x4x4xf32>, tensor<2x2x4x8xf32>) -> tensor<2x2x4x8xf32>
+  return %3 : tensor<2x2x4x8xf32>
+}
+
+// -----
+
 // nn.MultiheadAttention with a causal attn_mask and a key padding mask: the
 // two (-inf fills) are summed on [B*H, S, S] and the sum viewed as
 // [B, H, S, S]. The triangle becomes causal; the padding part is regrouped

@@ -1205,6 +1205,22 @@ std::vector<OpCase> buildCases() {
       attention("causal_in_mask_f16", DType::f16, {1, 2, 100, 32},
                 {1, 2, 100, 32}, 32, hint, of(DType::f16, {1, 1, 100, 100}),
                 {{3, paddedCausal({30}, 100, 100, -65504)}});
+      // Without the hint the kernel bounds any mask that varies along the
+      // queries the same way (T5's decoder bias and mask folded into one
+      // initializer; ALiBi plus causal): a sliding window (band) with
+      // padding, per head.
+      {
+        std::vector<double> band;
+        for (int64_t h = 0; h < 2; ++h)
+          for (int64_t i = 0; i < 140; ++i)
+            for (int64_t j = 0; j < 140; ++j)
+              band.push_back(j > i || j + 40 + 10 * h < i || j < 20
+                                 ? lowest
+                                 : 0.05 * (i - j) * (h + 1) / 140);
+        attention("sliding_window_no_hint", DType::f32, {1, 2, 140, 16},
+                  {1, 2, 140, 16}, 16, plain, of(DType::f32, {1, 2, 140, 140}),
+                  {{3, band}});
+      }
       // A wrong hint (the mask is not causal) changes nothing either.
       attention("causal_in_mask_not_causal", DType::f32, {1, 2, 150, 16},
                 {1, 2, 150, 16}, 16, hint,
