@@ -343,13 +343,15 @@ bool holdsEverywhere(Value v, llvm::function_ref<bool(double)> holds) {
 }
 
 /// Whether `mask` (boolean: true keeps, or true masks when `trueKeeps` is
-/// false, as in masked_fill; additive: 0 keeps, <= kMaskedOut masks) is the
-/// causal pattern for `sq` queries and `sk` keys: key j is kept for query i
-/// exactly when j <= i + (sk - sq), the same for every batch and head (a
-/// mask expanded over them, as HF's [B, 1, S, S] masks are, is checked for
-/// each). False as well when that cannot be decided from constants alone.
-bool isCausalMask(Value mask, bool boolean, int64_t sq, int64_t sk,
-                  bool trueKeeps = true) {
+/// false, as in masked_fill; additive: 0 keeps, <= kMaskedOut masks) masks
+/// out every key above the diagonal for `sq` queries and `sk` keys, j > i +
+/// (sk - sq), and, when `exactly`, keeps every other key: the causal
+/// pattern; otherwise it may mask more (a sliding window, Mistral's band).
+/// The same for every batch and head (a mask expanded over them, as HF's
+/// [B, 1, S, S] masks are, is checked for each). False as well when that
+/// cannot be decided from constants alone.
+bool masksAboveDiagonal(Value mask, bool boolean, int64_t sq, int64_t sk,
+                        bool trueKeeps, bool exactly) {
   llvm::ArrayRef<int64_t> shape = tensorType(mask).getShape();
   int64_t rank = shape.size();
   if (rank < 2 || shape[rank - 2] != sq || shape[rank - 1] != sk)
@@ -357,26 +359,17 @@ bool isCausalMask(Value mask, bool boolean, int64_t sq, int64_t sk,
   return holdsAt(mask, [&](const int64_t *index, double value) {
     int64_t i = index[rank - 2], j = index[rank - 1];
     bool keep = j <= i + (sk - sq);
+    if (keep && !exactly)
+      return true;
     return boolean ? ((value != 0) == trueKeeps) == keep
                    : (keep ? value == 0 : value <= kMaskedOut);
   });
 }
 
-/// Whether `mask` (as for isCausalMask) masks out at least every key above
-/// the diagonal, j > i + (sk - sq): a causal mask, or a stricter one such as
-/// a sliding window (Mistral's band, causal and within the window).
-bool masksAboveDiagonal(Value mask, bool boolean, int64_t sq, int64_t sk,
-                        bool trueKeeps = true) {
-  llvm::ArrayRef<int64_t> shape = tensorType(mask).getShape();
-  int64_t rank = shape.size();
-  if (rank < 2 || shape[rank - 2] != sq || shape[rank - 1] != sk)
-    return false;
-  return holdsAt(mask, [&](const int64_t *index, double value) {
-    int64_t i = index[rank - 2], j = index[rank - 1];
-    if (j <= i + (sk - sq))
-      return true;
-    return boolean ? (value != 0) != trueKeeps : value <= kMaskedOut;
-  });
+/// Whether `mask` is the causal pattern (see masksAboveDiagonal).
+bool isCausalMask(Value mask, bool boolean, int64_t sq, int64_t sk,
+                  bool trueKeeps = true) {
+  return masksAboveDiagonal(mask, boolean, sq, sk, trueKeeps, true);
 }
 
 /// A reshape that only regroups the leading dims of [..., Sq, Sk] (e.g.
@@ -838,7 +831,7 @@ void addMask(Canonical &out, const MaskPart &mask,
     if (!whole && !mask.boolean &&
         llvm::any_of(parts, [&](const MaskPart &part) {
           return masksAboveDiagonal(part.value, part.boolean, sq, sk,
-                                    part.keepWhenTrue);
+                                    part.keepWhenTrue, false);
         }))
       out.causalInMask = true;
     parts.assign({mask});
@@ -885,7 +878,8 @@ void addReplacingMask(Canonical &out, const Step &step, int64_t sq,
   llvm::SmallVector<MaskPart> parts;
   splitMask({step.mask, true, step.keepWhenTrue}, step.shape, parts);
   for (const MaskPart &part : parts)
-    if (masksAboveDiagonal(part.value, part.boolean, sq, sk, part.keepWhenTrue))
+    if (masksAboveDiagonal(part.value, part.boolean, sq, sk, part.keepWhenTrue,
+                           false))
       out.causalInMask = true;
 }
 
