@@ -11,6 +11,7 @@
 #include "ir/ElementTypes.h"
 #include "ir/KilnDialect.h"
 #include "ir/KilnOps.h"
+#include "passes/Matchers.h"
 #include "passes/Passes.h"
 
 #include "mlir/IR/Matchers.h"
@@ -137,16 +138,6 @@ bool isBias(RankedTensorType other, Operation *anchor) {
     if (size != (int64_t(d) + offset == dim ? result.getDimSize(dim) : 1))
       return false;
   return true;
-}
-
-/// The value of a splat float constant, if `v` is one.
-std::optional<double> splatFloat(Value v) {
-  mlir::DenseElementsAttr constant;
-  if (!mlir::matchPattern(v, mlir::m_Constant(&constant)) ||
-      !constant.isSplat() ||
-      !mlir::isa<mlir::FloatType>(constant.getElementType()))
-    return std::nullopt;
-  return constant.getSplatValue<llvm::APFloat>().convertToDouble();
 }
 
 // add(matmul(a, b), bias) => fused_matmul(a, b, bias) {epilogue = [add_bias]}
@@ -285,12 +276,6 @@ struct SinkActivationBelowReshape : mlir::OpRewritePattern<OpTy> {
   }
 };
 
-/// Whether `v` is a splat float constant equal to `value` (to f32).
-bool isSplatNear(Value v, double value) {
-  std::optional<double> c = splatFloat(v);
-  return c && std::fabs(*c - value) <= 1e-7 * std::max(1.0, std::fabs(value));
-}
-
 /// The other operand of binary `op` when one operand is a splat near
 /// `value`; null otherwise.
 template <typename OpTy> Value otherThanSplat(Value v, double value) {
@@ -355,144 +340,6 @@ struct FuseGatedActivation : mlir::OpRewritePattern<MulOp> {
   }
 };
 
-/// The operands of a product of muls (or terms of a sum of adds) rooted at
-/// `v`: the root itself and single-use ops of the same type below it are
-/// opened, up to `limit` of them; anything else is one factor.
-template <typename OpTy>
-void flatten(Value v, llvm::SmallVectorImpl<Value> &operands,
-             llvm::SmallVectorImpl<Operation *> &opened, mlir::Type type,
-             size_t limit, bool root = true) {
-  auto op = v.getDefiningOp<OpTy>();
-  if (op && opened.size() < limit && op.getType() == type &&
-      (root || op->hasOneUse())) {
-    opened.push_back(op);
-    flatten<OpTy>(op->getOperand(0), operands, opened, type, limit, false);
-    flatten<OpTy>(op->getOperand(1), operands, opened, type, limit, false);
-    return;
-  }
-  operands.push_back(v);
-}
-
-/// Splits `operands` into the splats near `values` (each used once, in any
-/// order) and the rest; false when a value has no splat.
-bool takeSplats(llvm::SmallVectorImpl<Value> &operands,
-                llvm::ArrayRef<double> values) {
-  for (double value : values) {
-    auto it =
-        llvm::find_if(operands, [&](Value v) { return isSplatNear(v, value); });
-    if (it == operands.end())
-      return false;
-    operands.erase(it);
-  }
-  return true;
-}
-
-/// `v` as `op(arg)` of a single-use unary op of `v`'s type.
-template <typename OpTy> Value unaryArg(Value v) {
-  auto op = v.getDefiningOp<OpTy>();
-  return op && op->hasOneUse() ? op->getOperand(0) : Value();
-}
-
-/// `v` as 1 + f(arg) for a single-use unary f (erf or tanh): arg, or null.
-template <typename OpTy> Value onePlus(Value v, mlir::Type type) {
-  llvm::SmallVector<Value> terms;
-  llvm::SmallVector<Operation *> adds;
-  if (!v.hasOneUse())
-    return {};
-  flatten<AddOp>(v, terms, adds, type, 1);
-  if (adds.size() != 1 || !takeSplats(terms, {1.0}) || terms.size() != 1)
-    return {};
-  return unaryArg<OpTy>(terms[0]);
-}
-
-/// Whether `v` is x^3: pow(x, 3) or x * x * x.
-bool isCube(Value v, Value x) {
-  if (auto pow = v.getDefiningOp<PowOp>())
-    return pow->hasOneUse() && pow.getLhs() == x &&
-           isSplatNear(pow.getRhs(), 3.0);
-  llvm::SmallVector<Value> factors;
-  llvm::SmallVector<Operation *> muls;
-  if (!v.hasOneUse())
-    return false;
-  flatten<MulOp>(v, factors, muls, x.getType(), 2);
-  return factors.size() == 3 &&
-         llvm::all_of(factors, [&](Value f) { return f == x; });
-}
-
-// x * 0.5 * (1 + erf(x / sqrt(2))) => gelu(x)
-// x * 0.5 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))
-//     => gelu(x) {approximate = "tanh"}
-// as PyTorch's exporters write F.gelu below opset 20 (HF BERT, RoBERTa,
-// DeBERTa, ...) and HF's gelu_new (GPT-2): muls and adds in any order and
-// association, x / sqrt(2) also as x * (1 / sqrt(2)), x^3 as pow or x*x*x.
-// The gelu then fuses into the matmul before it like any activation.
-struct FuseDecomposedGelu : mlir::OpRewritePattern<MulOp> {
-  using OpRewritePattern::OpRewritePattern;
-
-  LogicalResult matchAndRewrite(MulOp mul,
-                                PatternRewriter &rewriter) const override {
-    mlir::Type type = mul.getType();
-    llvm::SmallVector<Value> factors;
-    llvm::SmallVector<Operation *> muls;
-    flatten<MulOp>(mul, factors, muls, type, 2);
-    if (factors.size() != 3 || !takeSplats(factors, {0.5}))
-      return rewriter.notifyMatchFailure(mul, "not x * 0.5 * (1 + f(...))");
-    for (unsigned i : {0u, 1u}) {
-      Value x = factors[i], gate = factors[1 - i];
-      if (x.getType() != type)
-        continue;
-      if (Value arg = onePlus<ErfOp>(gate, type)) {
-        llvm::SmallVector<Value> scaled;
-        llvm::SmallVector<Operation *> ops;
-        bool halfRoot2 = false;
-        if (auto div = arg.getDefiningOp<DivOp>())
-          halfRoot2 = div->hasOneUse() && div.getLhs() == x &&
-                      isSplatNear(div.getRhs(), std::sqrt(2.0));
-        else if (arg.hasOneUse()) {
-          flatten<MulOp>(arg, scaled, ops, type, 1);
-          halfRoot2 = takeSplats(scaled, {1.0 / std::sqrt(2.0)}) &&
-                      scaled.size() == 1 && scaled[0] == x;
-        }
-        if (halfRoot2) {
-          rewriter.replaceOpWithNewOp<GeluOp>(mul, type, x, "none");
-          return success();
-        }
-      }
-      if (Value arg = onePlus<TanhOp>(gate, type)) {
-        // sqrt(2 / pi) * (x + 0.044715 * x^3)
-        llvm::SmallVector<Value> outer, inner, cube;
-        llvm::SmallVector<Operation *> ops;
-        if (!arg.hasOneUse())
-          continue;
-        flatten<MulOp>(arg, outer, ops, type, 1);
-        if (!takeSplats(outer, {std::sqrt(2.0 / M_PI)}) || outer.size() != 1 ||
-            !outer[0].hasOneUse())
-          continue;
-        flatten<AddOp>(outer[0], inner, ops, type, 2);
-        auto xAt = llvm::find(inner, x);
-        if (inner.size() != 2 || xAt == inner.end())
-          continue;
-        inner.erase(xAt);
-        if (!inner[0].hasOneUse())
-          continue;
-        flatten<MulOp>(inner[0], cube, ops, type, 3);
-        if (!takeSplats(cube, {0.044715}))
-          continue;
-        // The rest is x^3: one pow or cube value, or x, x, x.
-        bool isX3 = (cube.size() == 1 && isCube(cube[0], x)) ||
-                    (cube.size() == 3 &&
-                     llvm::all_of(cube, [&](Value f) { return f == x; }));
-        if (isX3) {
-          rewriter.replaceOpWithNewOp<GeluOp>(mul, type, x, "tanh");
-          return success();
-        }
-      }
-    }
-    return rewriter.notifyMatchFailure(mul,
-                                       "not gelu written out with erf or tanh");
-  }
-};
-
 /// Remarks after the rewrite: what each fused op holds, and why candidates
 /// next to a matmul/conv2d were left alone.
 void emitRemarks(mlir::ModuleOp module) {
@@ -529,7 +376,7 @@ struct FuseEpiloguesPass
     mlir::MLIRContext *context = &getContext();
     mlir::RewritePatternSet patterns(context);
     patterns.add<
-        FuseAdd, FuseBatchNorm, FuseGatedActivation, FuseDecomposedGelu,
+        FuseAdd, FuseBatchNorm, FuseGatedActivation,
         SinkActivationBelowReshape<ReluOp>, SinkActivationBelowReshape<GeluOp>,
         SinkActivationBelowReshape<SiluOp>, SinkActivationBelowReshape<TanhOp>,
         SinkActivationBelowReshape<SigmoidOp>>(context);

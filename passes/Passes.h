@@ -20,6 +20,9 @@ namespace kiln {
 
 /// Options of the whole pipeline (grows with the rewrites).
 struct PipelineOptions {
+  /// Run kiln-raise-composites: op chains that spell out gelu or rms_norm
+  /// become that op.
+  bool raiseComposites = true;
   /// Run kiln-fuse-attention: matmul -> scale -> mask -> softmax -> matmul
   /// becomes kiln.attention.
   bool fuseAttention = true;

@@ -37,6 +37,49 @@ def VerifyProgramPass : Pass<"kiln-verify-program", "mlir::ModuleOp"> {
   }];
 }
 
+def RaiseCompositesPass : Pass<"kiln-raise-composites", "mlir::ModuleOp"> {
+  let summary = "Replace op chains that spell out gelu or rms_norm with the op";
+  let description = [{
+    Exporters write some operations as chains of elementary ops, each a pass
+    over the whole activation when run as written. This pass replaces them
+    with the one kiln op that computes the same function:
+
+    - `x * 0.5 * (1 + erf(x / sqrt(2)))` => `kiln.gelu` (PyTorch's
+      TorchScript exporter writes `F.gelu` this way below opset 20: HF BERT,
+      RoBERTa, DeBERTa, ELECTRA, ALBERT);
+    - `0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))` =>
+      `kiln.gelu {approximate = "tanh"}` (HF's `gelu_new`: GPT-2);
+    - `w * (x * (1 / sqrt(mean(x^2, -1) + eps)))` => `kiln.rms_norm` with
+      `epsilon = eps` (HF's LLaMA, Mistral, Qwen, Gemma, T5 RMSNorm), with a
+      weight of shape `[D]`.
+
+    Muls and adds match in any order and association; `x / sqrt(2)` also as
+    a multiplication by `1 / sqrt(2)`, `x^3` as `pow` or `x * x * x`, `x^2`
+    as `pow` or `x * x`, `1 / sqrt` as `rsqrt`, `reciprocal` or a division.
+    Every intermediate must have no other use. Constants match to f32
+    precision. The raised ops compute the same function; on the reference
+    backend `rms_norm` accumulates its mean in f64 where the chain used the
+    element type, so results can differ in the last bits.
+
+    Example:
+
+    ```mlir
+    %0 = kiln.div %x, %sqrt2 : (tensor<8x32xf32>, tensor<f32>) -> tensor<8x32xf32>
+    %1 = kiln.erf %0 : tensor<8x32xf32>
+    %2 = kiln.add %1, %one : (tensor<8x32xf32>, tensor<f32>) -> tensor<8x32xf32>
+    %3 = kiln.mul %x, %2 : (tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<8x32xf32>
+    %y = kiln.mul %3, %half : (tensor<8x32xf32>, tensor<f32>) -> tensor<8x32xf32>
+    // becomes
+    %y = kiln.gelu %x : tensor<8x32xf32>
+    ```
+  }];
+  let dependentDialects = ["kiln::KilnDialect"];
+  let options = [
+    Option<"remarks", "remarks", "bool", /*default=*/"false",
+           "Emit a remark for every raised op">
+  ];
+}
+
 def FuseAttentionPass : Pass<"kiln-fuse-attention", "mlir::ModuleOp"> {
   let summary = "Rewrite matmul -> scale -> mask -> softmax -> matmul into "
                 "kiln.attention";

@@ -41,6 +41,11 @@ void buildKilnPipeline(mlir::OpPassManager &pm,
   pm.addPass(createVerifyProgramPass());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
+  if (options.raiseComposites) {
+    RaiseCompositesPassOptions raise;
+    raise.remarks = options.remarks;
+    pm.addPass(createRaiseCompositesPass(raise));
+  }
   if (options.fuseAttention) {
     FuseAttentionPassOptions attention;
     attention.remarks = options.remarks;

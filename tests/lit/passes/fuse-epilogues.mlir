@@ -86,48 +86,6 @@ func.func @swish(%x: tensor<1x8x6x6xf32>, %w: tensor<16x8x3x3xf32>, %b: tensor<1
 
 // -----
 
-// GELU as PyTorch exports F.gelu below opset 20 (Div, Erf, Add, Mul, Mul),
-// and HF GPT-2's gelu_new after a reshape of the matmul result: kiln.gelu,
-// sunk below the reshape, then an epilogue step.
-// CHECK-LABEL: func.func @decomposed_gelu
-// CHECK: %[[A:.*]] = kiln.fused_matmul %arg0, %arg1, %arg2 {epilogue = ["add_bias", "gelu"]}
-// CHECK: %[[B:.*]] = kiln.fused_matmul %arg0, %arg1, %arg2 {epilogue = ["add_bias", "gelu_tanh"]}
-// CHECK-NEXT: %[[R:.*]] = kiln.reshape %[[B]]
-// CHECK-NOT: kiln.erf
-// CHECK-NOT: kiln.tanh
-// CHECK: return %[[A]], %[[R]]
-// REMARK: remark: fused epilogue [add_bias, gelu] into kiln.fused_matmul
-// REMARK: remark: fused epilogue [add_bias, gelu_tanh] into kiln.fused_matmul
-func.func @decomposed_gelu(%x: tensor<8x16xf32>, %w: tensor<16x32xf32>, %b: tensor<32xf32>) -> (tensor<8x32xf32>, tensor<2x4x32xf32>) {
-  %root2 = kiln.constant dense<1.41421354> : tensor<f32>
-  %one = kiln.constant dense<1.0> : tensor<f32>
-  %half = kiln.constant dense<0.5> : tensor<f32>
-  %three = kiln.constant dense<3.0> : tensor<f32>
-  %k = kiln.constant dense<0.0447149985> : tensor<f32>
-  %c = kiln.constant dense<0.797884583> : tensor<f32>
-  %0 = kiln.matmul %x, %w : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
-  %1 = kiln.add %0, %b : (tensor<8x32xf32>, tensor<32xf32>) -> tensor<8x32xf32>
-  %2 = kiln.div %1, %root2 : (tensor<8x32xf32>, tensor<f32>) -> tensor<8x32xf32>
-  %3 = kiln.erf %2 : tensor<8x32xf32>
-  %4 = kiln.add %3, %one : (tensor<8x32xf32>, tensor<f32>) -> tensor<8x32xf32>
-  %5 = kiln.mul %1, %4 : (tensor<8x32xf32>, tensor<8x32xf32>) -> tensor<8x32xf32>
-  %6 = kiln.mul %5, %half : (tensor<8x32xf32>, tensor<f32>) -> tensor<8x32xf32>
-  %10 = kiln.matmul %x, %w : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
-  %11 = kiln.add %10, %b : (tensor<8x32xf32>, tensor<32xf32>) -> tensor<8x32xf32>
-  %12 = kiln.reshape %11 {shape = array<i64: 2, 4, 32>} : (tensor<8x32xf32>) -> tensor<2x4x32xf32>
-  %13 = kiln.mul %12, %half : (tensor<2x4x32xf32>, tensor<f32>) -> tensor<2x4x32xf32>
-  %14 = kiln.pow %12, %three : (tensor<2x4x32xf32>, tensor<f32>) -> tensor<2x4x32xf32>
-  %15 = kiln.mul %14, %k : (tensor<2x4x32xf32>, tensor<f32>) -> tensor<2x4x32xf32>
-  %16 = kiln.add %12, %15 : (tensor<2x4x32xf32>, tensor<2x4x32xf32>) -> tensor<2x4x32xf32>
-  %17 = kiln.mul %16, %c : (tensor<2x4x32xf32>, tensor<f32>) -> tensor<2x4x32xf32>
-  %18 = kiln.tanh %17 : tensor<2x4x32xf32>
-  %19 = kiln.add %18, %one : (tensor<2x4x32xf32>, tensor<f32>) -> tensor<2x4x32xf32>
-  %20 = kiln.mul %13, %19 : (tensor<2x4x32xf32>, tensor<2x4x32xf32>) -> tensor<2x4x32xf32>
-  return %6, %20 : tensor<8x32xf32>, tensor<2x4x32xf32>
-}
-
-// -----
-
 // ONNX HardSigmoid as the importer writes it, max(min(x / 6 + 1/2, 1), 0):
 // the gate of MobileNet V3's squeeze-excitation blocks. The add of a splat
 // is a shift step.

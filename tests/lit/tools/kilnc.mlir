@@ -40,9 +40,10 @@
 // DUMPS-NEXT: 01-kiln-verify-program.mlir
 // DUMPS-NEXT: 02-canonicalize.mlir
 // DUMPS-NEXT: 03-cse.mlir
-// DUMPS-NEXT: 04-kiln-fuse-attention.mlir
-// DUMPS-NEXT: 05-canonicalize.mlir
-// DUMPS-NEXT: 06-kiln-fuse-epilogues.mlir
+// DUMPS-NEXT: 04-kiln-raise-composites.mlir
+// DUMPS-NEXT: 05-kiln-fuse-attention.mlir
+// DUMPS-NEXT: 06-canonicalize.mlir
+// DUMPS-NEXT: 07-kiln-fuse-epilogues.mlir
 // DUMPS-NEXT: program.txt
 
 // The artifact runs; outputs land as .npy files.

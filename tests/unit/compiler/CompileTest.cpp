@@ -236,9 +236,11 @@ TEST(Compile, PipelineFoldsIdentitiesAndDumpsEveryPass) {
   EXPECT_TRUE(std::filesystem::exists(dir + "/01-kiln-verify-program.mlir"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/02-canonicalize.mlir"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/03-cse.mlir"));
-  EXPECT_TRUE(std::filesystem::exists(dir + "/04-kiln-fuse-attention.mlir"));
-  EXPECT_TRUE(std::filesystem::exists(dir + "/05-canonicalize.mlir"));
-  EXPECT_TRUE(std::filesystem::exists(dir + "/06-kiln-fuse-epilogues.mlir"));
+  EXPECT_TRUE(
+      std::filesystem::exists(dir + "/04-kiln-raise-composites.mlir"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/05-kiln-fuse-attention.mlir"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/06-canonicalize.mlir"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/07-kiln-fuse-epilogues.mlir"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/program.txt"));
 }
 
