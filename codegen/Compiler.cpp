@@ -151,6 +151,7 @@ StatusOr<CompileResult> compileToProgram(const Module &module,
   PipelineOptions pipelineOptions;
   pipelineOptions.fuseEpilogues = options.fuseEpilogues;
   pipelineOptions.fuseAttention = options.fuseAttention;
+  pipelineOptions.raiseComposites = options.raiseComposites;
   pipelineOptions.attentionMinKeys =
       options.attentionMinKeys.value_or(attentionMinKeysFor(options.target));
   pipelineOptions.remarks = true;

@@ -44,6 +44,9 @@ struct CompileOptions {
   /// Fold bias/scale/activation/residual ops into the matmul or conv2d they
   /// follow (kiln-fuse-epilogues); off to compare with the unfused Program.
   bool fuseEpilogues = true;
+  /// Replace op chains that spell out gelu or rms_norm with that op
+  /// (kiln-raise-composites); off to compare.
+  bool raiseComposites = true;
   /// Rewrite unfused attention (matmul -> scale -> mask -> softmax -> matmul)
   /// into kiln.attention (kiln-fuse-attention); off to compare.
   bool fuseAttention = true;
@@ -65,6 +68,10 @@ struct CompileOptions {
   }
   CompileOptions &setFuseAttention(bool on) {
     fuseAttention = on;
+    return *this;
+  }
+  CompileOptions &setRaiseComposites(bool on) {
+    raiseComposites = on;
     return *this;
   }
 };

@@ -44,6 +44,8 @@ Options:
                         conv2d unfused (skip kiln-fuse-epilogues)
   --no-fuse-attention   keep attention as matmul/softmax/matmul (skip
                         kiln-fuse-attention)
+  --no-raise-composites keep the op chains that spell out gelu and rms_norm
+                        (skip kiln-raise-composites)
   --remarks             print every pass's remarks to stderr: each fused
                         block, and each candidate not fused with the reason
   --report              print the compile report: per pass how many blocks
@@ -74,8 +76,8 @@ int main(int argc, char **argv) {
                           "--seed", "--target", "--dump-ir-dir"},
                          {"-h", "--help", "--list-models", "--random-weights",
                           "--debug-locations", "--no-fuse-epilogues",
-                          "--no-fuse-attention", "--remarks", "--report", "-q",
-                          "--quiet"},
+                          "--no-fuse-attention", "--no-raise-composites",
+                          "--remarks", "--report", "-q", "--quiet"},
                          {"--input-shape"});
   if (!args.parse(argc, argv))
     return args.usageError(args.error());
@@ -185,6 +187,7 @@ int main(int argc, char **argv) {
   options.target = args.get("--target", "cpu");
   options.dumpIrDir = args.get("--dump-ir-dir");
   options.fuseEpilogues = !args.has("--no-fuse-epilogues");
+  options.raiseComposites = !args.has("--no-raise-composites");
   options.fuseAttention = !args.has("--no-fuse-attention");
   if (args.has("--random-weights"))
     module->initializeMissingWeights(static_cast<uint64_t>(*seed));

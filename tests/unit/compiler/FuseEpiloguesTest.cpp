@@ -148,6 +148,38 @@ TEST(FuseEpilogues, GeluAsExportersWriteIt) {
   }
 }
 
+/// RMSNorm as HF exports it (x * (1 / sqrt(mean(x^2) + eps)) * w, and with
+/// x * x and rsqrt) raised to kiln.rms_norm by kiln-raise-composites: the
+/// same numbers as the seven ops it replaces, on both backends.
+TEST(RaiseComposites, RmsNormKeepsNumbers) {
+  dsl::Graph g("rms");
+  auto x = g.input("x", {2, 5, 64});
+  auto w = g.param("w", {64});
+  auto inv = 1.0 / ((x.pow(g.scalar(2.0)).mean({-1}, true) + 1e-6).sqrt());
+  g.output("llama", w * (x * inv));
+  auto y = nn::linear(x, 64, "proj");
+  g.output("t5", ((y * y).mean({-1}, true) + 1e-5).rsqrt() * y * w);
+  Module m = g.finish();
+  for (std::string target : {"reference", "cpu"}) {
+    auto raised = compile(m, CompileOptions().setTarget(target));
+    auto kept = compile(
+        m, CompileOptions().setTarget(target).setRaiseComposites(false));
+    ASSERT_TRUE(raised && kept);
+    size_t norms = 0, means = 0;
+    for (const KernelCall &k : raised->program().kernels) {
+      norms += k.op == "rms_norm";
+      means += k.op == "reduce_mean";
+    }
+    EXPECT_EQ(norms, 2u) << target;
+    EXPECT_EQ(means, 0u) << target;
+    // rms_norm accumulates its mean in f64 where the chain used f32.
+    kiln::test::expectSameOutputs(
+        *raised, *kept, 3,
+        [](double w, double) { return 2e-6 * std::max(1.0, std::fabs(w)); },
+        target);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Tiny, FuseEpiloguesZoo,
                          ::testing::Values("mlp", "gpt", "bert", "vit",
                                            "resnet"),
