@@ -28,6 +28,16 @@ struct Executable::Impl {
   /// (channels padded to a block): offset from `arena`, after the Program's
   /// arena; -1 for every other buffer.
   std::vector<int64_t> ownOffset;
+  /// Kernels that depend only on weights and constants: run once by
+  /// create(), skipped by run().
+  std::vector<bool> atLoad;
+
+  /// Where an arena, param or constant buffer's bytes are.
+  void *bufferData(const BufferDesc &b) const {
+    if (b.kind == BufferKind::arena)
+      return arena + (ownOffset[b.id] >= 0 ? ownOffset[b.id] : b.offset);
+    return const_cast<void *>(weights.at(b.name).data());
+  }
   std::vector<KernelTiming> profile;
 };
 
@@ -131,21 +141,70 @@ prepareKernels(const Program &prog, const Backend &backend,
   return Status::ok();
 }
 
-/// Places the arena buffers whose layout needs more bytes than their arena
-/// slot (channels padded to a whole block) after the Program's arena, in
-/// storage shared by buffers whose kernels (first to last that touches
-/// them) do not overlap, and returns the bytes that takes. Such buffers are
-/// only touched by layout-aware kernels, so no view (reshape) aliases them.
-static int64_t placeLargerBuffers(const Program &prog,
-                                  const std::vector<Layout> &layouts,
-                                  int64_t base, std::vector<int64_t> &offset) {
+/// The kernels whose operands are all weights, constants or results of
+/// such kernels, and whose results are all arena buffers (not Program
+/// outputs), in Program order, while their results take at most as many
+/// bytes as the weights (a chain past that runs every time). They compute
+/// the same thing on every run: a weight-only matmul (DeBERTa's relative
+/// position projections), rotary tables, T5's position bias.
+static std::vector<bool> weightOnlyKernels(const Program &prog,
+                                           const std::vector<Layout> &layouts) {
+  std::vector<bool> known(prog.buffers.size(), false), atLoad;
+  int64_t weightBytes = 0, stored = 0;
+  for (const BufferDesc &b : prog.buffers)
+    if (b.kind == BufferKind::param || b.kind == BufferKind::constant) {
+      known[b.id] = true;
+      weightBytes += b.byteSize();
+    }
+  for (const KernelCall &k : prog.kernels) {
+    bool fixed = !k.outputs.empty();
+    for (int64_t id : k.inputs)
+      fixed = fixed && known[id];
+    int64_t bytes = 0;
+    for (int64_t id : k.outputs) {
+      const BufferDesc &b = prog.buffers[id];
+      fixed = fixed && b.kind == BufferKind::arena;
+      bytes += layouts[id].byteSize(b.dtype, b.shape);
+    }
+    fixed = fixed && stored + bytes <= std::max<int64_t>(weightBytes, 1 << 20);
+    atLoad.push_back(fixed);
+    if (fixed) {
+      stored += bytes;
+      for (int64_t id : k.outputs)
+        known[id] = true;
+    }
+  }
+  return atLoad;
+}
+
+/// Places, after the Program's arena, the arena buffers that need storage
+/// of their own, and returns the bytes that takes: those whose layout needs
+/// more bytes than their arena slot (channels padded to a whole block),
+/// shared by buffers whose kernels (first to last that touches them) do not
+/// overlap; and the results of kernels run at load, kept for every run.
+/// Such buffers are only touched by layout-aware kernels or computed at
+/// load, so no view (reshape) of the arena aliases them.
+static int64_t placeOwnBuffers(const Program &prog,
+                               const std::vector<Layout> &layouts,
+                               const std::vector<bool> &atLoad, int64_t base,
+                               std::vector<int64_t> &offset) {
   offset.assign(prog.buffers.size(), -1);
+  std::vector<bool> kept(prog.buffers.size(), false);
+  for (size_t k = 0; k < prog.kernels.size(); ++k)
+    if (atLoad[k])
+      for (int64_t id : prog.kernels[k].outputs)
+        kept[id] = true;
   std::vector<int64_t> ids;
   std::vector<LiveInterval> intervals;
   for (const BufferDesc &b : prog.buffers) {
     int64_t bytes = layouts[b.id].byteSize(b.dtype, b.shape);
-    if (b.kind != BufferKind::arena || bytes <= b.byteSize())
+    if (b.kind != BufferKind::arena || (bytes <= b.byteSize() && !kept[b.id]))
       continue;
+    if (kept[b.id]) {
+      ids.push_back(b.id);
+      intervals.push_back({bytes, 0, int64_t(prog.kernels.size())});
+      continue;
+    }
     LiveInterval li{bytes, -1, -1};
     for (size_t k = 0; k < prog.kernels.size(); ++k)
       for (const auto *ids :
@@ -220,13 +279,32 @@ StatusOr<Executable> Executable::create(Program program, TensorMap weights,
         !s)
       return s;
     // Zeroed: padded channels must start (and stay) zero.
-    int64_t base = (impl.program.arenaBytes + kArenaAlignment - 1) /
-                   kArenaAlignment * kArenaAlignment;
+    const Program &prog = impl.program;
+    impl.atLoad = weightOnlyKernels(prog, layouts);
+    int64_t base = (prog.arenaBytes + kArenaAlignment - 1) / kArenaAlignment *
+                   kArenaAlignment;
     int64_t extra =
-        placeLargerBuffers(impl.program, layouts, base, impl.ownOffset);
+        placeOwnBuffers(prog, layouts, impl.atLoad, base, impl.ownOffset);
     impl.arenaStorage.assign(static_cast<size_t>(base + extra) + 64, 0);
     uintptr_t p = reinterpret_cast<uintptr_t>(impl.arenaStorage.data());
     impl.arena = impl.arenaStorage.data() + ((64 - p % 64) % 64);
+    for (size_t i = 0; i < prog.kernels.size(); ++i) {
+      if (!impl.atLoad[i])
+        continue;
+      const KernelCall &k = prog.kernels[i];
+      KernelContext ctx;
+      ctx.call = &k;
+      for (const auto &[ids, views] : {std::pair{&k.inputs, &ctx.inputs},
+                                       std::pair{&k.outputs, &ctx.outputs}})
+        for (int64_t id : *ids) {
+          const BufferDesc &d = prog.buffers[id];
+          views->push_back({d.dtype, d.shape, impl.bufferData(d)});
+        }
+      if (Status s = impl.kernels[i]->run(ctx); !s)
+        return Status::error("kernel " + std::to_string(i) + " '" + k.op + "'" +
+                             (k.loc.empty() ? "" : " at " + k.loc) +
+                             " (weights only, run at load): " + s.message());
+    }
     return exe;
   } catch (const std::exception &e) {
     return Status::error(std::string("creating executable: ") + e.what());
@@ -305,12 +383,8 @@ StatusOr<TensorMap> Executable::run(const TensorMap &inputs,
       switch (b.kind) {
       case BufferKind::param:
       case BufferKind::constant:
-        views[b.id].data = const_cast<void *>(impl.weights.at(b.name).data());
-        break;
       case BufferKind::arena:
-        views[b.id].data =
-            impl.arena +
-            (impl.ownOffset[b.id] >= 0 ? impl.ownOffset[b.id] : b.offset);
+        views[b.id].data = impl.bufferData(b);
         break;
       case BufferKind::output: {
         Tensor t = Tensor::zeros(b.dtype, b.shape);
@@ -326,6 +400,13 @@ StatusOr<TensorMap> Executable::run(const TensorMap &inputs,
     impl.profile.clear();
     for (size_t i = 0; i < prog.kernels.size(); ++i) {
       const KernelCall &k = prog.kernels[i];
+      if (impl.atLoad[i]) {
+        // Computed by create(); listed with no time.
+        if (options.profile)
+          impl.profile.push_back(
+              {k.op, k.loc, impl.kernels[i]->impl() + " (at load)", 0.0});
+        continue;
+      }
       KernelContext ctx;
       ctx.call = &k;
       for (int64_t id : k.inputs)
@@ -391,8 +472,11 @@ std::vector<KernelImpl> Executable::kernelImpls() const {
   const Program &prog = impl_->program;
   for (size_t i = 0; i < prog.kernels.size(); ++i) {
     const std::string &name = impl_->kernels[i]->impl();
-    out.push_back({prog.kernels[i].op, prog.kernels[i].loc, name,
-                   impl_->backendName != "reference" && name == "reference"});
+    bool atLoad = impl_->atLoad[i];
+    out.push_back(
+        {prog.kernels[i].op, prog.kernels[i].loc, name,
+         impl_->backendName != "reference" && name == "reference" && !atLoad,
+         atLoad});
   }
   return out;
 }

@@ -156,8 +156,13 @@ struct KernelImpl {
   /// "onednn:matmul", "cpu:gather", "reference", ...
   std::string impl;
   /// True when a backend other than "reference" hands this kernel to the
-  /// reference kernel (an op/dtype combination it does not cover).
+  /// reference kernel (an op/dtype combination it does not cover) on every
+  /// run.
   bool fallback = false;
+  /// True when the kernel reads only weights, constants and results of such
+  /// kernels: it ran once when the Executable was created and run() skips
+  /// it (its profile entry shows no time).
+  bool atLoad = false;
 };
 
 /// A loaded Program with its weights, bound to one backend. Runs are

@@ -510,6 +510,14 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < fallbacks.size(); ++i)
       std::cout << (i ? ", " : ": ") << fallbacks[i];
     std::cout << "\n";
+    size_t atLoad = 0;
+    for (const auto &k : exe->kernelImpls())
+      atLoad += k.atLoad;
+    if (atLoad)
+      std::cout << "kiln-run: computed once at load (they read only "
+                   "weights): "
+                << atLoad << " kernel" << (atLoad == 1 ? "" : "s")
+                << ", listed with no time\n";
   }
 
   if (*bench > 0) {

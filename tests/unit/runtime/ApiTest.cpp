@@ -375,3 +375,52 @@ TEST(Executable, InPlaceArenaReuseIsSafe) {
   EXPECT_EQ(out->at("y").toDoubles(),
             (std::vector<double>{2, 8, 4, 10, 6, 12}));
 }
+
+TEST(Executable, WeightOnlyKernelsRunOnceAtLoad) {
+  // t = a @ b and u = relu(t) read only weights: computed by create(),
+  // skipped by run(), their results kept in storage of their own although
+  // the planner gave u's arena slot to v (after u's last use, which is v).
+  // y = x @ u reads an input, as does the Program output copy.
+  Program p;
+  p.name = "weights_only";
+  p.arenaBytes = 128;
+  p.buffers = {{0, DType::f32, {2, 2}, BufferKind::input, "x", 0},
+               {1, DType::f32, {2, 2}, BufferKind::param, "a", 0},
+               {2, DType::f32, {2, 2}, BufferKind::param, "b", 0},
+               {3, DType::f32, {2, 2}, BufferKind::arena, "", 0},
+               {4, DType::f32, {2, 2}, BufferKind::arena, "", 64},
+               {5, DType::f32, {2, 2}, BufferKind::arena, "", 64},
+               {6, DType::f32, {2, 2}, BufferKind::output, "y", 0}};
+  p.inputs = {{"x", 0}};
+  p.outputs = {{"y", 6}};
+  nlohmann::json mm = {{"transpose_a", false}, {"transpose_b", false}};
+  p.kernels = {{"matmul", {1, 2}, {3}, mm, "t"},
+               {"relu", {3}, {4}, nlohmann::json::object(), "u"},
+               {"matmul", {0, 4}, {5}, mm, "v"},
+               {"copy", {5}, {6}, nlohmann::json::object(), "y"}};
+  TensorMap weights = {{"a", make(DType::f32, {2, 2}, {1, -2, 3, 4})},
+                       {"b", make(DType::f32, {2, 2}, {1, 0, 1, 1})}};
+  for (const char *backend : {"reference", "cpu"}) {
+    auto exe = Executable::create(p, weights, backend);
+    ASSERT_TRUE(exe.isOk()) << exe.status().message();
+    std::vector<bool> atLoad;
+    for (const KernelImpl &k : exe->kernelImpls())
+      atLoad.push_back(k.atLoad);
+    EXPECT_EQ(atLoad, (std::vector<bool>{true, true, false, false}));
+    // a @ b = [[-1, -2], [7, 4]], relu -> [[0, 0], [7, 4]].
+    for (double scale : {1.0, 2.0}) {
+      RunOptions options;
+      options.profile = true;
+      auto out = exe->run(
+          {{"x", make(DType::f32, {2, 2}, {scale, 1, 0, scale})}}, options);
+      ASSERT_TRUE(out.isOk()) << out.status().message();
+      EXPECT_EQ(out->at("y").toDoubles(),
+                (std::vector<double>{7, 4, 7 * scale, 4 * scale}))
+          << backend;
+      ASSERT_EQ(exe->lastProfile().size(), 4u);
+      EXPECT_EQ(exe->lastProfile()[0].seconds, 0.0);
+      EXPECT_NE(exe->lastProfile()[1].impl.find("(at load)"),
+                std::string::npos);
+    }
+  }
+}
