@@ -111,6 +111,8 @@ public:
   int64_t numElements() const { return kiln::numElements(shape_); }
   size_t byteSize() const { return numElements() * dtypeSize(dtype_); }
   bool defined() const { return storage_ != nullptr; }
+  /// Whether no other Tensor shares these bytes (copies share them).
+  bool isSoleOwner() const { return storage_ && storage_.use_count() == 1; }
 
   void *data() { return storage_ ? storage_->data() : nullptr; }
   const void *data() const { return storage_ ? storage_->data() : nullptr; }
@@ -179,6 +181,9 @@ public:
                                      const std::string &backend = "reference");
 
   /// Runs with named inputs; checks every input's presence, dtype and shape.
+  /// Outputs are new tensors, except that an output of the previous run
+  /// that the caller no longer holds (no Tensor shares its bytes) is
+  /// written again instead of allocating new memory.
   StatusOr<TensorMap> run(const TensorMap &inputs,
                           const RunOptions &options = {});
   /// Writes the artifact (one file).
