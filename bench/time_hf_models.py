@@ -20,12 +20,14 @@ swin). Prints one markdown table; exits non-zero when Kiln fails or its
 output differs from ONNX Runtime by more than 1e-4 (relative to the largest
 output) where ONNX Runtime itself is within 1e-4 of PyTorch.
 """
-import argparse, json, math, os, re, statistics, subprocess, sys, time, warnings
+import argparse, json, os, re, statistics, subprocess, sys, time, warnings
 import numpy as np
 import torch
-import torch.nn as nn
 import transformers as T
 import onnxruntime as ort
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The same random weights and positional wrapper as the correctness sweep.
+from check_hf_models import randomize, Positional
 
 warnings.filterwarnings("ignore")
 T.logging.set_verbosity_error()
@@ -83,28 +85,6 @@ MODELS = {
         hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536,
         image_size=224, patch_size=16), "image", 12),
 }
-
-
-def randomize(model):
-    """Fan-in scaled random weights (as bench/check_hf_models.py)."""
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() >= 2:
-                p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p[0].numel()))
-            elif name.endswith(("weight", "scale")):
-                p.copy_(torch.rand(p.shape, generator=g) + 0.5)
-            else:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-
-
-class Positional(nn.Module):
-    def __init__(self, model, names, kwargs):
-        super().__init__()
-        self.model, self.names, self.kwargs = model, names, kwargs
-
-    def forward(self, *args):
-        return self.model(**dict(zip(self.names, args)), **self.kwargs)[0]
 
 
 def inputs_for(kind, vocab):

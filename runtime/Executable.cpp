@@ -146,6 +146,15 @@ prepareKernels(const Program &prog, const Backend &backend,
   return Status::ok();
 }
 
+/// A failed kernel's error: which kernel (index, op, location), `when` it
+/// ran, and the kernel's message.
+static Status kernelError(size_t index, const KernelCall &k,
+                          const std::string &when, const Status &s) {
+  return Status::error("kernel " + std::to_string(index) + " '" + k.op + "'" +
+                       (k.loc.empty() ? "" : " at " + k.loc) + when + ": " +
+                       s.message());
+}
+
 /// The kernels whose operands are all weights, constants or results of
 /// such kernels, and whose results are all arena buffers (not Program
 /// outputs), in Program order, while their results take at most as many
@@ -306,9 +315,7 @@ StatusOr<Executable> Executable::create(Program program, TensorMap weights,
           views->push_back({d.dtype, d.shape, impl.bufferData(d)});
         }
       if (Status s = impl.kernels[i]->run(ctx); !s)
-        return Status::error("kernel " + std::to_string(i) + " '" + k.op + "'" +
-                             (k.loc.empty() ? "" : " at " + k.loc) +
-                             " (weights only, run at load): " + s.message());
+        return kernelError(i, k, " (weights only, run at load)", s);
     }
     return exe;
   } catch (const std::exception &e) {
@@ -442,9 +449,7 @@ StatusOr<TensorMap> Executable::run(const TensorMap &inputs,
       auto start = std::chrono::steady_clock::now();
       Status s = impl.kernels[i]->run(ctx);
       if (!s)
-        return Status::error("kernel " + std::to_string(i) + " '" + k.op + "'" +
-                             (k.loc.empty() ? "" : " at " + k.loc) + ": " +
-                             s.message());
+        return kernelError(i, k, "", s);
       if (options.profile)
         impl.profile.push_back({k.op, k.loc, impl.kernels[i]->impl(),
                                 std::chrono::duration<double>(

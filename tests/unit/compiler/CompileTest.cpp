@@ -236,8 +236,7 @@ TEST(Compile, PipelineFoldsIdentitiesAndDumpsEveryPass) {
   EXPECT_TRUE(std::filesystem::exists(dir + "/01-kiln-verify-program.mlir"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/02-canonicalize.mlir"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/03-cse.mlir"));
-  EXPECT_TRUE(
-      std::filesystem::exists(dir + "/04-kiln-raise-composites.mlir"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/04-kiln-raise-composites.mlir"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/05-kiln-fuse-attention.mlir"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/06-canonicalize.mlir"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/07-kiln-fuse-epilogues.mlir"));
