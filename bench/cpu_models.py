@@ -266,11 +266,26 @@ class OrtEngine:
         return time_callable(lambda: self.sess.run(None, self.feed), iters)
 
 
+def parse_workloads(text, ap):
+    known = sorted({n for n, _ in WORKLOADS})
+    workloads = []
+    for item in filter(None, text.split(",")):
+        name, _, batch = item.partition(":")
+        if name not in known:
+            ap.error(f"unknown workload '{name}' (known: {', '.join(known)})")
+        if batch and not batch.isdigit() or batch == "0":
+            ap.error(f"batch in '{item}' must be a positive integer")
+        workloads.append((name, int(batch) if batch else 1))
+    return workloads
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iters", type=int, default=5)
-    ap.add_argument("--workloads", default="")
+    ap.add_argument("--workloads", default="",
+                    help="comma list of NAME[:BATCH] (batch 1 when left out) from: "
+                         + ", ".join(sorted({n for n, _ in WORKLOADS})))
     ap.add_argument("--skip", default="", help="comma list of: eager,compile,ort")
     ap.add_argument("--backend", default="cpu", help="Kiln backend (cpu or reference)")
     args = ap.parse_args()
@@ -280,7 +295,7 @@ def main():
     skip = set(filter(None, args.skip.split(",")))
     workloads = WORKLOADS
     if args.workloads:
-        workloads = [(w.split(":")[0], int(w.split(":")[1])) for w in args.workloads.split(",")]
+        workloads = parse_workloads(args.workloads, ap)
 
     # The raw oneDNN ceiling is measured before any peer is loaded and again
     # at the end, and the better figure per shape kept: measured while a
