@@ -22,7 +22,10 @@ DeBERTa-style relative term (q @ pos^T added to the scores), and Swin V2's
 shifted-window attention (per-head logit scale, window mask built by slice
 assignment, scores viewed as rank 5 for it), and the 4-D mask of
 transformers' LLaMA (padding written into the causal mask by slice
-assignment). The forms
+assignment), a strictly causal mask filled with -1e9 (the first query
+sees no key: PyTorch averages V there), scores computed as (K Q^T)^T with
+exp(log_softmax) and the row maximum subtracted by hand, and a non-local
+block (SAGAN: V P^T over [B, C, N] features). The forms
 whose masks are causal must be fused with the causal flag.
 
 Needs the peers of bench/setup.sh:
@@ -398,6 +401,43 @@ class DebertaRelative(QkvHeads):
         return (w.softmax(-1) @ v).transpose(1, 2).reshape(B, S, D)
 
 
+class StrictCausal1e9(QkvHeads):
+    """The Annotated Transformer's masked_fill(mask == 0, -1e9) with a
+    strictly causal mask from index comparisons (a query sees only earlier
+    keys): the first query sees none, and PyTorch averages V there."""
+    def forward(self, x, mask):
+        q, k, v = self.heads(x)
+        w = q @ k.transpose(-1, -2) / math.sqrt(D // H)
+        i = torch.arange(S)
+        w = w.masked_fill(~(i[None, :] < i[:, None]), -1e9)
+        return (w.softmax(-1) @ v).transpose(1, 2).reshape(B, S, D)
+
+
+class ScoresTransposed(QkvHeads):
+    """Scores computed as (K Q^T)^T, probabilities through exp(log_softmax),
+    the row maximum subtracted by hand, and a -1e4 padding fill."""
+    def forward(self, x, mask):
+        q, k, v = self.heads(x)
+        w = (k @ q.transpose(-1, -2)).transpose(-1, -2) * (D // H) ** -0.5
+        w = w.masked_fill(mask[:, None, None, :] < 0.5, -1e4)
+        w = w - w.amax(-1, keepdim=True)
+        return (F.log_softmax(w, -1).exp() @ v).transpose(1, 2).reshape(B, S, D)
+
+
+class NonLocalBlock(nn.Module):
+    """SAGAN / non-local attention over [B, C, N] features: the output is
+    V P^T, the probabilities on the right (bmm with a permute)."""
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.v = (nn.Conv1d(D, D // 4 if i < 2 else D, 1) for i in range(3))
+
+    def forward(self, x, mask):
+        f = x.transpose(1, 2)  # [B, C, N]
+        q, k, v = self.q(f), self.k(f), self.v(f)
+        attn = torch.softmax(torch.bmm(q.permute(0, 2, 1), k), dim=-1)
+        return torch.bmm(v, attn.permute(0, 2, 1)).transpose(1, 2)
+
+
 def check(name, model, inputs, expected_blocks, causal=False):
     """Exports, compiles with --report, runs and compares one model; returns
     whether every expected block was fused and the output matches."""
@@ -431,7 +471,7 @@ def check(name, model, inputs, expected_blocks, causal=False):
         return False
     m = re.search(r"kiln-fuse-attention: (\d+) fused, (\d+) not fused", report.stdout)
     fused, rejected = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-    fused_causal = len(re.findall(r"fused attention: .*, causal", report.stdout))
+    fused_causal = len(re.findall(r"fused attention: .*, causal,", report.stdout))
     # The exporter drops inputs the graph does not read (e.g. the mask of a
     # causal-only model).
     used = {i.name for i in onnx.load(path).graph.input}
@@ -472,12 +512,16 @@ def main():
              ("causal-and-pad", CausalAndPad()), ("neox-causal", NeoxAttention()),
              ("gqa-repeat-interleave", RepeatInterleaveGqa()), ("mqa-expand", MqaExpand()),
              ("hand-softmax", HandSoftmax()), ("deberta-relative", DebertaRelative()),
-             ("swin-windows", SwinWindows()), ("hf-llama-mask", HfLlamaMask())]
-    # Fused as causal. Not causal-pad-4d and hf-llama-mask: their causal part
-    # fills with the float minimum and a padding part remains, so the mask
-    # stays whole and additive (a causal flag would change the rows of a
-    # left-padded batch in which every key is masked; see the -leftpad runs).
-    causal = {"hf-gpt2", "llama-gqa", "sdpa-causal", "encoder-layer-causal", "bloom-alibi",
+             ("swin-windows", SwinWindows()), ("hf-llama-mask", HfLlamaMask()),
+             ("strict-tril-1e9", StrictCausal1e9()), ("scores-transposed", ScoresTransposed()),
+             ("non-local", NonLocalBlock())]
+    # Fused as causal. Not causal-pad-4d, hf-llama-mask and bloom-alibi: their
+    # causal part fills with the float minimum and a padding part remains, so
+    # the mask stays whole and additive (a causal flag would change the rows
+    # of a left-padded batch in which every key is masked; see the -leftpad
+    # runs), with the causal_in_mask hint. Nor strict-tril-1e9 (not the
+    # causal pattern: the diagonal is masked too).
+    causal = {"hf-gpt2", "llama-gqa", "sdpa-causal", "encoder-layer-causal",
               "torch-mha-causal-pad", "causal-and-pad", "neox-causal", "gpt2-small"}
     x = torch.randn(B, S, D)
     mask = torch.ones(B, S)

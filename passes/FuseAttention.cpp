@@ -40,6 +40,7 @@
 
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <memory>
 
 namespace kiln {
@@ -562,6 +563,9 @@ struct Canonical {
     /// kernel then adds what the where selected, so a row in which every
     /// key is masked averages V as the unfused ops do.
     std::optional<double> replaceFill;
+    /// replaceFill is finite but does not absorb the scores (-1e9): the
+    /// kernel gets an absorbing fill instead (see substitutesFill).
+    bool absorbingSubstitute = false;
   };
   llvm::SmallVector<Mask> additive, boolean;
   /// Factors the same for every key (last dim 1), in the scores' shape,
@@ -574,6 +578,11 @@ struct Canonical {
   /// The additive mask keeps a causal part with finite fills whole (see
   /// addMask): the op gets the causal_in_mask hint.
   bool causalInMask = false;
+  /// A where with a finite fill that stays a boolean mask (f16/bf16 scores,
+  /// or an additive mask added after it): its keys are excluded, so a row
+  /// in which it masks every key gives zeros, where the unfused ops weigh
+  /// the fill. Said in the remark.
+  std::optional<double> excludedFiniteFill;
   /// Single-use muls/divs by a splat on Q or K, folded into `scale` and
   /// bypassed at rewrite.
   llvm::SmallVector<Operation *> bypassed;
@@ -863,6 +872,21 @@ bool absorbsScores(double fill, Operation *where) {
          std::isfinite(fill) && fill <= -1e38;
 }
 
+/// Whether a where's fill is finite and masks out (<= kMaskedOut) without
+/// absorbing the scores: -1e9 or -1e4 on f32 scores (the Annotated
+/// Transformer's masked_fill(mask == 0, -1e9)). On a row where it masks
+/// every key the unfused ops average V (all scores equal the fill);
+/// elsewhere its keys weigh exp(fill - max) = 0 in f32, unless the row's
+/// largest kept score is within ~104 of the fill. An absorbing fill
+/// (-FLT_MAX / 2) gives the same on both kinds of row, so the mask is made
+/// to replace with that one, as long as no additive mask is added after
+/// the where (the fill plus a bias that varies along the keys would not be
+/// the same for every key).
+bool substitutesFill(double fill, Operation *where) {
+  return tensorType(where->getResult(0)).getElementType().isF32() &&
+         std::isfinite(fill) && fill <= kMaskedOut;
+}
+
 /// Adds a where(cond, scores, fill) step with an absorbing fill as a mask
 /// that replaces: the kernel then computes exactly what the unfused ops do
 /// on every row. A part of the condition that masks every key above the
@@ -874,6 +898,7 @@ void addReplacingMask(Canonical &out, const Step &step, int64_t sq,
   Canonical::Mask m{step.mask, step.shape};
   m.keepWhenTrue = step.keepWhenTrue;
   m.replaceFill = step.fill;
+  m.absorbingSubstitute = !absorbsScores(step.fill, step.op);
   out.additive.push_back(m);
   llvm::SmallVector<MaskPart> parts;
   splitMask({step.mask, true, step.keepWhenTrue}, step.shape, parts);
@@ -969,6 +994,12 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
 
   // Replay the steps forwards into the canonical form.
   std::optional<double> scaleInsideTanh;
+  bool maskAddedAfter = false; // an AddMask step after this one
+  llvm::SmallVector<bool> addedAfter;
+  for (const Step &step : steps) {
+    addedAfter.push_back(maskAddedAfter);
+    maskAddedAfter |= step.kind == Step::AddMask;
+  }
   for (Step &step : llvm::reverse(steps)) {
     switch (step.kind) {
     case Step::Cast:
@@ -1018,11 +1049,20 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
       break;
     }
     case Step::WhereMask:
-      if (absorbsScores(step.fill, step.op) &&
-          !isCausalMask(step.mask, true, sq, sk, step.keepWhenTrue)) {
+      // A causal condition becomes the flag, unless the fill is finite and
+      // there are rows that it masks completely (Sq > Sk).
+      if ((absorbsScores(step.fill, step.op) ||
+           (substitutesFill(step.fill, step.op) &&
+            !addedAfter[&step - steps.data()])) &&
+          (sq > sk ||
+           !isCausalMask(step.mask, true, sq, sk, step.keepWhenTrue))) {
         addReplacingMask(out, step, sq, sk);
         break;
       }
+      if (std::isfinite(step.fill) &&
+          (sq > sk ||
+           !isCausalMask(step.mask, true, sq, sk, step.keepWhenTrue)))
+        out.excludedFiniteFill = step.fill;
       addMask(out, {step.mask, true, step.keepWhenTrue}, step.shape, sq, sk);
       break;
     }
@@ -1345,7 +1385,10 @@ private:
         if (!mask.keepWhenTrue)
           m = b.create<CompareOp>(loc, m, splatBool(false),
                                   b.getStringAttr("eq"));
-        Value fill = splat(elementType, *mask.replaceFill * mask.factor);
+        Value fill =
+            splat(elementType, mask.absorbingSubstitute
+                                   ? -std::numeric_limits<float>::max() / 2
+                                   : *mask.replaceFill * mask.factor);
         additive = b.create<WhereOp>(
             loc, m, additive ? additive : splat(elementType, 0.0), fill);
         continue;
@@ -1511,12 +1554,153 @@ void replaceHandWrittenSoftmax(mlir::ModuleOp module) {
   }
 }
 
+/// The permutation that swaps the last two of `rank` dims.
+llvm::SmallVector<int64_t> swapLastTwoPerm(int64_t rank) {
+  llvm::SmallVector<int64_t> perm;
+  for (int64_t d = 0; d < rank; ++d)
+    perm.push_back(d);
+  std::swap(perm[rank - 1], perm[rank - 2]);
+  return perm;
+}
+
+/// Whether `op` is a transpose that swaps the last two dims only.
+bool swapsLastTwo(Operation *op) {
+  auto transpose = mlir::dyn_cast_or_null<TransposeOp>(op);
+  if (!transpose)
+    return false;
+  int64_t rank = tensorType(transpose.getX()).getRank();
+  return rank >= 2 &&
+         transpose.getPerm() == llvm::ArrayRef<int64_t>(swapLastTwoPerm(rank));
+}
+
+/// Whether `v` flows, through single-use steps that could be part of a
+/// score chain, into a softmax along the last axis.
+bool reachesSoftmax(Value v, int depth = 0) {
+  if (depth > 12 || !v.hasOneUse())
+    return false;
+  Operation *user = *v.getUsers().begin();
+  if (auto softmax = mlir::dyn_cast<SoftmaxOp>(user))
+    return softmax.getAxis() == -1 ||
+           softmax.getAxis() == tensorType(softmax).getRank() - 1;
+  if (mlir::isa<MulOp, DivOp, AddOp, SubOp, WhereOp, CastOp, TanhOp>(user) ||
+      isRegroup(user, kMaxInteriorRank))
+    return reachesSoftmax(user->getResult(0), depth + 1);
+  return false;
+}
+
+/// Whether a softmax of `x` with result `probs` may be the middle of an
+/// attention block: its input comes from a matmul, or its result goes to
+/// one (directly, through a cast or regrouping reshape, or transposed).
+bool mayBeAttention(Value x, Value probs) {
+  return reachesMatmul(x) || llvm::any_of(probs.getUsers(), [](Operation *u) {
+           return mlir::isa<MatmulOp, CastOp>(u) || isRegroup(u) ||
+                  swapsLastTwo(u);
+         });
+}
+
+/// Collects the ops of type OpT in `module`, in order.
+template <typename OpT> llvm::SmallVector<OpT> collect(mlir::ModuleOp module) {
+  llvm::SmallVector<OpT> ops;
+  module.walk([&](OpT op) { ops.push_back(op); });
+  return ops;
+}
+
+/// Puts spellings that have no place in the canonical chain into ones that
+/// do, where they sit in a candidate, before the candidates are matched
+/// (in this order, as each makes the next one's chain visible):
+///
+///   exp(log_softmax(x))                       => softmax(x)
+///   softmax(x - reduce_max(x))                => softmax(x): the shift a
+///       softmax makes itself
+///   transpose(matmul(a, b))  (last two dims)  => matmul(b, a), the flags
+///       swapped and negated: scores computed as (K Q^T)^T
+///   matmul(A, P^T) (P^T by transpose_b or a transpose; P a softmax)
+///       => transpose(matmul(P, A^T)): the probabilities as the right
+///       operand, as SAGAN and non-local blocks write V P^T
+///
+/// Each is an identity, so a candidate that then fails to match computes
+/// the same as before.
+void canonicalizeCandidates(mlir::ModuleOp module) {
+  for (ExpOp exp : collect<ExpOp>(module)) {
+    auto logSoftmax = exp.getX().getDefiningOp<LogSoftmaxOp>();
+    if (!logSoftmax || !mayBeAttention(logSoftmax.getX(), exp.getResult()))
+      continue;
+    mlir::OpBuilder b(exp);
+    auto softmax = b.create<SoftmaxOp>(exp.getLoc(), logSoftmax.getX(),
+                                       logSoftmax.getAxisAttr());
+    exp.getResult().replaceAllUsesWith(softmax.getResult());
+    exp->erase();
+    if (logSoftmax->use_empty())
+      logSoftmax->erase();
+  }
+  for (SoftmaxOp softmax : collect<SoftmaxOp>(module)) {
+    auto sub = softmax.getX().getDefiningOp<SubOp>();
+    auto max = sub ? sub.getRhs().getDefiningOp<ReduceMaxOp>() : ReduceMaxOp();
+    int64_t rank = tensorType(softmax).getRank();
+    if (!max || max.getX() != sub.getLhs() || !reducesLastAxis(max) ||
+        (softmax.getAxis() != -1 && softmax.getAxis() != rank - 1) ||
+        sub.getLhs().getType() != sub.getType() ||
+        !mayBeAttention(sub.getLhs(), softmax.getResult()))
+      continue;
+    softmax->setOperand(0, sub.getLhs());
+    if (sub->use_empty())
+      sub->erase();
+    if (max->use_empty())
+      max->erase();
+  }
+  for (TransposeOp transpose : collect<TransposeOp>(module)) {
+    auto matmul = transpose.getX().getDefiningOp<MatmulOp>();
+    if (!matmul || !matmul->hasOneUse() || !swapsLastTwo(transpose) ||
+        !reachesSoftmax(transpose.getResult()))
+      continue;
+    mlir::OpBuilder b(transpose);
+    auto swapped = b.create<MatmulOp>(
+        matmul->getLoc(), transpose.getType(), matmul.getB(), matmul.getA(),
+        !matmul.getTransposeB(), !matmul.getTransposeA());
+    transpose.getResult().replaceAllUsesWith(swapped.getResult());
+    transpose->erase();
+    matmul->erase();
+  }
+  for (MatmulOp matmul : collect<MatmulOp>(module)) {
+    // matmul(A, P, transpose_b) or matmul(A, transpose(P)).
+    Value p = matmul.getB();
+    Operation *transposeP = nullptr;
+    if (!matmul.getTransposeB()) {
+      transposeP = p.getDefiningOp();
+      if (!swapsLastTwo(transposeP) || !p.hasOneUse())
+        continue;
+      p = transposeP->getOperand(0);
+    }
+    auto softmax = p.getDefiningOp<SoftmaxOp>();
+    if (!softmax || !p.hasOneUse() || !reachesMatmul(softmax.getX()) ||
+        (softmax.getAxis() != -1 &&
+         softmax.getAxis() != tensorType(p).getRank() - 1))
+      continue;
+    // A' P^T = (P A'^T)^T with A' = A, or A^T under transpose_a.
+    llvm::SmallVector<int64_t> shape(tensorType(matmul).getShape());
+    std::swap(shape[shape.size() - 1], shape[shape.size() - 2]);
+    mlir::OpBuilder b(matmul);
+    auto product = b.create<MatmulOp>(
+        matmul.getLoc(),
+        RankedTensorType::get(shape, tensorType(matmul).getElementType()), p,
+        matmul.getA(), false, !matmul.getTransposeA());
+    auto back = b.create<TransposeOp>(
+        matmul.getLoc(), product.getResult(),
+        b.getDenseI64ArrayAttr(swapLastTwoPerm(shape.size())));
+    matmul.getResult().replaceAllUsesWith(back.getResult());
+    matmul->erase();
+    if (transposeP && transposeP->use_empty())
+      transposeP->erase();
+  }
+}
+
 struct FuseAttentionPass
     : public impl::FuseAttentionPassBase<FuseAttentionPass> {
   using FuseAttentionPassBase::FuseAttentionPassBase;
 
   void runOnOperation() override {
     replaceHandWrittenSoftmax(getOperation());
+    canonicalizeCandidates(getOperation());
     llvm::SmallVector<SoftmaxOp> softmaxes;
     getOperation().walk([&](SoftmaxOp op) { softmaxes.push_back(op); });
     for (SoftmaxOp softmax : softmaxes) {
@@ -1547,8 +1731,14 @@ struct FuseAttentionPass
       }
       AttentionOp fused = Rewriter(c).rewrite();
       ++numFused;
-      if (remarks)
-        fused.emitRemark() << "fused attention: " << summarize(fused);
+      if (!remarks)
+        continue;
+      auto remark = fused.emitRemark();
+      remark << "fused attention: " << summarize(fused);
+      if (c.excludedFiniteFill)
+        remark << "; the keys a where fills with " << *c.excludedFiniteFill
+               << " are excluded, so a row in which it masks every key gives "
+                  "zeros (unfused: weights from the fill)";
     }
   }
 };

@@ -114,11 +114,14 @@ TEST_P(AttentionExports, FusedAndMatchesPyTorch) {
     // which is masked (left padding) keep the unfused result (see
     // LeftPaddedRowsMatchUnfused); the op gets the causal_in_mask hint
     // instead, so the kernel still skips the keys above the diagonal in
-    // the other rows.
+    // the other rows. The same for *strict-tril-1e9, which masks the
+    // diagonal too (not the causal pattern; its first row sees no key, and
+    // the -1e9 fill makes PyTorch average V there).
     bool finiteFillWithPadding =
         name.find("llama-mask") != std::string::npos ||
         name.find("causal-pad-4d") != std::string::npos ||
-        name.find("bloom") != std::string::npos;
+        name.find("bloom") != std::string::npos ||
+        name.find("strict-tril") != std::string::npos;
     bool wantCausal =
         !finiteFillWithPadding && (name.find("gpt2") != std::string::npos ||
                                    name.find("llama") != std::string::npos ||
@@ -155,6 +158,10 @@ INSTANTIATE_TEST_SUITE_P(
         "bloom-alibi", "torch-mha-causal-pad", "causal-pad-4d",
         "causal-and-pad", "neox-causal", "gqa-repeat-interleave", "mqa-expand",
         "hand-softmax", "deberta-relative", "swin-windows", "hf-llama-mask",
+        // masked_fill(-1e9) on a strictly causal mask; (K Q^T)^T scores
+        // with exp(log_softmax) and a hand-written max shift; a non-local
+        // block's V P^T
+        "strict-tril-1e9", "scores-transposed", "non-local",
         // TorchScript exporter at opset 11 (Softmax coerces its input to
         // 2-D; at the last axis that is a plain softmax)
         "opset11-hf-gpt2",
@@ -169,7 +176,8 @@ INSTANTIATE_TEST_SUITE_P(
         "dynamo-causal-and-pad", "dynamo-neox-causal",
         "dynamo-gqa-repeat-interleave", "dynamo-mqa-expand",
         "dynamo-hand-softmax", "dynamo-deberta-relative", "dynamo-swin-windows",
-        "dynamo-hf-llama-mask"),
+        "dynamo-hf-llama-mask", "dynamo-strict-tril-1e9",
+        "dynamo-scores-transposed", "dynamo-non-local"),
     testName);
 
 /// A left-padded batch gives padded query rows in which every key is masked

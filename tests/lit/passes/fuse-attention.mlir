@@ -745,6 +745,102 @@ func.func @window_mask_rank5(%q: tensor<2x2x4x8xf32>, %k: tensor<2x2x4x8xf32>, %
 
 // -----
 
+// Scores computed as (K Q^T)^T: the transpose of the matmul becomes the
+// matmul with its operands swapped.
+// CHECK-LABEL: func.func @scores_transposed
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2 {scale = 5.000000e-01 : f64}
+// CHECK-NEXT: return %[[O]]
+// REMARK: remark: fused attention: B=2 H=4 Sq=16 Sk=16 D=8, scale 5.000000e-01
+func.func @scores_transposed(%q: tensor<2x4x16x8xf32>, %k: tensor<2x4x16x8xf32>, %v: tensor<2x4x16x8xf32>) -> tensor<2x4x16x8xf32> {
+  %c = kiln.constant dense<0.5> : tensor<f32>
+  %0 = kiln.matmul %k, %q {transpose_b = true} : (tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x16xf32>
+  %1 = kiln.transpose %0 {perm = array<i64: 0, 1, 3, 2>} : (tensor<2x4x16x16xf32>) -> tensor<2x4x16x16xf32>
+  %2 = kiln.mul %1, %c : (tensor<2x4x16x16xf32>, tensor<f32>) -> tensor<2x4x16x16xf32>
+  %3 = kiln.softmax %2 : tensor<2x4x16x16xf32>
+  %4 = kiln.matmul %3, %v : (tensor<2x4x16x16xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x8xf32>
+  return %4 : tensor<2x4x16x8xf32>
+}
+
+// -----
+
+// A non-local block (SAGAN): V [B, C, N] times the transposed
+// probabilities, V P^T = (P V^T)^T: fused with V transposed, the result
+// transposed back.
+// CHECK-LABEL: func.func @values_times_probs_transposed
+// CHECK: %[[VT:.*]] = kiln.transpose %arg2 {perm = array<i64: 0, 2, 1>} : (tensor<2x32x16xf32>) -> tensor<2x16x32xf32>
+// CHECK: %[[V:.*]] = kiln.reshape %[[VT]]
+// CHECK: %[[O:.*]] = kiln.attention %{{.*}}, %{{.*}}, %[[V]] {scale = 1.000000e+00 : f64}
+// CHECK: %[[R:.*]] = kiln.reshape %[[O]] {shape = array<i64: 2, 16, 32>}
+// CHECK: %[[T:.*]] = kiln.transpose %[[R]] {perm = array<i64: 0, 2, 1>} : (tensor<2x16x32xf32>) -> tensor<2x32x16xf32>
+// CHECK: return %[[T]]
+// REMARK: remark: fused attention: B=1 H=2 Sq=16 Sk=16 D=8, scale 1.000000e+00
+func.func @values_times_probs_transposed(%q: tensor<2x16x8xf32>, %k: tensor<2x16x8xf32>, %v: tensor<2x32x16xf32>) -> tensor<2x32x16xf32> {
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x16x8xf32>, tensor<2x16x8xf32>) -> tensor<2x16x16xf32>
+  %1 = kiln.softmax %0 : tensor<2x16x16xf32>
+  %2 = kiln.transpose %1 {perm = array<i64: 0, 2, 1>} : (tensor<2x16x16xf32>) -> tensor<2x16x16xf32>
+  %3 = kiln.matmul %v, %2 : (tensor<2x32x16xf32>, tensor<2x16x16xf32>) -> tensor<2x32x16xf32>
+  return %3 : tensor<2x32x16xf32>
+}
+
+// -----
+
+// exp(log_softmax(x)) is softmax(x), and a softmax needs no row maximum
+// subtracted first.
+// CHECK-LABEL: func.func @exp_log_softmax_max_shift
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2 {scale = 1.000000e+00 : f64}
+// CHECK-NEXT: return %[[O]]
+// REMARK: remark: fused attention: B=1 H=2 Sq=16 Sk=16 D=8, scale 1.000000e+00
+func.func @exp_log_softmax_max_shift(%q: tensor<1x2x16x8xf32>, %k: tensor<1x2x16x8xf32>, %v: tensor<1x2x16x8xf32>) -> tensor<1x2x16x8xf32> {
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x2x16x8xf32>, tensor<1x2x16x8xf32>) -> tensor<1x2x16x16xf32>
+  %1 = kiln.reduce_max %0 {axes = array<i64: -1>, keepdims = true} : (tensor<1x2x16x16xf32>) -> tensor<1x2x16x1xf32>
+  %2 = kiln.sub %0, %1 : (tensor<1x2x16x16xf32>, tensor<1x2x16x1xf32>) -> tensor<1x2x16x16xf32>
+  %3 = kiln.log_softmax %2 {axis = 3 : i64} : tensor<1x2x16x16xf32>
+  %4 = kiln.exp %3 : tensor<1x2x16x16xf32>
+  %5 = kiln.matmul %4, %v : (tensor<1x2x16x16xf32>, tensor<1x2x16x8xf32>) -> tensor<1x2x16x8xf32>
+  return %5 : tensor<1x2x16x8xf32>
+}
+
+// -----
+
+// masked_fill(-1e9) on f32 scores: where a row's keys are all masked the
+// unfused ops average V (equal scores), elsewhere the masked keys weigh 0.
+// The mask replaces with an absorbing fill (-FLT_MAX / 2), which gives the
+// same on both kinds of row; excluding the keys would give zeros.
+// CHECK-LABEL: func.func @finite_fill_replaces
+// CHECK-DAG: %[[FILL:.*]] = kiln.constant dense<-1.70141173E+38> : tensor<f32>
+// CHECK-DAG: %[[ZERO:.*]] = kiln.constant dense<0.000000e+00> : tensor<f32>
+// CHECK: %[[M:.*]] = kiln.where %arg3, %[[ZERO]], %[[FILL]]
+// CHECK: kiln.attention %arg0, %arg1, %arg2, %[[M]] {scale = 1.000000e+00 : f64}
+// REMARK: remark: fused attention: B=2 H=2 Sq=16 Sk=16 D=8, scale 1.000000e+00, additive mask [2, 1, 1, 16]
+func.func @finite_fill_replaces(%q: tensor<2x2x16x8xf32>, %k: tensor<2x2x16x8xf32>, %v: tensor<2x2x16x8xf32>, %pad: tensor<2x1x1x16xi1>) -> tensor<2x2x16x8xf32> {
+  %fill = kiln.constant dense<-1.0e+09> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x2x16x8xf32>, tensor<2x2x16x8xf32>) -> tensor<2x2x16x16xf32>
+  %1 = kiln.where %pad, %0, %fill : (tensor<2x1x1x16xi1>, tensor<2x2x16x16xf32>, tensor<f32>) -> tensor<2x2x16x16xf32>
+  %2 = kiln.softmax %1 : tensor<2x2x16x16xf32>
+  %3 = kiln.matmul %2, %v : (tensor<2x2x16x16xf32>, tensor<2x2x16x8xf32>) -> tensor<2x2x16x8xf32>
+  return %3 : tensor<2x2x16x8xf32>
+}
+
+// -----
+
+// A bias added after the -1e9 fill: fill + bias is not the same for every
+// key, so no absorbing fill reproduces a fully masked row; the keys are
+// excluded, and the remark says what that changes.
+// CHECK-LABEL: func.func @finite_fill_then_bias
+// CHECK: kiln.attention
+// REMARK: remark: fused attention: B=2 H=2 Sq=16 Sk=16 D=8, scale 1.000000e+00, additive mask [2, 2, 16, 16]; the keys a where fills with -1.000000e+09 are excluded, so a row in which it masks every key gives zeros (unfused: weights from the fill)
+func.func @finite_fill_then_bias(%q: tensor<2x2x16x8xf32>, %k: tensor<2x2x16x8xf32>, %v: tensor<2x2x16x8xf32>, %pad: tensor<2x1x1x16xi1>, %bias: tensor<1x2x16x16xf32>) -> tensor<2x2x16x8xf32> {
+  %fill = kiln.constant dense<-1.0e+09> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x2x16x8xf32>, tensor<2x2x16x8xf32>) -> tensor<2x2x16x16xf32>
+  %1 = kiln.where %pad, %0, %fill : (tensor<2x1x1x16xi1>, tensor<2x2x16x16xf32>, tensor<f32>) -> tensor<2x2x16x16xf32>
+  %2 = kiln.add %1, %bias : (tensor<2x2x16x16xf32>, tensor<1x2x16x16xf32>) -> tensor<2x2x16x16xf32>
+  %3 = kiln.softmax %2 : tensor<2x2x16x16xf32>
+  %4 = kiln.matmul %3, %v : (tensor<2x2x16x16xf32>, tensor<2x2x16x8xf32>) -> tensor<2x2x16x8xf32>
+  return %4 : tensor<2x2x16x8xf32>
+}
+
+// -----
+
 // A classifier's softmax is not a candidate: no remark, nothing changes.
 // CHECK-LABEL: func.func @classifier
 // CHECK: kiln.softmax
