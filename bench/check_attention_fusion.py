@@ -25,7 +25,9 @@ transformers' LLaMA (padding written into the causal mask by slice
 assignment), a strictly causal mask filled with -1e9 (the first query
 sees no key: PyTorch averages V there), scores computed as (K Q^T)^T with
 exp(log_softmax) and the row maximum subtracted by hand, and a non-local
-block (SAGAN: V P^T over [B, C, N] features). The forms
+block (SAGAN: V P^T over [B, C, N] features), and grouped-query heads
+by broadcasting in rank 5 ([B, G, R, S, D] against K unsqueezed to
+[B, G, 1, S, D]). The forms
 whose masks are causal must be fused with the causal flag.
 
 Needs the peers of bench/setup.sh:
@@ -438,6 +440,25 @@ class NonLocalBlock(nn.Module):
         return torch.bmm(v, attn.permute(0, 2, 1)).transpose(1, 2)
 
 
+class Gqa5d(nn.Module):
+    """Grouped-query attention by broadcasting in rank 5: the query heads of
+    a group in their own dim, K and V unsqueezed there (no repeat_kv), with
+    an additive padding mask."""
+    def __init__(self):
+        super().__init__()
+        self.q, self.kv = nn.Linear(D, D), nn.Linear(D, D)  # K, V: H / 2 heads
+
+    def forward(self, x, mask):
+        hd, groups = D // H, H // 2
+        q = self.q(x).view(B, S, groups, 2, hd).permute(0, 2, 3, 1, 4)
+        k, v = (t.view(B, S, groups, hd).transpose(1, 2).unsqueeze(2)
+                for t in self.kv(x).split(D // 2, dim=2))
+        w = q @ k.transpose(-1, -2) / math.sqrt(hd)
+        w = w + (1.0 - mask[:, None, None, None, :]) * -1e4
+        o = w.softmax(-1) @ v  # [B, groups, 2, S, hd]
+        return o.permute(0, 3, 1, 2, 4).reshape(B, S, D)
+
+
 def check(name, model, inputs, expected_blocks, causal=False):
     """Exports, compiles with --report, runs and compares one model; returns
     whether every expected block was fused and the output matches."""
@@ -514,7 +535,7 @@ def main():
              ("hand-softmax", HandSoftmax()), ("deberta-relative", DebertaRelative()),
              ("swin-windows", SwinWindows()), ("hf-llama-mask", HfLlamaMask()),
              ("strict-tril-1e9", StrictCausal1e9()), ("scores-transposed", ScoresTransposed()),
-             ("non-local", NonLocalBlock())]
+             ("non-local", NonLocalBlock()), ("gqa-5d", Gqa5d())]
     # Fused as causal. Not causal-pad-4d, hf-llama-mask and bloom-alibi: their
     # causal part fills with the float minimum and a padding part remains, so
     # the mask stays whole and additive (a causal flag would change the rows

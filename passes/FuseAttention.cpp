@@ -21,9 +21,14 @@
 // between the softmax and the output matmul; Q, K, V and the masks applied
 // before them are then regrouped to the softmax's shape.
 //
-// Nothing is changed until a candidate fully matches; a candidate that does
-// not match is left as it is and, with `remarks`, gets a remark that says
-// which step stopped it.
+// Before matching, a few identities put spellings that have no place in
+// that chain into ones that do (canonicalizeCandidates: (K Q^T)^T, V P^T,
+// exp(log_softmax), a hand-written max shift, grouped-query heads
+// broadcast in rank 5).
+//
+// Apart from those identities, nothing is changed until a candidate fully
+// matches; a candidate that does not match is left as it is and, with
+// `remarks`, gets a remark that says which step stopped it.
 //
 //===----------------------------------------------------------------------===//
 #include "ir/ElementTypes.h"
@@ -1437,6 +1442,27 @@ private:
       shape.append(own.end() - 2, own.end());
       return b.create<ReshapeOp>(loc, m, b.getDenseI64ArrayAttr(shape));
     }
+    // Size 1 in every leading dim past a prefix that the scores keep (a
+    // padding mask [B, 1, 1, 1, Sk] applied to [B, G, R, Sq, Sk] scores
+    // that become [B, G*R, Sq, Sk]): keep the prefix, 1 for the rest.
+    int64_t rank = applied.size();
+    if (int64_t(own.size()) <= rank) {
+      llvm::SmallVector<int64_t> padded(rank - own.size(), 1);
+      padded.append(own.begin(), own.end());
+      int64_t prefix = 0;
+      while (prefix < rank - 2 && padded[prefix] == applied[prefix])
+        ++prefix;
+      bool onesAfter = llvm::all_of(
+          llvm::ArrayRef<int64_t>(padded).slice(prefix, rank - 2 - prefix),
+          [](int64_t d) { return d == 1; });
+      if (onesAfter && int64_t(scores.size()) - 2 >= prefix &&
+          scores.take_front(prefix) == applied.take_front(prefix)) {
+        llvm::SmallVector<int64_t> shape(applied.take_front(prefix));
+        shape.append(scores.size() - 2 - prefix, 1);
+        shape.append(padded.end() - 2, padded.end());
+        return b.create<ReshapeOp>(loc, m, b.getDenseI64ArrayAttr(shape));
+      }
+    }
     if (tensorType(m).getShape() != applied)
       m = b.create<BroadcastToOp>(loc, m, b.getDenseI64ArrayAttr(applied));
     return b.create<ReshapeOp>(loc, m, b.getDenseI64ArrayAttr(scores));
@@ -1617,9 +1643,112 @@ template <typename OpT> llvm::SmallVector<OpT> collect(mlir::ModuleOp module) {
 ///   matmul(A, P^T) (P^T by transpose_b or a transpose; P a softmax)
 ///       => transpose(matmul(P, A^T)): the probabilities as the right
 ///       operand, as SAGAN and non-local blocks write V P^T
+///   grouped-query heads by broadcasting in rank 5: Q [B, G, R, Sq, D]
+///       against K and V [B, G, 1, Sk, D] => the same in [B, G*R, ...]
+///       with K and V repeated (reshape, broadcast_to, reshape: repeat_kv,
+///       which the matcher reads as grouped), the scale and mask steps
+///       left in rank 5 between regrouping reshapes
 ///
 /// Each is an identity, so a candidate that then fails to match computes
 /// the same as before.
+/// The grouped-query rewrite of canonicalizeCandidates for one rank-5
+/// softmax; false when `softmax` is not such a candidate.
+bool flattenGroupedHeads(SoftmaxOp softmax) {
+  RankedTensorType probsType = tensorType(softmax);
+  llvm::ArrayRef<int64_t> shape = probsType.getShape();
+  if (probsType.getRank() != 5 ||
+      (softmax.getAxis() != -1 && softmax.getAxis() != 4) ||
+      !softmax->hasOneUse())
+    return false;
+  // Back through single-use elementwise steps to the scores matmul.
+  Value x = softmax.getX();
+  MatmulOp scores;
+  for (int depth = 0; depth < 12 && !scores; ++depth) {
+    Operation *op = x.getDefiningOp();
+    if (!op || !x.hasOneUse() || tensorType(x).getShape() != shape)
+      return false;
+    if (auto matmul = mlir::dyn_cast<MatmulOp>(op)) {
+      scores = matmul;
+      break;
+    }
+    if (!mlir::isa<MulOp, DivOp, AddOp, SubOp, WhereOp, CastOp, TanhOp>(op))
+      return false;
+    // The operand that carries the scores (a where's condition and a
+    // mask or scale do not reach the matmul).
+    Value next;
+    for (Value operand : op->getOperands())
+      if (!next && reachesMatmul(operand))
+        next = operand;
+    if (!next)
+      return false;
+    x = next;
+  }
+  auto output = mlir::dyn_cast<MatmulOp>(*softmax->getUsers().begin());
+  if (!scores || !output || output.getA() != softmax.getResult() ||
+      output.getTransposeA())
+    return false;
+  // Q has the R query heads of a group in dim 2, K and V one.
+  int64_t groups = shape[1], repeat = shape[2];
+  auto grouped = [&](Value v, int64_t heads) {
+    auto s = tensorType(v).getShape();
+    return s.size() == 5 && s[0] == shape[0] && s[1] == groups && s[2] == heads;
+  };
+  if (repeat < 2 || !grouped(scores.getA(), repeat) ||
+      !grouped(scores.getB(), 1) || !grouped(output.getB(), 1))
+    return false;
+  mlir::OpBuilder b(output);
+  mlir::Location loc = softmax.getLoc();
+  auto flat = [&](Value v) {
+    auto s = tensorType(v).getShape();
+    return b
+        .create<ReshapeOp>(
+            loc, v, b.getDenseI64ArrayAttr({s[0], groups * repeat, s[3], s[4]}))
+        .getResult();
+  };
+  // repeat_kv as the matcher knows it: [B, G, S, D] -> [B, G, 1, S, D] ->
+  // broadcast_to [B, G, R, S, D] -> [B, G*R, S, D].
+  auto repeated = [&](Value v) {
+    auto s = tensorType(v).getShape();
+    Value kv = b.create<ReshapeOp>(
+        loc, v, b.getDenseI64ArrayAttr({s[0], groups, s[3], s[4]}));
+    kv = b.create<ReshapeOp>(
+        loc, kv, b.getDenseI64ArrayAttr({s[0], groups, 1, s[3], s[4]}));
+    Value wide = b.create<BroadcastToOp>(
+        loc, kv, b.getDenseI64ArrayAttr({s[0], groups, repeat, s[3], s[4]}));
+    return flat(wide);
+  };
+  auto regroup = [&](Value v) {
+    auto s = tensorType(v).getShape();
+    return b
+        .create<ReshapeOp>(
+            loc, v, b.getDenseI64ArrayAttr({s[0], groups, repeat, s[2], s[3]}))
+        .getResult();
+  };
+  b.setInsertionPoint(scores);
+  auto scores4 = b.create<MatmulOp>(
+      scores.getLoc(),
+      RankedTensorType::get({shape[0], groups * repeat, shape[3], shape[4]},
+                            probsType.getElementType()),
+      flat(scores.getA()), repeated(scores.getB()), scores.getTransposeA(),
+      scores.getTransposeB());
+  scores.getResult().replaceAllUsesWith(regroup(scores4.getResult()));
+  scores->erase();
+  b.setInsertionPoint(output);
+  auto softmax4 = b.create<SoftmaxOp>(softmax.getLoc(), flat(softmax.getX()),
+                                      b.getI64IntegerAttr(-1));
+  auto outShape = tensorType(output).getShape();
+  auto output4 = b.create<MatmulOp>(
+      output.getLoc(),
+      RankedTensorType::get({shape[0], groups * repeat, shape[3], outShape[4]},
+                            tensorType(output).getElementType()),
+      softmax4.getResult(), repeated(output.getB()), false,
+      output.getTransposeB());
+  output.getResult().replaceAllUsesWith(regroup(output4.getResult()));
+  output->erase();
+  softmax->erase();
+  return true;
+}
+
 void canonicalizeCandidates(mlir::ModuleOp module) {
   for (ExpOp exp : collect<ExpOp>(module)) {
     auto logSoftmax = exp.getX().getDefiningOp<LogSoftmaxOp>();
@@ -1692,6 +1821,8 @@ void canonicalizeCandidates(mlir::ModuleOp module) {
     if (transposeP && transposeP->use_empty())
       transposeP->erase();
   }
+  for (SoftmaxOp softmax : collect<SoftmaxOp>(module))
+    flattenGroupedHeads(softmax);
 }
 
 struct FuseAttentionPass

@@ -162,6 +162,8 @@ INSTANTIATE_TEST_SUITE_P(
         // with exp(log_softmax) and a hand-written max shift; a non-local
         // block's V P^T
         "strict-tril-1e9", "scores-transposed", "non-local",
+        // grouped-query heads by broadcasting in rank 5
+        "gqa-5d",
         // TorchScript exporter at opset 11 (Softmax coerces its input to
         // 2-D; at the last axis that is a plain softmax)
         "opset11-hf-gpt2",
@@ -177,7 +179,7 @@ INSTANTIATE_TEST_SUITE_P(
         "dynamo-gqa-repeat-interleave", "dynamo-mqa-expand",
         "dynamo-hand-softmax", "dynamo-deberta-relative", "dynamo-swin-windows",
         "dynamo-hf-llama-mask", "dynamo-strict-tril-1e9",
-        "dynamo-scores-transposed", "dynamo-non-local"),
+        "dynamo-scores-transposed", "dynamo-non-local", "dynamo-gqa-5d"),
     testName);
 
 /// A left-padded batch gives padded query rows in which every key is masked

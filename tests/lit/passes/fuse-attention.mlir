@@ -841,6 +841,31 @@ func.func @finite_fill_then_bias(%q: tensor<2x2x16x8xf32>, %k: tensor<2x2x16x8xf
 
 // -----
 
+// Grouped-query heads by broadcasting in rank 5: Q [B, G, R, S, D] against
+// K and V [B, G, 1, S, D]. Flattened to [B, G*R, ...] with K and V as
+// repeat_kv, read once per group; the padding mask [B, 1, 1, 1, S] stays
+// [B, 1, 1, S], not broadcast to the scores.
+// CHECK-LABEL: func.func @grouped_heads_rank5
+// CHECK-DAG: %[[K:.*]] = kiln.reshape %arg1 {shape = array<i64: 2, 2, 16, 8>}
+// CHECK-DAG: %[[Q:.*]] = kiln.reshape %arg0 {shape = array<i64: 2, 6, 16, 8>}
+// CHECK-DAG: %[[V:.*]] = kiln.reshape %arg2 {shape = array<i64: 2, 2, 16, 8>}
+// CHECK-DAG: %[[M:.*]] = kiln.reshape %arg3 {shape = array<i64: 2, 1, 1, 16>}
+// CHECK: %[[O:.*]] = kiln.attention %[[Q]], %[[K]], %[[V]], %[[M]] {scale = 2.500000e-01 : f64} : (tensor<2x6x16x8xf32>, tensor<2x2x16x8xf32>, tensor<2x2x16x8xf32>, tensor<2x1x1x16xf32>) -> tensor<2x6x16x8xf32>
+// CHECK: %[[R:.*]] = kiln.reshape %[[O]] {shape = array<i64: 2, 2, 3, 16, 8>}
+// CHECK: return %[[R]]
+// REMARK: remark: fused attention: B=2 H=6 (kv heads 2) Sq=16 Sk=16 D=8, scale 2.500000e-01, additive mask [2, 1, 1, 16]
+func.func @grouped_heads_rank5(%q: tensor<2x2x3x16x8xf32>, %k: tensor<2x2x1x16x8xf32>, %v: tensor<2x2x1x16x8xf32>, %m: tensor<2x1x1x1x16xf32>) -> tensor<2x2x3x16x8xf32> {
+  %c = kiln.constant dense<0.25> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x2x3x16x8xf32>, tensor<2x2x1x16x8xf32>) -> tensor<2x2x3x16x16xf32>
+  %1 = kiln.mul %0, %c : (tensor<2x2x3x16x16xf32>, tensor<f32>) -> tensor<2x2x3x16x16xf32>
+  %2 = kiln.add %m, %1 : (tensor<2x1x1x1x16xf32>, tensor<2x2x3x16x16xf32>) -> tensor<2x2x3x16x16xf32>
+  %3 = kiln.softmax %2 : tensor<2x2x3x16x16xf32>
+  %4 = kiln.matmul %3, %v : (tensor<2x2x3x16x16xf32>, tensor<2x2x1x16x8xf32>) -> tensor<2x2x3x16x8xf32>
+  return %4 : tensor<2x2x3x16x8xf32>
+}
+
+// -----
+
 // A classifier's softmax is not a candidate: no remark, nothing changes.
 // CHECK-LABEL: func.func @classifier
 // CHECK: kiln.softmax
