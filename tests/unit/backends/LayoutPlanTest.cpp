@@ -385,6 +385,28 @@ TEST_F(LayoutPlan, PaddedChannelsStayBlocked) {
   EXPECT_EQ(impls[3], "onednn:conv2d");
 }
 
+TEST_F(LayoutPlan, DepthwiseFromAPlainSourceRunsOnAJitKernel) {
+  // ShuffleNet V2's downsampling branch: a depthwise 3x3 stride-2
+  // convolution reads the plain result of a channel shuffle and writes a
+  // blocked (padded) buffer for the 1x1 convolution after it. Left to pick
+  // the source layout, oneDNN 2.6 chose its reference kernel (NHWC source,
+  // 116 channels: 0.2 GFLOP/s); the source is reordered into the blocked
+  // layout instead.
+  ProgramBuilder p("depthwise_plain_source");
+  int64_t c = 7 * block_ + block_ / 4;
+  int64_t x = p.input("x", {1, c, 28, 28});
+  int64_t d =
+      p.call("conv2d", {x, p.param({c, 1, 3, 3})}, {1, c, 14, 14},
+             {{"groups", c}, {"strides", {2, 2}}, {"pads", {1, 1, 1, 1}}});
+  int64_t e = p.conv(d, c, c, 1, {1, c, 14, 14});
+  p.call("global_avg_pool", {e}, {1, c, 1, 1}, json::object(),
+         /*output=*/true);
+  std::vector<std::string> impls = runBoth(p);
+  ASSERT_EQ(impls.size(), 3u);
+  EXPECT_EQ(impls[0], "onednn:conv2d(blocked)");
+  EXPECT_EQ(impls[1], "onednn:conv2d(blocked)");
+}
+
 TEST_F(LayoutPlan, ResidualOfAPlainResultStaysPlain) {
   // The residual t is only read by convolutions, but the one that adds it
   // writes the plain Program output, so t is read plain.
