@@ -1232,7 +1232,7 @@ std::unique_ptr<PreparedKernel> prepareBinary(const PrepareContext &pc) {
 }
 
 //===----------------------------------------------------------------------===//
-// softmax, log_softmax, layer_norm, batch_norm
+// softmax, log_softmax, layer_norm (batch_norm: an own kernel, Kernels.cpp)
 //===----------------------------------------------------------------------===//
 
 template <bool IsLog>
@@ -1304,42 +1304,6 @@ std::unique_ptr<PreparedKernel> prepareLayerNorm(const PrepareContext &pc) {
   k->bind(DNNL_ARG_SHIFT, false, 2, paramMd);
   ownExtra(*k, pd, DNNL_ARG_MEAN);
   ownExtra(*k, pd, DNNL_ARG_VARIANCE);
-  return k;
-}
-
-std::unique_ptr<PreparedKernel> prepareBatchNorm(const PrepareContext &pc) {
-  if (!simpleArity(pc, 5, 5))
-    return nullptr;
-  const BufferDesc &x = pc.inputs[0], &out = pc.outputs[0];
-  if (x.dtype != DType::f32 || out.dtype != x.dtype || out.shape != x.shape ||
-      x.shape.size() < 2)
-    return nullptr;
-  auto eps = attrFloat(pc, "epsilon", 1e-5);
-  int64_t C = x.shape[1];
-  for (int i = 1; i < 5; ++i)
-    if (pc.inputs[i].dtype != x.dtype ||
-        pc.inputs[i].shape != std::vector<int64_t>{C})
-      return nullptr;
-  if (!eps)
-    return nullptr;
-  int64_t inner = numElements(x.shape) / (x.shape[0] * C);
-  memory::desc md({x.shape[0], C, inner, 1}, dt::f32, memory::format_tag::nchw);
-  memory::desc paramMd({C}, dt::f32, memory::format_tag::a);
-  dnnl::batch_normalization_forward::primitive_desc pd(
-      dnnl::batch_normalization_forward::desc(
-          dnnl::prop_kind::forward_inference, md, static_cast<float>(*eps),
-          dnnl::normalization_flags::use_global_stats |
-              dnnl::normalization_flags::use_scale |
-              dnnl::normalization_flags::use_shift),
-      engine());
-  auto k = std::make_unique<OnednnKernel>(
-      "onednn:batch_norm", dnnl::batch_normalization_forward(pd));
-  k->bind(DNNL_ARG_SRC, false, 0, md);
-  k->bind(DNNL_ARG_DST, true, 0, md);
-  k->bind(DNNL_ARG_SCALE, false, 1, paramMd);
-  k->bind(DNNL_ARG_SHIFT, false, 2, paramMd);
-  k->bind(DNNL_ARG_MEAN, false, 3, paramMd);
-  k->bind(DNNL_ARG_VARIANCE, false, 4, paramMd);
   return k;
 }
 
@@ -1652,7 +1616,6 @@ void registerOnednnKernels(Backend &b) {
   b.addFactory("softmax", declineOnError(prepareSoftmax<false>));
   b.addFactory("log_softmax", declineOnError(prepareSoftmax<true>));
   b.addFactory("layer_norm", declineOnError(prepareLayerNorm));
-  b.addFactory("batch_norm", declineOnError(prepareBatchNorm));
   for (const char *op :
        {"reduce_sum", "reduce_mean", "reduce_max", "reduce_min"})
     b.addFactory(op, declineOnError(prepareReduce));
