@@ -6,6 +6,7 @@
 //
 //===----------------------------------------------------------------------===//
 #include "Artifact.h"
+#include "AtomicFile.h"
 
 #include <cstring>
 #include <fstream>
@@ -75,23 +76,18 @@ Status writeArtifact(const std::string &path, const Program &program,
     // Pad with spaces so the data starts 8-byte aligned (allowed by the spec).
     while ((8 + text.size()) % 8 != 0)
       text.push_back(' ');
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out)
-      return Status::error("artifact '" + path + "': cannot open for writing");
-    uint8_t len[8];
-    uint64_t n = text.size();
-    for (int i = 0; i < 8; ++i)
-      len[i] = static_cast<uint8_t>(n >> (8 * i));
-    out.write(reinterpret_cast<const char *>(len), 8);
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const auto &[name, t] : weights)
-      if (t.byteSize())
-        out.write(static_cast<const char *>(t.data()),
-                  static_cast<std::streamsize>(t.byteSize()));
-    out.close();
-    if (!out)
-      return Status::error("artifact '" + path + "': write failed");
-    return Status::ok();
+    return writeFileAtomically("artifact", path, [&](std::ostream &out) {
+      uint8_t len[8];
+      uint64_t n = text.size();
+      for (int i = 0; i < 8; ++i)
+        len[i] = static_cast<uint8_t>(n >> (8 * i));
+      out.write(reinterpret_cast<const char *>(len), 8);
+      out.write(text.data(), static_cast<std::streamsize>(text.size()));
+      for (const auto &[name, t] : weights)
+        if (t.byteSize())
+          out.write(static_cast<const char *>(t.data()),
+                    static_cast<std::streamsize>(t.byteSize()));
+    });
   } catch (const std::exception &e) {
     return Status::error("artifact '" + path + "': " + e.what());
   }

@@ -6,6 +6,7 @@
 // docs/artifact.md.
 //
 //===----------------------------------------------------------------------===//
+#include "AtomicFile.h"
 #include "kiln/runtime.h"
 
 #include <fstream>
@@ -209,25 +210,21 @@ Status writeNpy(const std::string &path, const Tensor &tensor) {
   size_t total = prefix + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header.push_back('\n');
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out)
-    return Status::error("npy '" + path + "': cannot open for writing");
-  out.write("\x93NUMPY", 6);
-  char version[2] = {static_cast<char>(v2 ? 2 : 1), 0};
-  out.write(version, 2);
-  uint64_t n = header.size();
-  char len[4] = {
-      static_cast<char>(n & 0xff), static_cast<char>((n >> 8) & 0xff),
-      static_cast<char>((n >> 16) & 0xff), static_cast<char>((n >> 24) & 0xff)};
-  out.write(len, v2 ? 4 : 2);
-  out.write(header.data(), static_cast<std::streamsize>(header.size()));
-  if (tensor.byteSize() && tensor.data())
-    out.write(static_cast<const char *>(tensor.data()),
-              static_cast<std::streamsize>(tensor.byteSize()));
-  out.close();
-  if (!out)
-    return Status::error("npy '" + path + "': write failed");
-  return Status::ok();
+  return writeFileAtomically("npy", path, [&](std::ostream &out) {
+    out.write("\x93NUMPY", 6);
+    char version[2] = {static_cast<char>(v2 ? 2 : 1), 0};
+    out.write(version, 2);
+    uint64_t n = header.size();
+    char len[4] = {static_cast<char>(n & 0xff),
+                   static_cast<char>((n >> 8) & 0xff),
+                   static_cast<char>((n >> 16) & 0xff),
+                   static_cast<char>((n >> 24) & 0xff)};
+    out.write(len, v2 ? 4 : 2);
+    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    if (tensor.byteSize() && tensor.data())
+      out.write(static_cast<const char *>(tensor.data()),
+                static_cast<std::streamsize>(tensor.byteSize()));
+  });
 }
 
 } // namespace kiln

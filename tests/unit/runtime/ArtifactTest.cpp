@@ -8,6 +8,11 @@
 #include "Artifact.h"
 #include "TestUtil.h"
 
+#include <sys/resource.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -259,6 +264,65 @@ TEST(Artifact, WrongFormatVersion) {
   exe = Executable::load(path);
   ASSERT_FALSE(exe.isOk());
   EXPECT_NE(exe.status().message().find("format_version 7"), std::string::npos);
+}
+
+TEST(Artifact, FailedWriteKeepsTheOldFileAndSaysWhy) {
+  // A write that fails part way (here: a file size limit, as a full disk
+  // would) must leave the artifact that was there loadable, no temporary
+  // file beside it, and say why.
+  std::string path = savedArtifact("kept.kiln");
+  std::string before = readBytes(path);
+  Program p = paramsProgram();
+  TensorMap big = paramsWeights();
+  big["w_f32"] = Tensor::zeros(DType::f32, {2, 3});
+  p.buffers.push_back({static_cast<int64_t>(p.buffers.size()),
+                       DType::f32,
+                       {1 << 20},
+                       BufferKind::param,
+                       "big",
+                       0});
+  big["big"] = Tensor::zeros(DType::f32, {1 << 20});
+  struct rlimit old;
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto previous = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = before.size() + 4096;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  Status s = writeArtifact(path, p, big);
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, previous);
+  ASSERT_FALSE(s.isOk());
+  EXPECT_NE(s.message().find("artifact '" + path + "': write failed: "),
+            std::string::npos)
+      << s.message();
+  EXPECT_NE(s.message().find(std::strerror(EFBIG)), std::string::npos)
+      << s.message();
+  EXPECT_EQ(readBytes(path), before);
+  EXPECT_TRUE(Executable::load(path).isOk());
+  for (const auto &entry : std::filesystem::directory_iterator(
+           std::filesystem::path(path).parent_path()))
+    EXPECT_EQ(entry.path().filename().string().find(
+                  std::filesystem::path(path).filename().string() + ".tmp"),
+              std::string::npos)
+        << entry.path();
+  // The same for an .npy file, and a device is written in place.
+  std::string npy = tempPath("kept.npy");
+  ASSERT_TRUE(writeNpy(npy, big.at("w_f32")).isOk());
+  std::string npyBefore = readBytes(npy);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  previous = std::signal(SIGXFSZ, SIG_IGN);
+  s = writeNpy(npy, big.at("big"));
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, previous);
+  EXPECT_FALSE(s.isOk());
+  EXPECT_EQ(readBytes(npy), npyBefore);
+  if (std::filesystem::exists("/dev/full")) {
+    s = writeNpy("/dev/full", big.at("w_f32"));
+    ASSERT_FALSE(s.isOk());
+    EXPECT_NE(s.message().find(std::strerror(ENOSPC)), std::string::npos)
+        << s.message();
+    EXPECT_TRUE(std::filesystem::exists("/dev/full"));
+  }
 }
 
 TEST(Npy, RoundTripAllNumpyTypes) {
