@@ -619,6 +619,16 @@ std::unique_ptr<PreparedKernel> prepareConcat(const PrepareContext &pc) {
   }
   if (out.shape != shape)
     return nullptr;
+  // Channel-blocked operands (planBlockedLayouts: along the channels, each
+  // operand a whole number of blocks): each image's operand is one run at
+  // the offset it has in NCHW, so the copies below are the same.
+  Layout layout = pc.outputLayout(0);
+  bool blocked = !layout.isPlain();
+  for (size_t i = 0; i < pc.inputs.size(); ++i)
+    if (pc.inputLayout(i) != layout ||
+        (blocked && (rank != 4 || ax != 1 ||
+                     pc.inputs[i].shape[1] % layout.channelBlock != 0)))
+      return nullptr;
   int64_t outer = 1, inner = dtypeSize(first.dtype);
   for (int64_t d = 0; d < ax; ++d)
     outer *= shape[d];
@@ -628,23 +638,67 @@ std::unique_ptr<PreparedKernel> prepareConcat(const PrepareContext &pc) {
   for (const BufferDesc &x : pc.inputs)
     rows.push_back(x.shape[ax] * inner);
   int64_t outRow = shape[ax] * inner;
-  return own(pc, [rows, outer, outRow](const KernelContext &ctx) {
+  // Few long rows (a concat of one image's channels: outer = 1): the copies
+  // as pieces of at most kPiece bytes, spread over the threads. Many rows:
+  // the rows are.
+  constexpr int64_t kPiece = 64 * 1024;
+  auto make = [&](OwnKernel::Fn fn) -> std::unique_ptr<PreparedKernel> {
+    if (!blocked)
+      return own(pc, std::move(fn));
+    auto k = std::make_unique<OwnKernel>("concat(blocked)", std::move(fn));
+    k->honorLayouts();
+    return k;
+  };
+  if (outer * static_cast<int64_t>(rows.size()) > 256) {
+    auto copyRows = [rows, outer, outRow](const KernelContext &ctx) {
+      uint8_t *dst = ctx.outputs[0].as<uint8_t>();
+      parallelFor(outer,
+                  std::max<int64_t>(1, kPiece / std::max<int64_t>(outRow, 1)),
+                  [&](int64_t begin, int64_t end) {
+                    for (int64_t o = begin; o < end; ++o) {
+                      int64_t done = 0;
+                      for (size_t i = 0; i < rows.size(); ++i) {
+                        if (rows[i])
+                          std::memcpy(dst + o * outRow + done,
+                                      ctx.inputs[i].as<uint8_t>() + o * rows[i],
+                                      rows[i]);
+                        done += rows[i];
+                      }
+                    }
+                  });
+      return Status::ok();
+    };
+    return make(copyRows);
+  }
+  struct Piece {
+    size_t input;
+    int64_t from, to, bytes;
+  };
+  std::vector<Piece> pieces;
+  for (int64_t o = 0; o < outer; ++o) {
+    int64_t done = 0;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      for (int64_t at = 0; at < rows[i]; at += kPiece)
+        pieces.push_back({i, o * rows[i] + at, o * outRow + done + at,
+                          std::min(kPiece, rows[i] - at)});
+      done += rows[i];
+    }
+  }
+  auto copy = [pieces](const KernelContext &ctx) {
     uint8_t *dst = ctx.outputs[0].as<uint8_t>();
-    parallelFor(
-        outer, std::max<int64_t>(1, 65536 / std::max<int64_t>(outRow, 1)),
-        [&](int64_t begin, int64_t end) {
-          for (int64_t o = begin; o < end; ++o) {
-            int64_t done = 0;
-            for (size_t i = 0; i < rows.size(); ++i) {
-              if (rows[i])
-                std::memcpy(dst + o * outRow + done,
-                            ctx.inputs[i].as<uint8_t>() + o * rows[i], rows[i]);
-              done += rows[i];
-            }
-          }
-        });
+    parallelFor(static_cast<int64_t>(pieces.size()), 2,
+                [&](int64_t begin, int64_t end) {
+                  for (int64_t p = begin; p < end; ++p) {
+                    const Piece &piece = pieces[p];
+                    std::memcpy(dst + piece.to,
+                                ctx.inputs[piece.input].as<uint8_t>() +
+                                    piece.from,
+                                piece.bytes);
+                  }
+                });
     return Status::ok();
-  });
+  };
+  return make(copy);
 }
 
 std::unique_ptr<PreparedKernel> prepareGather(const PrepareContext &pc) {

@@ -47,6 +47,7 @@
 #include <optional>
 #include <set>
 #include <tuple>
+#include <utility>
 
 namespace kiln::cpu {
 namespace {
@@ -1487,6 +1488,28 @@ bool blockableBinary(const Program &program, const KernelCall &call) {
   return full.size() == 4;
 }
 
+/// Whether a concat call can run on channel-blocked buffers: along the
+/// channels of [N, C, H, W], every operand's channels a whole number of
+/// blocks. Then each operand's block of each image is one contiguous run
+/// at the same offset as in NCHW, and the plain concat kernel copies the
+/// same bytes (SqueezeNet's fire modules, GoogLeNet's and Inception's
+/// branches, DenseNet's growing feature maps).
+bool blockableConcat(const Program &program, const KernelCall &call,
+                     int64_t block) {
+  if (call.op != "concat" || call.outputs.size() != 1 || call.inputs.empty())
+    return false;
+  const std::vector<int64_t> &out = program.buffers[call.outputs[0]].shape;
+  int64_t axis = call.attrs.value("axis", int64_t(-100));
+  if (out.size() != 4 || (axis != 1 && axis != -3))
+    return false;
+  for (int64_t id : call.inputs) {
+    const std::vector<int64_t> &s = program.buffers[id].shape;
+    if (s.size() != 4 || s[1] % block != 0)
+      return false;
+  }
+  return true;
+}
+
 /// Whether oneDNN 2.6 has an optimized kernel for the convolution `call`
 /// on channel-blocked activations. Grouped convolutions need whole blocks
 /// of channels per group, in and out, or one channel per group (depthwise):
@@ -1547,7 +1570,7 @@ std::vector<Layout> planBlockedLayouts(const Program &program) {
   // elementwise call takes operands of its result's shape blocked (and
   // per-channel ones in either layout, the same bytes).
   for (const KernelCall &k : program.kernels) {
-    if (blockableBinary(program, k))
+    if (blockableBinary(program, k) || blockableConcat(program, k, block))
       continue;
     bool plainConv = isConv(k) && !blockedConvIsFast(program, k, block);
     for (size_t i = 0; i < k.inputs.size(); ++i)
@@ -1557,11 +1580,28 @@ std::vector<Layout> planBlockedLayouts(const Program &program) {
       if (plainConv || !takesBlocked(k, i, true))
         blocked[k.outputs[i]] = false;
   }
-  // A convolution reads its residuals in its result's layout, and a binary
-  // call its full-shape operands.
+  // A convolution reads its residuals in its result's layout, a binary
+  // call its full-shape operands, and a concat all of its operands.
   for (bool changed = true; changed;) {
     changed = false;
     for (const KernelCall &k : program.kernels) {
+      if (blockableConcat(program, k, block)) {
+        bool all = blocked[k.outputs[0]];
+        for (int64_t id : k.inputs)
+          all = all && blocked[id];
+        if (all)
+          continue;
+        for (int64_t id : k.inputs)
+          if (blocked[id]) {
+            blocked[id] = false;
+            changed = true;
+          }
+        if (blocked[k.outputs[0]]) {
+          blocked[k.outputs[0]] = false;
+          changed = true;
+        }
+        continue;
+      }
       if (blockableBinary(program, k)) {
         const auto &full = program.buffers[k.outputs[0]].shape;
         bool all = blocked[k.outputs[0]];

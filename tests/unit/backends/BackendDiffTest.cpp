@@ -778,6 +778,22 @@ std::vector<OpCase> buildCases() {
                DType::i64,
                {3, 3},
                kExact});
+  // Many rows (copied row by row across the threads) and one image of
+  // 300 KB (copied in 64 KB pieces across the threads).
+  c.push_back({"concat_many_rows",
+               "concat",
+               {f32({300, 3}), f32({300, 5})},
+               {{"axis", 1}},
+               DType::f32,
+               {300, 8},
+               kExact});
+  c.push_back({"concat_large_pieces",
+               "concat",
+               {f32({1, 48, 40, 40}), f32({1, 3, 40, 40})},
+               {{"axis", 1}},
+               DType::f32,
+               {1, 51, 40, 40},
+               kExact});
   c.push_back({"concat_axis0_bf16",
                "concat",
                {of(DType::bf16, {1, 4}), of(DType::bf16, {2, 4})},

@@ -407,6 +407,32 @@ TEST_F(LayoutPlan, DepthwiseFromAPlainSourceRunsOnAJitKernel) {
   EXPECT_EQ(impls[1], "onednn:conv2d(blocked)");
 }
 
+TEST_F(LayoutPlan, ChannelConcatOfWholeBlocksStaysBlocked) {
+  // SqueezeNet's fire module: squeeze 1x1 -> expand 1x1 and expand 3x3,
+  // concatenated along the channels -> the next squeeze. With every
+  // operand a whole number of blocks the concat copies blocked bytes and
+  // the convolutions around it stay blocked; one operand that is not (a
+  // third of a block) makes the concat and its operands plain.
+  for (bool whole : {true, false}) {
+    ProgramBuilder p(whole ? "fire" : "fire_partial");
+    int64_t e = whole ? 2 * block_ : block_ / 3;
+    int64_t x = p.input("x", {1, 4 * block_, 10, 10});
+    int64_t s = p.conv(x, 4 * block_, block_, 1, {1, block_, 10, 10});
+    int64_t a = p.conv(s, block_, e, 1, {1, e, 10, 10});
+    int64_t b = p.conv(s, block_, 2 * block_, 3, {1, 2 * block_, 10, 10});
+    int64_t cat =
+        p.call("concat", {a, b}, {1, e + 2 * block_, 10, 10}, {{"axis", 1}});
+    int64_t n = p.conv(cat, e + 2 * block_, block_, 1, {1, block_, 10, 10});
+    p.call("global_avg_pool", {n}, {1, block_, 1, 1}, json::object(),
+           /*output=*/true);
+    std::vector<std::string> impls = runBoth(p);
+    ASSERT_EQ(impls.size(), 6u);
+    EXPECT_EQ(impls[3], whole ? "cpu:concat(blocked)" : "cpu:concat");
+    if (whole)
+      EXPECT_EQ(impls[1], "onednn:conv2d(blocked)");
+  }
+}
+
 TEST_F(LayoutPlan, ResidualOfAPlainResultStaysPlain) {
   // The residual t is only read by convolutions, but the one that adds it
   // writes the plain Program output, so t is read plain.
