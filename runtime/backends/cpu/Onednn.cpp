@@ -1584,50 +1584,40 @@ std::vector<Layout> planBlockedLayouts(const Program &program) {
   // call its full-shape operands, and a concat all of its operands.
   for (bool changed = true; changed;) {
     changed = false;
+    auto unblock = [&](int64_t id) {
+      if (blocked[id]) {
+        blocked[id] = false;
+        changed = true;
+      }
+    };
+    // The call's result and the operands `together(id)` selects are blocked
+    // all or none.
+    auto allOrNone = [&](const KernelCall &k, auto together) {
+      bool all = blocked[k.outputs[0]];
+      for (int64_t id : k.inputs)
+        all = all && (!together(id) || blocked[id]);
+      if (all)
+        return;
+      for (int64_t id : k.inputs)
+        if (together(id))
+          unblock(id);
+      unblock(k.outputs[0]);
+    };
     for (const KernelCall &k : program.kernels) {
       if (blockableConcat(program, k, block)) {
-        bool all = blocked[k.outputs[0]];
-        for (int64_t id : k.inputs)
-          all = all && blocked[id];
-        if (all)
-          continue;
-        for (int64_t id : k.inputs)
-          if (blocked[id]) {
-            blocked[id] = false;
-            changed = true;
-          }
-        if (blocked[k.outputs[0]]) {
-          blocked[k.outputs[0]] = false;
-          changed = true;
-        }
+        allOrNone(k, [](int64_t) { return true; });
         continue;
       }
       if (blockableBinary(program, k)) {
         const auto &full = program.buffers[k.outputs[0]].shape;
-        bool all = blocked[k.outputs[0]];
-        for (int64_t id : k.inputs)
-          if (program.buffers[id].shape == full)
-            all = all && blocked[id];
-        if (all)
-          continue;
-        for (int64_t id : k.inputs)
-          if (program.buffers[id].shape == full && blocked[id]) {
-            blocked[id] = false;
-            changed = true;
-          }
-        if (blocked[k.outputs[0]]) {
-          blocked[k.outputs[0]] = false;
-          changed = true;
-        }
+        allOrNone(
+            k, [&](int64_t id) { return program.buffers[id].shape == full; });
         continue;
       }
       if (k.op != "fused_conv2d" || k.outputs.empty() || blocked[k.outputs[0]])
         continue;
       for (size_t i = 2; i < k.inputs.size(); ++i)
-        if (blocked[k.inputs[i]]) {
-          blocked[k.inputs[i]] = false;
-          changed = true;
-        }
+        unblock(k.inputs[i]);
     }
   }
   for (size_t id = 0; id < blocked.size(); ++id)
