@@ -150,14 +150,16 @@ def sh(cmd, env=None, timeout=1800):
 KENV = dict(os.environ, KILN_NUM_THREADS=str(THREADS), OMP_NUM_THREADS=str(THREADS))
 
 
-def run_case(case, a):
-    """Exports, compiles, checks and times one case; returns its record."""
+def run_case(case, a, built=None):
+    """Exports, compiles, checks and times one case; returns its record.
+    `built`: (module, inputs, attention blocks, parameters) of a model from
+    elsewhere (bench/time_torchvision.py); by default the HF case is built."""
     BIN = a.bin
     name, impl = case.rsplit(".", 1)
     d = os.path.join(a.work, case)
     os.makedirs(d, exist_ok=True)
     res = {"case": case}
-    module, inputs, blocks, params = build(name, impl)
+    module, inputs, blocks, params = built or build(name, impl)
     res["params_M"] = params / 1e6
     res["blocks"] = blocks
     onnx_path, kiln = f"{d}/model.onnx", f"{d}/model.kiln"
@@ -264,25 +266,37 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", default=DEFAULT)
     ap.add_argument("--impl", default="eager", choices=["eager", "sdpa"])
+    add_timing_args(ap)
+    a = ap.parse_args()
+    a.work = a.work or tempfile.mkdtemp(prefix="kiln-hf-timing-")
+    torch.set_num_threads(THREADS)
+    for name in a.only.split(","):
+        if name not in MODELS:
+            sys.exit(f"unknown case '{name}'; cases: {', '.join(MODELS)}")
+    results = [run_case(f"{name}.{a.impl}", a) for name in a.only.split(",")]
+    sys.exit(1 if print_table(results, a.work) else 0)
+
+
+def add_timing_args(ap):
+    """The options run_case reads (shared with bench/time_torchvision.py)."""
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--retries", type=int, default=2)
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
     ap.add_argument("--work", default=None)
-    a = ap.parse_args()
-    a.work = a.work or tempfile.mkdtemp(prefix="kiln-hf-timing-")
-    torch.set_num_threads(THREADS)
+
+
+def print_table(results, work):
+    """Prints the markdown table of run_case records; returns the number of
+    failed cases (Kiln failed, or differs from ONNX Runtime by more than 1e-4
+    where ONNX Runtime is within 1e-4 of PyTorch)."""
     rows, failed = [], 0
-    for name in a.only.split(","):
-        if name not in MODELS:
-            sys.exit(f"unknown case '{name}'; cases: {', '.join(MODELS)}")
-        case = f"{name}.{a.impl}"
-        res = run_case(case, a)
+    for res in results:
         bad = "error" in res or (res.get("rel_ort_vs_torch", 1) <= 1e-4 and
                                  res.get("rel_vs_ort", 1) > 1e-4)
         failed += bad
         m = res.get("median_ms", {})
-        rows.append((case, res.get("params_M", 0), m.get("kiln"), m.get("ort"), m.get("torch"),
+        rows.append((res["case"], res.get("params_M", 0), m.get("kiln"), m.get("ort"), m.get("torch"),
                      res.get("rel_vs_ort"), f"{res.get('fused', 0)}/{res.get('blocks', 0)}",
                      max(sum(res.get("foreign_cpu", {}).values(), []) or [0]),
                      res.get("error", "")[:60]))
@@ -294,8 +308,8 @@ def main():
         print(f"| {case} | {p:.0f}M | {fmt(k, '{:.1f}')} | {fmt(o, '{:.1f}')} | {fmt(t, '{:.1f}')} | "
               f"{fmt(o / k if k and o else None, '{:.2f}')} | {fmt(t / k if k and t else None, '{:.2f}')} | "
               f"{fmt(err, '{:.1e}')} | {fused} | {other} | {e} |")
-    print(f"\n{len(rows)} cases, {failed} failed; files in {a.work}")
-    sys.exit(1 if failed else 0)
+    print(f"\n{len(rows)} cases, {failed} failed; files in {work}")
+    return failed
 
 
 if __name__ == "__main__":
