@@ -412,18 +412,19 @@ TEST_F(LayoutPlan, ChannelConcatOfWholeBlocksStaysBlocked) {
   // concatenated along the channels -> the next squeeze. With every
   // operand a whole number of blocks the concat copies blocked bytes and
   // the convolutions around it stay blocked; one operand that is not (a
-  // third of a block) makes the concat and its operands plain.
+  // third of a block) makes the concat and its operands plain. Two images:
+  // each operand's part of each image is its own run.
   for (bool whole : {true, false}) {
     ProgramBuilder p(whole ? "fire" : "fire_partial");
     int64_t e = whole ? 2 * block_ : block_ / 3;
-    int64_t x = p.input("x", {1, 4 * block_, 10, 10});
-    int64_t s = p.conv(x, 4 * block_, block_, 1, {1, block_, 10, 10});
-    int64_t a = p.conv(s, block_, e, 1, {1, e, 10, 10});
-    int64_t b = p.conv(s, block_, 2 * block_, 3, {1, 2 * block_, 10, 10});
+    int64_t x = p.input("x", {2, 4 * block_, 10, 10});
+    int64_t s = p.conv(x, 4 * block_, block_, 1, {2, block_, 10, 10});
+    int64_t a = p.conv(s, block_, e, 1, {2, e, 10, 10});
+    int64_t b = p.conv(s, block_, 2 * block_, 3, {2, 2 * block_, 10, 10});
     int64_t cat =
-        p.call("concat", {a, b}, {1, e + 2 * block_, 10, 10}, {{"axis", 1}});
-    int64_t n = p.conv(cat, e + 2 * block_, block_, 1, {1, block_, 10, 10});
-    p.call("global_avg_pool", {n}, {1, block_, 1, 1}, json::object(),
+        p.call("concat", {a, b}, {2, e + 2 * block_, 10, 10}, {{"axis", 1}});
+    int64_t n = p.conv(cat, e + 2 * block_, block_, 1, {2, block_, 10, 10});
+    p.call("global_avg_pool", {n}, {2, block_, 1, 1}, json::object(),
            /*output=*/true);
     std::vector<std::string> impls = runBoth(p);
     ASSERT_EQ(impls.size(), 6u);
