@@ -34,10 +34,13 @@ def models():
     # Plus the families that took slow or new paths in the 2026-12-02
     # torchvision sweep: grouped convs (ResNeXt), pools after a concat
     # (GoogLeNet, DenseNet), ReLU6 (MobileNet V2), x * sigmoid(x)
-    # (EfficientNet), a bilinear Resize (LR-ASPP, at 224).
+    # (EfficientNet), a bilinear Resize (LR-ASPP, at 224). And those of
+    # the fourth session that day: a depthwise conv after a channel shuffle
+    # (ShuffleNet), channel concats kept blocked (SqueezeNet, GoogLeNet),
+    # standalone batch norms on the own kernel (DenseNet).
     for name in ["mobilenet_v2", "efficientnet_b0", "resnet50", "vit_b_16",
                  "resnext50_32x4d", "googlenet", "densenet121",
-                 "mobilenet_v3_large"]:
+                 "mobilenet_v3_large", "shufflenet_v2_x1_0", "squeezenet1_1"]:
         m = getattr(torchvision.models, name)(weights=None).eval()
         yield "torchvision-" + name, m, torch.randn(1, 3, 224, 224)
     class Out(torch.nn.Module):  # segmentation models return {"out": y}
