@@ -1755,8 +1755,9 @@ void canonicalizeCandidates(mlir::ModuleOp module) {
     if (!logSoftmax || !mayBeAttention(logSoftmax.getX(), exp.getResult()))
       continue;
     mlir::OpBuilder b(exp);
-    auto softmax = b.create<SoftmaxOp>(exp.getLoc(), logSoftmax.getX(),
-                                       logSoftmax.getAxisAttr());
+    auto softmax =
+        b.create<SoftmaxOp>(exp.getLoc(), logSoftmax.getX(),
+                            b.getI64IntegerAttr(logSoftmax.getAxis()));
     exp.getResult().replaceAllUsesWith(softmax.getResult());
     exp->erase();
     if (logSoftmax->use_empty())
