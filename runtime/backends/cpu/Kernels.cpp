@@ -261,7 +261,18 @@ std::unique_ptr<PreparedKernel> prepareUnary(const PrepareContext &pc) {
   }
   if (!fn)
     return nullptr;
-  return own(pc, fn);
+  // Channel-blocked with whole blocks (planBlockedLayouts: relu): the same
+  // elements in another order, which an elementwise loop does not see.
+  Layout layout = pc.outputLayout(0);
+  if (pc.inputLayout(0) != layout)
+    return nullptr;
+  if (layout.isPlain())
+    return own(pc, fn);
+  if (x.shape.size() != 4 || x.shape[1] % layout.channelBlock != 0)
+    return nullptr;
+  auto k = std::make_unique<OwnKernel>(op + "(blocked)", fn);
+  k->honorLayouts();
+  return k;
 }
 
 //===----------------------------------------------------------------------===//
@@ -841,8 +852,9 @@ std::unique_ptr<PreparedKernel> prepareNorm(const PrepareContext &pc) {
 /// Batch norms after a convolution never get here: they fold into the
 /// convolution (kiln-fuse-epilogues).
 std::unique_ptr<PreparedKernel> prepareBatchNorm(const PrepareContext &pc) {
-  if (!simpleArity(pc, 5, 5) || !pc.inputLayout(0).isPlain() ||
-      !pc.outputLayout(0).isPlain())
+  // Plain, or channel-blocked with whole blocks (planBlockedLayouts).
+  Layout layout = pc.outputLayout(0);
+  if (!simpleArity(pc, 5, 5) || pc.inputLayout(0) != layout)
     return nullptr;
   const BufferDesc &x = pc.inputs[0], &out = pc.outputs[0];
   auto eps = attrFloat(pc, "epsilon", 1e-5);
@@ -856,8 +868,11 @@ std::unique_ptr<PreparedKernel> prepareBatchNorm(const PrepareContext &pc) {
         !pc.inputLayout(i).isPlain())
       return nullptr;
   int64_t inner = N * C == 0 ? 0 : numElements(x.shape) / (N * C);
+  int64_t block = layout.channelBlock;
+  if (block > 0 && (x.shape.size() != 4 || C % block != 0))
+    return nullptr;
   double epsilon = *eps;
-  return own(pc, [N, C, inner, epsilon](const KernelContext &ctx) {
+  auto fn = [N, C, inner, block, epsilon](const KernelContext &ctx) {
     return dispatch(ctx.inputs[0].dtype, TypeClass::floats, [&]<DType D>() {
       using E = Elem<D>;
       using Acc = typename E::Acc;
@@ -874,6 +889,43 @@ std::unique_ptr<PreparedKernel> prepareBatchNorm(const PrepareContext &pc) {
       }
       const auto *px = in(0);
       auto *po = ctx.outputs[0].as<typename E::S>();
+      if (block > 0) {
+        // [N, C/b, H, W, b]: runs of `inner` pixels of b channels.
+        parallelFor(
+            N * (C / block),
+            std::max<int64_t>(1, 8192 / std::max<int64_t>(inner * block, 1)),
+            [&](int64_t begin, int64_t end) {
+              for (int64_t r = begin; r < end; ++r) {
+                int64_t first = r % (C / block) * block;
+                const Compute *m = mean.data() + first,
+                              *f = factor.data() + first,
+                              *b = bias.data() + first;
+                const auto *src = px + r * inner * block;
+                auto *dst = po + r * inner * block;
+                // The lanes as a compile-time count, so that the loop over
+                // them is one vector operation.
+                auto lanes = [&]<int64_t L>() {
+                  Compute ml[L], fl[L], bl[L];
+                  for (int64_t l = 0; l < L; ++l)
+                    ml[l] = m[l], fl[l] = f[l], bl[l] = b[l];
+                  for (int64_t p = 0; p < inner; ++p)
+                    for (int64_t l = 0; l < L; ++l)
+                      dst[p * L + l] = E::store(
+                          (E::load(src[p * L + l]) - ml[l]) * fl[l] + bl[l]);
+                };
+                if (block == 16)
+                  lanes.template operator()<16>();
+                else if (block == 8)
+                  lanes.template operator()<8>();
+                else
+                  for (int64_t p = 0; p < inner; ++p)
+                    for (int64_t l = 0; l < block; ++l)
+                      dst[p * block + l] = E::store(
+                          (E::load(src[p * block + l]) - m[l]) * f[l] + b[l]);
+              }
+            });
+        return Status::ok();
+      }
       parallelFor(N * C,
                   std::max<int64_t>(1, 8192 / std::max<int64_t>(inner, 1)),
                   [&](int64_t begin, int64_t end) {
@@ -888,7 +940,12 @@ std::unique_ptr<PreparedKernel> prepareBatchNorm(const PrepareContext &pc) {
                   });
       return Status::ok();
     });
-  });
+  };
+  if (layout.isPlain())
+    return own(pc, fn);
+  auto k = std::make_unique<OwnKernel>("batch_norm(blocked)", fn);
+  k->honorLayouts();
+  return k;
 }
 
 /// global_avg_pool of a channel-blocked source [N, ceil(C/b), H, W, b]

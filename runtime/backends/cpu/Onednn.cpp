@@ -1510,6 +1510,22 @@ bool blockableConcat(const Program &program, const KernelCall &call,
   return true;
 }
 
+/// Whether a relu or batch_norm call can run on channel-blocked buffers
+/// (its source and result; the own kernels read a blocked source channel
+/// block by channel block): [N, C, H, W] with C a whole number of blocks, so
+/// there are no padded channels that the op would turn nonzero (a batch
+/// norm's shift would). DenseNet's dense layers: concat -> batch norm ->
+/// relu -> 1x1 convolution.
+bool blockableChannelwise(const Program &program, const KernelCall &call,
+                          int64_t block) {
+  if ((call.op != "relu" && call.op != "batch_norm") ||
+      call.outputs.size() != 1 || call.inputs.empty())
+    return false;
+  const std::vector<int64_t> &out = program.buffers[call.outputs[0]].shape;
+  return out.size() == 4 && out[1] % block == 0 &&
+         program.buffers[call.inputs[0]].shape == out;
+}
+
 /// Whether oneDNN 2.6 has an optimized kernel for the convolution `call`
 /// on channel-blocked activations. Grouped convolutions need whole blocks
 /// of channels per group, in and out, or one channel per group (depthwise):
@@ -1572,6 +1588,11 @@ std::vector<Layout> planBlockedLayouts(const Program &program) {
   for (const KernelCall &k : program.kernels) {
     if (blockableBinary(program, k) || blockableConcat(program, k, block))
       continue;
+    if (blockableChannelwise(program, k, block)) {
+      for (size_t i = 1; i < k.inputs.size(); ++i)
+        blocked[k.inputs[i]] = false;
+      continue;
+    }
     bool plainConv = isConv(k) && !blockedConvIsFast(program, k, block);
     for (size_t i = 0; i < k.inputs.size(); ++i)
       if (plainConv || !takesBlocked(k, i, false))
@@ -1606,6 +1627,10 @@ std::vector<Layout> planBlockedLayouts(const Program &program) {
     for (const KernelCall &k : program.kernels) {
       if (blockableConcat(program, k, block)) {
         allOrNone(k, [](int64_t) { return true; });
+        continue;
+      }
+      if (blockableChannelwise(program, k, block)) {
+        allOrNone(k, [&](int64_t id) { return id == k.inputs[0]; });
         continue;
       }
       if (blockableBinary(program, k)) {

@@ -164,17 +164,17 @@ TEST_F(LayoutPlan, ConvChainStaysBlocked) {
 }
 
 TEST_F(LayoutPlan, OutputsAndPlainReadersStayPlain) {
-  // h1 is read by relu (not layout-aware): plain. h2 is blocked; the last
+  // h1 is read by tanh (not layout-aware): plain. h2 is blocked; the last
   // conv reads it blocked and writes the plain Program output.
   ProgramBuilder p("plain_readers");
   int64_t x = p.input("x", {1, 16, 6, 6});
   int64_t h1 = p.conv(x, 16, 32, 3, {1, 32, 6, 6});
-  int64_t r = p.call("relu", {h1}, {1, 32, 6, 6});
+  int64_t r = p.call("tanh", {h1}, {1, 32, 6, 6});
   int64_t h2 = p.conv(r, 32, 32, 1, {1, 32, 6, 6});
   p.conv(h2, 32, 16, 3, {1, 16, 6, 6}, /*output=*/true);
   EXPECT_EQ(runBoth(p), (std::vector<std::string>{
                             "onednn:conv2d",
-                            "cpu:relu",
+                            "onednn:eltwise",
                             "onednn:conv2d(blocked)",
                             "onednn:conv2d(blocked)",
                         }));
@@ -431,6 +431,35 @@ TEST_F(LayoutPlan, ChannelConcatOfWholeBlocksStaysBlocked) {
     EXPECT_EQ(impls[3], whole ? "cpu:concat(blocked)" : "cpu:concat");
     if (whole)
       EXPECT_EQ(impls[1], "onednn:conv2d(blocked)");
+  }
+}
+
+TEST_F(LayoutPlan, DenseLayerStaysBlocked) {
+  // DenseNet's dense layer: concat -> batch norm -> relu -> 1x1 conv ->
+  // batch norm folded -> relu -> 3x3 conv, the concat growing by the 3x3
+  // conv's result. Batch norm and relu on whole blocks run blocked, so no
+  // buffer of the layer is reordered; with a part of a block (the growth
+  // a third of one) all of them stay plain.
+  for (bool whole : {true, false}) {
+    ProgramBuilder p(whole ? "dense" : "dense_partial");
+    int64_t g = whole ? block_ : block_ / 3, c = 2 * block_;
+    int64_t x = p.input("x", {2, 8, 6, 6});
+    int64_t a = p.conv(x, 8, c, 3, {2, c, 6, 6});
+    int64_t b = p.conv(a, c, g, 3, {2, g, 6, 6});
+    int64_t cat = p.call("concat", {a, b}, {2, c + g, 6, 6}, {{"axis", 1}});
+    int64_t n = p.call("batch_norm",
+                       {cat, p.param({c + g}), p.param({c + g}),
+                        p.param({c + g}), p.param({c + g}, 0.5, 2)},
+                       {2, c + g, 6, 6}, {{"epsilon", 1e-5}});
+    int64_t r = p.call("relu", {n}, {2, c + g, 6, 6});
+    int64_t d = p.conv(r, c + g, block_, 1, {2, block_, 6, 6});
+    p.call("global_avg_pool", {d}, {2, block_, 1, 1}, json::object(),
+           /*output=*/true);
+    std::vector<std::string> impls = runBoth(p);
+    ASSERT_EQ(impls.size(), 7u);
+    EXPECT_EQ(impls[2], whole ? "cpu:concat(blocked)" : "cpu:concat");
+    EXPECT_EQ(impls[3], whole ? "cpu:batch_norm(blocked)" : "cpu:batch_norm");
+    EXPECT_EQ(impls[4], whole ? "cpu:relu(blocked)" : "cpu:relu");
   }
 }
 
