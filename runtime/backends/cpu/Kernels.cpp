@@ -45,6 +45,16 @@ std::unique_ptr<PreparedKernel> own(const PrepareContext &pc,
   return std::make_unique<OwnKernel>(pc.call->op, std::move(fn));
 }
 
+/// own() for a call on channel-blocked buffers whose layouts the factory
+/// checked: named "cpu:<op>(blocked)", honoring the layouts.
+std::unique_ptr<PreparedKernel> ownBlocked(const PrepareContext &pc,
+                                           OwnKernel::Fn fn) {
+  auto k =
+      std::make_unique<OwnKernel>(pc.call->op + "(blocked)", std::move(fn));
+  k->honorLayouts();
+  return k;
+}
+
 /// Runs fn(begin, end) over [0, n) split across numThreads(), serially when
 /// the work is small.
 template <typename F> void parallelFor(int64_t n, int64_t grain, F &&fn) {
@@ -270,9 +280,7 @@ std::unique_ptr<PreparedKernel> prepareUnary(const PrepareContext &pc) {
     return own(pc, fn);
   if (x.shape.size() != 4 || x.shape[1] % layout.channelBlock != 0)
     return nullptr;
-  auto k = std::make_unique<OwnKernel>(op + "(blocked)", fn);
-  k->honorLayouts();
-  return k;
+  return ownBlocked(pc, fn);
 }
 
 //===----------------------------------------------------------------------===//
@@ -649,67 +657,38 @@ std::unique_ptr<PreparedKernel> prepareConcat(const PrepareContext &pc) {
   for (const BufferDesc &x : pc.inputs)
     rows.push_back(x.shape[ax] * inner);
   int64_t outRow = shape[ax] * inner;
-  // Few long rows (a concat of one image's channels: outer = 1): the copies
-  // as pieces of at most kPiece bytes, spread over the threads. Many rows:
-  // the rows are.
-  constexpr int64_t kPiece = 64 * 1024;
-  auto make = [&](OwnKernel::Fn fn) -> std::unique_ptr<PreparedKernel> {
-    if (!blocked)
-      return own(pc, std::move(fn));
-    auto k = std::make_unique<OwnKernel>("concat(blocked)", std::move(fn));
-    k->honorLayouts();
-    return k;
-  };
-  if (outer * static_cast<int64_t>(rows.size()) > 256) {
-    auto copyRows = [rows, outer, outRow](const KernelContext &ctx) {
-      uint8_t *dst = ctx.outputs[0].as<uint8_t>();
-      parallelFor(outer,
-                  std::max<int64_t>(1, kPiece / std::max<int64_t>(outRow, 1)),
-                  [&](int64_t begin, int64_t end) {
-                    for (int64_t o = begin; o < end; ++o) {
-                      int64_t done = 0;
-                      for (size_t i = 0; i < rows.size(); ++i) {
-                        if (rows[i])
-                          std::memcpy(dst + o * outRow + done,
-                                      ctx.inputs[i].as<uint8_t>() + o * rows[i],
-                                      rows[i]);
-                        done += rows[i];
-                      }
-                    }
-                  });
-      return Status::ok();
-    };
-    return make(copyRows);
+  // The copies in pieces of at most kPiece bytes, spread over the threads
+  // (a concat of one image's channels has one long row per operand): piece
+  // t is chunk t % chunks of row t / chunks, whose operand owns it by
+  // firstChunk. An operand's offset in an output row is `at`.
+  static constexpr int64_t kPiece = 64 * 1024;
+  std::vector<int64_t> firstChunk = {0}, at = {0};
+  for (int64_t r : rows) {
+    firstChunk.push_back(firstChunk.back() + (r + kPiece - 1) / kPiece);
+    at.push_back(at.back() + r);
   }
-  struct Piece {
-    size_t input;
-    int64_t from, to, bytes;
-  };
-  std::vector<Piece> pieces;
-  for (int64_t o = 0; o < outer; ++o) {
-    int64_t done = 0;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      for (int64_t at = 0; at < rows[i]; at += kPiece)
-        pieces.push_back({i, o * rows[i] + at, o * outRow + done + at,
-                          std::min(kPiece, rows[i] - at)});
-      done += rows[i];
-    }
-  }
-  auto copy = [pieces](const KernelContext &ctx) {
+  int64_t chunks = firstChunk.back();
+  int64_t grain = std::max<int64_t>(
+      1, kPiece / std::max<int64_t>(1, outRow / std::max<int64_t>(chunks, 1)));
+  auto copy = [rows, firstChunk, at, chunks, outer, outRow,
+               grain](const KernelContext &ctx) {
     uint8_t *dst = ctx.outputs[0].as<uint8_t>();
-    parallelFor(static_cast<int64_t>(pieces.size()), 2,
-                [&](int64_t begin, int64_t end) {
-                  for (int64_t p = begin; p < end; ++p) {
-                    const Piece &piece = pieces[p];
-                    std::memcpy(dst + piece.to,
-                                ctx.inputs[piece.input].as<uint8_t>() +
-                                    piece.from,
-                                piece.bytes);
-                  }
-                });
+    parallelFor(outer * chunks, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t t = begin; t < end; ++t) {
+        int64_t o = t / chunks, c = t % chunks;
+        // The last operand whose first chunk is at or before c (operands
+        // with no bytes own no chunk).
+        size_t i = std::upper_bound(firstChunk.begin(), firstChunk.end(), c) -
+                   firstChunk.begin() - 1;
+        int64_t from = (c - firstChunk[i]) * kPiece;
+        std::memcpy(dst + o * outRow + at[i] + from,
+                    ctx.inputs[i].as<uint8_t>() + o * rows[i] + from,
+                    std::min(kPiece, rows[i] - from));
+      }
+    });
     return Status::ok();
   };
-  return make(copy);
+  return blocked ? ownBlocked(pc, copy) : own(pc, copy);
 }
 
 std::unique_ptr<PreparedKernel> prepareGather(const PrepareContext &pc) {
@@ -869,7 +848,8 @@ std::unique_ptr<PreparedKernel> prepareBatchNorm(const PrepareContext &pc) {
       return nullptr;
   int64_t inner = N * C == 0 ? 0 : numElements(x.shape) / (N * C);
   int64_t block = layout.channelBlock;
-  if (block > 0 && (x.shape.size() != 4 || C % block != 0))
+  if (block > 0 &&
+      ((block != 8 && block != 16) || x.shape.size() != 4 || C % block != 0))
     return nullptr;
   double epsilon = *eps;
   auto fn = [N, C, inner, block, epsilon](const KernelContext &ctx) {
@@ -889,63 +869,41 @@ std::unique_ptr<PreparedKernel> prepareBatchNorm(const PrepareContext &pc) {
       }
       const auto *px = in(0);
       auto *po = ctx.outputs[0].as<typename E::S>();
-      if (block > 0) {
-        // [N, C/b, H, W, b]: runs of `inner` pixels of b channels.
+      // Runs of `inner` pixels of `lanes` channels: [N, C, inner] plain
+      // (one channel a run), [N, C/b, H, W, b] blocked; the lane count is
+      // a compile-time constant, so the loop over a pixel's lanes is one
+      // vector operation.
+      int64_t lanes = block > 0 ? block : 1;
+      auto runs = [&]<int64_t L>() {
         parallelFor(
-            N * (C / block),
-            std::max<int64_t>(1, 8192 / std::max<int64_t>(inner * block, 1)),
+            N * (C / L),
+            std::max<int64_t>(1, 8192 / std::max<int64_t>(inner * L, 1)),
             [&](int64_t begin, int64_t end) {
               for (int64_t r = begin; r < end; ++r) {
-                int64_t first = r % (C / block) * block;
-                const Compute *m = mean.data() + first,
-                              *f = factor.data() + first,
-                              *b = bias.data() + first;
-                const auto *src = px + r * inner * block;
-                auto *dst = po + r * inner * block;
-                // The lanes as a compile-time count, so that the loop over
-                // them is one vector operation.
-                auto lanes = [&]<int64_t L>() {
-                  Compute ml[L], fl[L], bl[L];
+                int64_t first = r % (C / L) * L;
+                Compute m[L], f[L], b[L];
+                for (int64_t l = 0; l < L; ++l)
+                  m[l] = mean[first + l], f[l] = factor[first + l],
+                  b[l] = bias[first + l];
+                const auto *src = px + r * inner * L;
+                auto *dst = po + r * inner * L;
+                for (int64_t p = 0; p < inner; ++p)
                   for (int64_t l = 0; l < L; ++l)
-                    ml[l] = m[l], fl[l] = f[l], bl[l] = b[l];
-                  for (int64_t p = 0; p < inner; ++p)
-                    for (int64_t l = 0; l < L; ++l)
-                      dst[p * L + l] = E::store(
-                          (E::load(src[p * L + l]) - ml[l]) * fl[l] + bl[l]);
-                };
-                if (block == 16)
-                  lanes.template operator()<16>();
-                else if (block == 8)
-                  lanes.template operator()<8>();
-                else
-                  for (int64_t p = 0; p < inner; ++p)
-                    for (int64_t l = 0; l < block; ++l)
-                      dst[p * block + l] = E::store(
-                          (E::load(src[p * block + l]) - m[l]) * f[l] + b[l]);
+                    dst[p * L + l] = E::store(
+                        (E::load(src[p * L + l]) - m[l]) * f[l] + b[l]);
               }
             });
-        return Status::ok();
-      }
-      parallelFor(N * C,
-                  std::max<int64_t>(1, 8192 / std::max<int64_t>(inner, 1)),
-                  [&](int64_t begin, int64_t end) {
-                    for (int64_t r = begin; r < end; ++r) {
-                      int64_t c = r % C;
-                      Compute m = mean[c], f = factor[c], b = bias[c];
-                      const auto *src = px + r * inner;
-                      auto *dst = po + r * inner;
-                      for (int64_t i = 0; i < inner; ++i)
-                        dst[i] = E::store((E::load(src[i]) - m) * f + b);
-                    }
-                  });
+      };
+      if (lanes == 16)
+        runs.template operator()<16>();
+      else if (lanes == 8)
+        runs.template operator()<8>();
+      else
+        runs.template operator()<1>();
       return Status::ok();
     });
   };
-  if (layout.isPlain())
-    return own(pc, fn);
-  auto k = std::make_unique<OwnKernel>("batch_norm(blocked)", fn);
-  k->honorLayouts();
-  return k;
+  return layout.isPlain() ? own(pc, fn) : ownBlocked(pc, fn);
 }
 
 /// global_avg_pool of a channel-blocked source [N, ceil(C/b), H, W, b]
@@ -995,17 +953,12 @@ std::unique_ptr<PreparedKernel> prepareGlobalAvgPool(const PrepareContext &pc) {
     int64_t channels = x.shape[1];
     if (channels % block != 0 && !pc.outputLayout(0).isPlain())
       return nullptr;
-    auto k = std::make_unique<OwnKernel>(
-        "global_avg_pool(blocked)",
-        [channels, hw, block](const KernelContext &ctx) {
-          return dispatch(
-              ctx.inputs[0].dtype, TypeClass::floats, [&]<DType D>() {
-                averageBlockedPlanes<Elem<D>>(ctx, channels, hw, block);
-                return Status::ok();
-              });
-        });
-    k->honorLayouts();
-    return k;
+    return ownBlocked(pc, [channels, hw, block](const KernelContext &ctx) {
+      return dispatch(ctx.inputs[0].dtype, TypeClass::floats, [&]<DType D>() {
+        averageBlockedPlanes<Elem<D>>(ctx, channels, hw, block);
+        return Status::ok();
+      });
+    });
   }
   if (!pc.outputLayout(0).isPlain())
     return nullptr;

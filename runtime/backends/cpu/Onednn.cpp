@@ -43,11 +43,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <numeric>
 #include <optional>
 #include <set>
 #include <tuple>
-#include <utility>
 
 namespace kiln::cpu {
 namespace {
@@ -124,6 +124,12 @@ std::optional<memory::desc> activationMd(const memory::dims &dims, dt type,
   default:
     return std::nullopt;
   }
+}
+
+/// Whether oneDNN chose its reference implementation (plain loops) for
+/// `pd`.
+bool isReferenceImpl(const dnnl::primitive_desc_base &pd) {
+  return std::string(pd.impl_info_str()).rfind("ref", 0) == 0;
 }
 
 /// Whether `shape`, broadcast against the [N, C, H, W] `full`, is a
@@ -932,19 +938,17 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
     // source at 0.2 GFLOP/s (2.2 ms, a fifth of the model). Asking for the
     // source in the result's blocked layout (one reorder of the input)
     // gets the jit kernel.
-    if (dstBlocked && !srcBlocked && !pickLayouts &&
-        std::string(chosen->impl_info_str()).rfind("ref", 0) == 0)
+    if (dstBlocked && !srcBlocked && !pickLayouts && isReferenceImpl(*chosen))
       if (auto blockedSrc = activationMd({N, C, H, W}, type, dstLayout))
         try {
           auto retry = makePd(*blockedSrc, pdDst);
-          if (std::string(retry.impl_info_str()).rfind("ref", 0) != 0)
+          if (!isReferenceImpl(retry))
             chosen = retry;
         } catch (const dnnl::error &) {
           // Keep the first choice.
         }
     if (dstBlocked && !pickLayouts && epilogue &&
-        !epilogue->residuals.empty() &&
-        std::string(chosen->impl_info_str()).rfind("ref", 0) == 0) {
+        !epilogue->residuals.empty() && isReferenceImpl(*chosen)) {
       // No optimized kernel reads a binary residual for this shape: copy
       // the first residual into dst (sum post-op) instead.
       epilogue = buildEpilogue(pc, dstMd, 1, true, true);
@@ -958,7 +962,7 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
   if (winograd)
     impl += "(winograd)";
   // oneDNN's own reference kernel (slow loops) is named in the profile.
-  if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0)
+  if (isReferenceImpl(pd))
     impl += "(onednn-ref)";
   std::unique_ptr<OnednnKernel> k =
       ownTail
@@ -1219,7 +1223,7 @@ std::unique_ptr<PreparedKernel> prepareBinary(const PrepareContext &pc) {
   // scalar operand, and for div when channels are padded. Its jit kernel
   // computes the padded channels too, as op(0, 0) (every blocked writer
   // keeps them zero): 0 for add, sub and mul, so they stay zero.
-  if (std::string(pd.impl_info_str()).rfind("ref", 0) == 0)
+  if (isReferenceImpl(pd))
     return nullptr;
   auto k = std::make_unique<OnednnKernel>(
       layout.isPlain() ? "onednn:binary" : "onednn:binary(blocked)",
@@ -1436,7 +1440,7 @@ int64_t convChannelBlock() {
                                             md, wei, md, {1, 1}, {1, 1},
                                             {1, 1}),
             engine());
-        if (std::string(pd.impl_info_str()).rfind("ref", 0) != 0)
+        if (!isReferenceImpl(pd))
           return b;
       } catch (const dnnl::error &) {
       }
@@ -1526,6 +1530,22 @@ bool blockableChannelwise(const Program &program, const KernelCall &call,
          program.buffers[call.inputs[0]].shape == out;
 }
 
+/// For a call that runs on blocked buffers as a group (blockableBinary,
+/// blockableConcat, blockableChannelwise): which of its operands are
+/// blocked all or none together with its result (the others keep their own
+/// layout); an empty function for any other call.
+std::function<bool(int64_t)>
+blockedGroup(const Program &program, const KernelCall &call, int64_t block) {
+  if (blockableConcat(program, call, block))
+    return [](int64_t) { return true; };
+  if (blockableChannelwise(program, call, block))
+    return [first = call.inputs[0]](int64_t id) { return id == first; };
+  if (blockableBinary(program, call))
+    return [&program, &full = program.buffers[call.outputs[0]].shape](
+               int64_t id) { return program.buffers[id].shape == full; };
+  return {};
+}
+
 /// Whether oneDNN 2.6 has an optimized kernel for the convolution `call`
 /// on channel-blocked activations. Grouped convolutions need whole blocks
 /// of channels per group, in and out, or one channel per group (depthwise):
@@ -1582,17 +1602,14 @@ std::vector<Layout> planBlockedLayouts(const Program &program) {
     blocked[b.id] = b.kind == BufferKind::arena && b.dtype == DType::f32 &&
                     c > 0 && 2 * padded <= 3 * c;
   }
-  // Each kernel that touches a candidate must take it blocked. A binary
-  // elementwise call takes operands of its result's shape blocked (and
-  // per-channel ones in either layout, the same bytes).
+  // Each kernel that touches a candidate must take it blocked. A call that
+  // runs blocked as a group (blockedGroup: a binary call's full-shape
+  // operands, a channel concat's, relu's and batch norm's source) is
+  // settled below, together with its result; a binary call's per-channel
+  // operands are the same bytes in either layout.
   for (const KernelCall &k : program.kernels) {
-    if (blockableBinary(program, k) || blockableConcat(program, k, block))
+    if (blockedGroup(program, k, block))
       continue;
-    if (blockableChannelwise(program, k, block)) {
-      for (size_t i = 1; i < k.inputs.size(); ++i)
-        blocked[k.inputs[i]] = false;
-      continue;
-    }
     bool plainConv = isConv(k) && !blockedConvIsFast(program, k, block);
     for (size_t i = 0; i < k.inputs.size(); ++i)
       if (plainConv || !takesBlocked(k, i, false))
@@ -1613,7 +1630,8 @@ std::vector<Layout> planBlockedLayouts(const Program &program) {
     };
     // The call's result and the operands `together(id)` selects are blocked
     // all or none.
-    auto allOrNone = [&](const KernelCall &k, auto together) {
+    auto allOrNone = [&](const KernelCall &k,
+                         const std::function<bool(int64_t)> &together) {
       bool all = blocked[k.outputs[0]];
       for (int64_t id : k.inputs)
         all = all && (!together(id) || blocked[id]);
@@ -1625,18 +1643,8 @@ std::vector<Layout> planBlockedLayouts(const Program &program) {
       unblock(k.outputs[0]);
     };
     for (const KernelCall &k : program.kernels) {
-      if (blockableConcat(program, k, block)) {
-        allOrNone(k, [](int64_t) { return true; });
-        continue;
-      }
-      if (blockableChannelwise(program, k, block)) {
-        allOrNone(k, [&](int64_t id) { return id == k.inputs[0]; });
-        continue;
-      }
-      if (blockableBinary(program, k)) {
-        const auto &full = program.buffers[k.outputs[0]].shape;
-        allOrNone(
-            k, [&](int64_t id) { return program.buffers[id].shape == full; });
+      if (auto together = blockedGroup(program, k, block)) {
+        allOrNone(k, together);
         continue;
       }
       if (k.op != "fused_conv2d" || k.outputs.empty() || blocked[k.outputs[0]])
