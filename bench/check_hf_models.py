@@ -169,14 +169,21 @@ class Positional(nn.Module):
         return self.model(**dict(zip(self.names, args)), **self.kwargs)[0]
 
 
-def build(name, impl):
-    """(module, input sets, expected attention blocks)."""
-    cls, cfg, kind, blocks = MODELS[name]()
+def instantiate(cls, cfg, impl):
+    """The model of class `cls` for `cfg` with attention implementation
+    `impl`, in eval mode, with seeded random weights (randomize)."""
     torch.manual_seed(0)
     model = cls._from_config(cfg, attn_implementation=impl).eval()
     if model.config._attn_implementation != impl:
         raise ValueError(f"transformers gave {model.config._attn_implementation} attention, not {impl}")
     randomize(model)
+    return model
+
+
+def build(name, impl):
+    """(module, input sets, expected attention blocks)."""
+    cls, cfg, kind, blocks = MODELS[name]()
+    model = instantiate(cls, cfg, impl)
     runs = input_sets(kind)
     kwargs = {"use_cache": False} if kind in ("dec", "seq2seq") else {}
     return Positional(model, list(next(iter(runs.values()))), kwargs).eval(), runs, blocks

@@ -27,7 +27,7 @@ import transformers as T
 import onnxruntime as ort
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # The same random weights and positional wrapper as the correctness sweep.
-from check_hf_models import randomize, Positional
+from check_hf_models import instantiate, Positional
 
 warnings.filterwarnings("ignore")
 T.logging.set_verbosity_error()
@@ -103,11 +103,7 @@ def inputs_for(kind, vocab):
 
 def build(name, impl):
     cls, cfg, kind, blocks = MODELS[name]()
-    torch.manual_seed(0)
-    model = cls._from_config(cfg, attn_implementation=impl).eval()
-    if model.config._attn_implementation != impl:
-        raise ValueError(f"got {model.config._attn_implementation} attention, not {impl}")
-    randomize(model)
+    model = instantiate(cls, cfg, impl)
     inputs = inputs_for(kind, getattr(cfg, "vocab_size", 1000))
     kwargs = {"use_cache": False} if kind in ("dec", "seq2seq") else {}
     params = sum(p.numel() for p in model.parameters())

@@ -36,6 +36,7 @@
 #include "ir/KilnOps.h"
 #include "ir/ShapeUtils.h"
 #include "passes/ConstantData.h"
+#include "passes/Matchers.h"
 #include "passes/Passes.h"
 
 #include "mlir/IR/Builders.h"
@@ -922,7 +923,7 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
   };
   RankedTensorType probsType = tensorType(softmax);
   int64_t rank = probsType.getRank();
-  if (softmax.getAxis() != -1 && softmax.getAxis() != rank - 1)
+  if (!isLastAxis(softmax.getAxis(), rank))
     return fail("the softmax is not along the last axis");
 
   // Forwards: softmax -> cast? -> output matmul (as its left operand).
@@ -999,12 +1000,10 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
 
   // Replay the steps forwards into the canonical form.
   std::optional<double> scaleInsideTanh;
-  bool maskAddedAfter = false; // an AddMask step after this one
-  llvm::SmallVector<bool> addedAfter;
-  for (const Step &step : steps) {
-    addedAfter.push_back(maskAddedAfter);
-    maskAddedAfter |= step.kind == Step::AddMask;
-  }
+  // steps runs from the softmax back: the last additive mask applied is
+  // the first AddMask in it, and a step after it in `steps` comes before.
+  const Step *lastAdd = llvm::find_if(
+      steps, [](const Step &step) { return step.kind == Step::AddMask; });
   for (Step &step : llvm::reverse(steps)) {
     switch (step.kind) {
     case Step::Cast:
@@ -1053,23 +1052,24 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
       addMask(out, {step.mask}, step.shape, sq, sk);
       break;
     }
-    case Step::WhereMask:
+    case Step::WhereMask: {
       // A causal condition becomes the flag, unless the fill is finite and
       // there are rows that it masks completely (Sq > Sk).
-      if ((absorbsScores(step.fill, step.op) ||
-           (substitutesFill(step.fill, step.op) &&
-            !addedAfter[&step - steps.data()])) &&
-          (sq > sk ||
-           !isCausalMask(step.mask, true, sq, sk, step.keepWhenTrue))) {
+      bool finite = std::isfinite(step.fill);
+      bool causalFlag =
+          finite && sq <= sk &&
+          isCausalMask(step.mask, true, sq, sk, step.keepWhenTrue);
+      if (finite && !causalFlag &&
+          (absorbsScores(step.fill, step.op) ||
+           (substitutesFill(step.fill, step.op) && &step < lastAdd))) {
         addReplacingMask(out, step, sq, sk);
         break;
       }
-      if (std::isfinite(step.fill) &&
-          (sq > sk ||
-           !isCausalMask(step.mask, true, sq, sk, step.keepWhenTrue)))
+      if (finite && !causalFlag)
         out.excludedFiniteFill = step.fill;
       addMask(out, {step.mask, true, step.keepWhenTrue}, step.shape, sq, sk);
       break;
+    }
     }
   }
   // outer * tanh(inner * qk) is softcap * tanh(scale * qk / softcap) with
@@ -1130,6 +1130,25 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
 //===----------------------------------------------------------------------===//
 
 /// Builds ops for one candidate at the output matmul.
+/// The permutation that swaps the last two of `rank` dims.
+llvm::SmallVector<int64_t> swapLastTwoPerm(int64_t rank) {
+  llvm::SmallVector<int64_t> perm;
+  for (int64_t d = 0; d < rank; ++d)
+    perm.push_back(d);
+  std::swap(perm[rank - 1], perm[rank - 2]);
+  return perm;
+}
+
+/// Whether `op` is a transpose that swaps the last two dims only.
+bool swapsLastTwo(Operation *op) {
+  auto transpose = mlir::dyn_cast_or_null<TransposeOp>(op);
+  if (!transpose)
+    return false;
+  int64_t rank = tensorType(transpose.getX()).getRank();
+  return rank >= 2 &&
+         transpose.getPerm() == llvm::ArrayRef<int64_t>(swapLastTwoPerm(rank));
+}
+
 class Rewriter {
 public:
   Rewriter(Canonical &c)
@@ -1213,15 +1232,11 @@ private:
   /// `x` with its last two dims swapped: the input of a transpose that
   /// does exactly that, or a new transpose.
   Value swapLastTwo(Value x) {
-    int64_t rank = tensorType(x).getRank();
-    llvm::SmallVector<int64_t> perm;
-    for (int64_t d = 0; d < rank; ++d)
-      perm.push_back(d);
-    std::swap(perm[rank - 1], perm[rank - 2]);
-    if (auto transpose = x.getDefiningOp<TransposeOp>())
-      if (transpose.getPerm() == llvm::ArrayRef<int64_t>(perm))
-        return transpose.getX();
-    return b.create<TransposeOp>(loc, x, b.getDenseI64ArrayAttr(perm));
+    if (swapsLastTwo(x.getDefiningOp()))
+      return x.getDefiningOp()->getOperand(0);
+    return b.create<TransposeOp>(
+        loc, x,
+        b.getDenseI64ArrayAttr(swapLastTwoPerm(tensorType(x).getRank())));
   }
 
   /// `x`, an operand of `matmul`, reshaped to the leading dims of the
@@ -1513,12 +1528,15 @@ std::string summarize(AttentionOp op) {
   return s;
 }
 
-/// Whether `op` reduces only the last axis of its input, keeping it.
-template <typename ReduceOp> bool reducesLastAxis(ReduceOp op) {
-  int64_t rank = tensorType(op.getX()).getRank();
-  llvm::ArrayRef<int64_t> axes = op.getAxes();
-  return op.getKeepdims() && axes.size() == 1 &&
-         (axes[0] == -1 || axes[0] == rank - 1);
+/// x when `v` is x - reduce_max(x) along the last axis (keepdims), of x's
+/// type: the shift a softmax along that axis makes itself; else null.
+Value withoutRowMaxShift(Value v) {
+  auto sub = v.getDefiningOp<SubOp>();
+  auto max = sub ? sub.getRhs().getDefiningOp<ReduceMaxOp>() : ReduceMaxOp();
+  if (!max || max.getX() != sub.getLhs() || !reducesLastAxis(max) ||
+      sub.getLhs().getType() != sub.getType())
+    return {};
+  return sub.getLhs();
 }
 
 /// softmax written out along the last axis, as in
@@ -1532,11 +1550,8 @@ Value handWrittenSoftmaxInput(DivOp div) {
   if (!exp || !sum || sum.getX() != exp.getResult() || !reducesLastAxis(sum))
     return {};
   Value x = exp.getX();
-  if (auto sub = x.getDefiningOp<SubOp>())
-    if (auto max = sub.getRhs().getDefiningOp<ReduceMaxOp>())
-      if (max.getX() == sub.getLhs() && reducesLastAxis(max) &&
-          sub.getLhs().getType() == sub.getType())
-        x = sub.getLhs();
+  if (Value unshifted = withoutRowMaxShift(x))
+    x = unshifted;
   if (x.getType() != div.getType())
     return {};
   return x;
@@ -1580,25 +1595,6 @@ void replaceHandWrittenSoftmax(mlir::ModuleOp module) {
   }
 }
 
-/// The permutation that swaps the last two of `rank` dims.
-llvm::SmallVector<int64_t> swapLastTwoPerm(int64_t rank) {
-  llvm::SmallVector<int64_t> perm;
-  for (int64_t d = 0; d < rank; ++d)
-    perm.push_back(d);
-  std::swap(perm[rank - 1], perm[rank - 2]);
-  return perm;
-}
-
-/// Whether `op` is a transpose that swaps the last two dims only.
-bool swapsLastTwo(Operation *op) {
-  auto transpose = mlir::dyn_cast_or_null<TransposeOp>(op);
-  if (!transpose)
-    return false;
-  int64_t rank = tensorType(transpose.getX()).getRank();
-  return rank >= 2 &&
-         transpose.getPerm() == llvm::ArrayRef<int64_t>(swapLastTwoPerm(rank));
-}
-
 /// Whether `v` flows, through single-use steps that could be part of a
 /// score chain, into a softmax along the last axis.
 bool reachesSoftmax(Value v, int depth = 0) {
@@ -1606,8 +1602,7 @@ bool reachesSoftmax(Value v, int depth = 0) {
     return false;
   Operation *user = *v.getUsers().begin();
   if (auto softmax = mlir::dyn_cast<SoftmaxOp>(user))
-    return softmax.getAxis() == -1 ||
-           softmax.getAxis() == tensorType(softmax).getRank() - 1;
+    return isLastAxis(softmax.getAxis(), tensorType(softmax).getRank());
   if (mlir::isa<MulOp, DivOp, AddOp, SubOp, WhereOp, CastOp, TanhOp>(user) ||
       isRegroup(user, kMaxInteriorRank))
     return reachesSoftmax(user->getResult(0), depth + 1);
@@ -1631,33 +1626,12 @@ template <typename OpT> llvm::SmallVector<OpT> collect(mlir::ModuleOp module) {
   return ops;
 }
 
-/// Puts spellings that have no place in the canonical chain into ones that
-/// do, where they sit in a candidate, before the candidates are matched
-/// (in this order, as each makes the next one's chain visible):
-///
-///   exp(log_softmax(x))                       => softmax(x)
-///   softmax(x - reduce_max(x))                => softmax(x): the shift a
-///       softmax makes itself
-///   transpose(matmul(a, b))  (last two dims)  => matmul(b, a), the flags
-///       swapped and negated: scores computed as (K Q^T)^T
-///   matmul(A, P^T) (P^T by transpose_b or a transpose; P a softmax)
-///       => transpose(matmul(P, A^T)): the probabilities as the right
-///       operand, as SAGAN and non-local blocks write V P^T
-///   grouped-query heads by broadcasting in rank 5: Q [B, G, R, Sq, D]
-///       against K and V [B, G, 1, Sk, D] => the same in [B, G*R, ...]
-///       with K and V repeated (reshape, broadcast_to, reshape: repeat_kv,
-///       which the matcher reads as grouped), the scale and mask steps
-///       left in rank 5 between regrouping reshapes
-///
-/// Each is an identity, so a candidate that then fails to match computes
-/// the same as before.
 /// The grouped-query rewrite of canonicalizeCandidates for one rank-5
 /// softmax; false when `softmax` is not such a candidate.
 bool flattenGroupedHeads(SoftmaxOp softmax) {
   RankedTensorType probsType = tensorType(softmax);
   llvm::ArrayRef<int64_t> shape = probsType.getShape();
-  if (probsType.getRank() != 5 ||
-      (softmax.getAxis() != -1 && softmax.getAxis() != 4) ||
+  if (probsType.getRank() != 5 || !isLastAxis(softmax.getAxis(), 5) ||
       !softmax->hasOneUse())
     return false;
   // Back through single-use elementwise steps to the scores matmul.
@@ -1749,6 +1723,26 @@ bool flattenGroupedHeads(SoftmaxOp softmax) {
   return true;
 }
 
+/// Puts spellings that have no place in the canonical chain into ones that
+/// do, where they sit in a candidate, before the candidates are matched
+/// (in this order, as each makes the next one's chain visible):
+///
+///   exp(log_softmax(x))                       => softmax(x)
+///   softmax(x - reduce_max(x))                => softmax(x): the shift a
+///       softmax makes itself
+///   transpose(matmul(a, b))  (last two dims)  => matmul(b, a), the flags
+///       swapped and negated: scores computed as (K Q^T)^T
+///   matmul(A, P^T) (P^T by transpose_b or a transpose; P a softmax)
+///       => transpose(matmul(P, A^T)): the probabilities as the right
+///       operand, as SAGAN and non-local blocks write V P^T
+///   grouped-query heads by broadcasting in rank 5: Q [B, G, R, Sq, D]
+///       against K and V [B, G, 1, Sk, D] => the same in [B, G*R, ...]
+///       with K and V repeated (reshape, broadcast_to, reshape: repeat_kv,
+///       which the matcher reads as grouped), the scale and mask steps
+///       left in rank 5 between regrouping reshapes
+///
+/// Each is an identity, so a candidate that then fails to match computes
+/// the same as before.
 void canonicalizeCandidates(mlir::ModuleOp module) {
   for (ExpOp exp : collect<ExpOp>(module)) {
     auto logSoftmax = exp.getX().getDefiningOp<LogSoftmaxOp>();
@@ -1764,15 +1758,13 @@ void canonicalizeCandidates(mlir::ModuleOp module) {
       logSoftmax->erase();
   }
   for (SoftmaxOp softmax : collect<SoftmaxOp>(module)) {
-    auto sub = softmax.getX().getDefiningOp<SubOp>();
-    auto max = sub ? sub.getRhs().getDefiningOp<ReduceMaxOp>() : ReduceMaxOp();
-    int64_t rank = tensorType(softmax).getRank();
-    if (!max || max.getX() != sub.getLhs() || !reducesLastAxis(max) ||
-        (softmax.getAxis() != -1 && softmax.getAxis() != rank - 1) ||
-        sub.getLhs().getType() != sub.getType() ||
-        !mayBeAttention(sub.getLhs(), softmax.getResult()))
+    Value x = withoutRowMaxShift(softmax.getX());
+    if (!x || !isLastAxis(softmax.getAxis(), tensorType(softmax).getRank()) ||
+        !mayBeAttention(x, softmax.getResult()))
       continue;
-    softmax->setOperand(0, sub.getLhs());
+    Operation *sub = softmax.getX().getDefiningOp();
+    Operation *max = sub->getOperand(1).getDefiningOp();
+    softmax->setOperand(0, x);
     if (sub->use_empty())
       sub->erase();
     if (max->use_empty())
@@ -1803,8 +1795,7 @@ void canonicalizeCandidates(mlir::ModuleOp module) {
     }
     auto softmax = p.getDefiningOp<SoftmaxOp>();
     if (!softmax || !p.hasOneUse() || !reachesMatmul(softmax.getX()) ||
-        (softmax.getAxis() != -1 &&
-         softmax.getAxis() != tensorType(p).getRank() - 1))
+        !isLastAxis(softmax.getAxis(), tensorType(p).getRank()))
       continue;
     // A' P^T = (P A'^T)^T with A' = A, or A^T under transpose_a.
     llvm::SmallVector<int64_t> shape(tensorType(matmul).getShape());

@@ -1,14 +1,15 @@
-//===- passes/Matchers.h - Small value matchers shared by passes -*- C++
-//-*-===//
+//===- passes/Matchers.h - Value matchers shared by passes ------*- C++ -*-===//
 //
-// Splat constants and flattened products/sums: what kiln-fuse-epilogues and
-// kiln-raise-composites look for in the ops exporters write.
+// Splat constants, flattened products/sums and last-axis reductions: what
+// kiln-fuse-epilogues, kiln-raise-composites and kiln-fuse-attention look for
+// in the ops exporters write.
 //
 //===----------------------------------------------------------------------===//
 #ifndef KILN_PASSES_MATCHERS_H
 #define KILN_PASSES_MATCHERS_H
 
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/Value.h"
 #include "llvm/ADT/STLExtras.h"
@@ -34,6 +35,20 @@ inline std::optional<double> splatFloat(mlir::Value v) {
 inline bool isSplatNear(mlir::Value v, double value) {
   std::optional<double> c = splatFloat(v);
   return c && std::fabs(*c - value) <= 1e-7 * std::max(1.0, std::fabs(value));
+}
+
+/// Whether `axis` (negative counts from the end) is the last of `rank`.
+inline bool isLastAxis(int64_t axis, int64_t rank) {
+  return axis == -1 || axis == rank - 1;
+}
+
+/// Whether reduce op `op` reduces only the last axis of its input, keeping
+/// it (keepdims).
+template <typename ReduceOp> bool reducesLastAxis(ReduceOp op) {
+  int64_t rank =
+      mlir::cast<mlir::RankedTensorType>(op.getX().getType()).getRank();
+  llvm::ArrayRef<int64_t> axes = op.getAxes();
+  return op.getKeepdims() && axes.size() == 1 && isLastAxis(axes[0], rank);
 }
 
 /// The operands of a product of muls (or terms of a sum of adds, OpTy)

@@ -168,13 +168,10 @@ std::optional<std::pair<Value, double>> meanSquarePlusEps(Value e) {
   }
   auto reduce = mean.getDefiningOp<ReduceMeanOp>();
   if (!eps || !(*eps >= 0) || !reduce || !reduce->hasOneUse() ||
-      !reduce.getKeepdims())
+      !reducesLastAxis(reduce))
     return std::nullopt;
   Value square = reduce.getX();
-  int64_t rank = mlir::cast<RankedTensorType>(square.getType()).getRank();
-  auto axes = reduce.getAxes();
-  if (axes.size() != 1 || (axes[0] != -1 && axes[0] != rank - 1) ||
-      !square.hasOneUse())
+  if (!square.hasOneUse())
     return std::nullopt;
   if (auto pow = square.getDefiningOp<PowOp>();
       pow && isSplatNear(pow.getRhs(), 2) &&

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 using namespace kiln;
 using namespace kiln::test;
@@ -266,6 +267,27 @@ TEST(Artifact, WrongFormatVersion) {
   EXPECT_NE(exe.status().message().find("format_version 7"), std::string::npos);
 }
 
+/// Runs `write` with files limited to `bytes` (a larger write fails with
+/// EFBIG, SIGXFSZ ignored), then restores the limit; a limit that cannot be
+/// set is a failed status.
+static Status underFileSizeLimit(rlim_t bytes,
+                                 const std::function<Status()> &write) {
+  struct rlimit old;
+  if (::getrlimit(RLIMIT_FSIZE, &old) != 0)
+    return Status::error("getrlimit failed");
+  struct rlimit small = old;
+  small.rlim_cur = bytes;
+  auto previous = std::signal(SIGXFSZ, SIG_IGN);
+  if (::setrlimit(RLIMIT_FSIZE, &small) != 0) {
+    std::signal(SIGXFSZ, previous);
+    return Status::error("setrlimit failed");
+  }
+  Status s = write();
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, previous);
+  return s;
+}
+
 TEST(Artifact, FailedWriteKeepsTheOldFileAndSaysWhy) {
   // A write that fails part way (here: a file size limit, as a full disk
   // would) must leave the artifact that was there loadable, no temporary
@@ -282,15 +304,9 @@ TEST(Artifact, FailedWriteKeepsTheOldFileAndSaysWhy) {
                        "big",
                        0});
   big["big"] = Tensor::zeros(DType::f32, {1 << 20});
-  struct rlimit old;
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
-  auto previous = std::signal(SIGXFSZ, SIG_IGN);
-  struct rlimit small = old;
-  small.rlim_cur = before.size() + 4096;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
-  Status s = writeArtifact(path, p, big);
-  ::setrlimit(RLIMIT_FSIZE, &old);
-  std::signal(SIGXFSZ, previous);
+  rlim_t limit = before.size() + 4096;
+  Status s =
+      underFileSizeLimit(limit, [&] { return writeArtifact(path, p, big); });
   ASSERT_FALSE(s.isOk());
   EXPECT_NE(s.message().find("artifact '" + path + "': write failed: "),
             std::string::npos)
@@ -309,11 +325,7 @@ TEST(Artifact, FailedWriteKeepsTheOldFileAndSaysWhy) {
   std::string npy = tempPath("kept.npy");
   ASSERT_TRUE(writeNpy(npy, big.at("w_f32")).isOk());
   std::string npyBefore = readBytes(npy);
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
-  previous = std::signal(SIGXFSZ, SIG_IGN);
-  s = writeNpy(npy, big.at("big"));
-  ::setrlimit(RLIMIT_FSIZE, &old);
-  std::signal(SIGXFSZ, previous);
+  s = underFileSizeLimit(limit, [&] { return writeNpy(npy, big.at("big")); });
   EXPECT_FALSE(s.isOk());
   EXPECT_EQ(readBytes(npy), npyBefore);
   if (std::filesystem::exists("/dev/full")) {
