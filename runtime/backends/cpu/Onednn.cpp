@@ -881,8 +881,10 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
   //   1x1 kernels: on NCHW those are one GEMM, and measured on ResNet-50 the
   //   reorders cost more than the blocked kernel saves;
   // - a blocked result from a plain source with fewer channels than a block
-  //   (ResNet's stem, a 3-channel image): oneDNN's brgemm kernel with its
-  //   own layouts is ~3x faster than the blocked one reading NCHW.
+  //   (a stem, reading a 3-channel image), when oneDNN has no jit kernel
+  //   reading the NCHW image straight into the blocked result (tried
+  //   first, below): with the source left `any` it picks NHWC and its
+  //   reference kernel.
   memory::desc anySrc({N, C, H, W}, type, memory::format_tag::any);
   memory::desc anyDst({N, O, OH, OW}, type, memory::format_tag::any);
   bool noDstPostOps = !epilogue || ownTail || epilogue->residuals.empty();
@@ -930,7 +932,22 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
     }
   }
   const bool winograd = chosen.has_value();
-  if (!winograd) {
+  // A stem (a plain image with fewer channels than a block, written
+  // blocked) first tries oneDNN's jit kernel that reads NCHW and writes the
+  // blocked result directly: no reorder in or out. Measured with 2 threads
+  // (AMD EPYC, Zen 4), 3-channel 224x224 images, stride 2, with relu:
+  // 3x3 to 24/32/64 channels 0.10-0.29 ms against 0.19-0.46 ms with the
+  // layouts oneDNN picks plus the two reorders; ResNet's 7x7 to 64, 1.12
+  // against 1.35 ms.
+  if (!winograd && pickLayouts && dstBlocked)
+    try {
+      auto direct = makePd(srcMd, dstMd);
+      if (!isReferenceImpl(direct))
+        chosen = direct;
+    } catch (const dnnl::error &) {
+      // No kernel for these layouts: let oneDNN pick them.
+    }
+  if (!chosen) {
     chosen = makePd(pdSrc, pdDst);
     // A plain source left to oneDNN (`any`) for a blocked result can get
     // its reference kernel: ShuffleNet's depthwise 3x3 stride-2 convolution
