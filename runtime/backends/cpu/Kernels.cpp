@@ -79,28 +79,45 @@ std::vector<int64_t> denseStrides(const std::vector<int64_t> &shape) {
   return reference::stridesOf(shape);
 }
 
-/// Iteration of a dense result over rows (all dims but the last), with K
-/// operands read through their own element strides.
+/// Iteration of a dense result over rows, with K operands read through
+/// their own element strides. Size-1 dims are dropped and neighbouring dims
+/// that every operand walks as one (stride of the outer = stride of the
+/// inner x its size) are merged, so a channel slice of an image or a
+/// same-shape binary op runs as a few long rows, not many short ones.
 template <size_t K> struct RowPlan {
-  std::vector<int64_t> outer;                  // result dims but the last
-  int64_t inner = 1;                           // the last dim
+  std::vector<int64_t> outer; // merged result dims but the last
+  int64_t inner = 1;          // the last merged dim
   std::array<std::vector<int64_t>, K> strides; // per operand, per outer dim
   std::array<int64_t, K> innerStride{};        // per operand, last dim
   std::array<int64_t, K> base{};
 
   RowPlan(const std::vector<int64_t> &shape,
           const std::array<std::vector<int64_t>, K> &all) {
-    size_t r = shape.size();
-    if (r == 0) {
+    std::vector<int64_t> dims;
+    std::array<std::vector<int64_t>, K> merged;
+    for (size_t d = 0; d < shape.size(); ++d) {
+      if (shape[d] == 1)
+        continue;
+      bool joins = !dims.empty();
+      for (size_t k = 0; k < K && joins; ++k)
+        joins = merged[k].back() == all[k][d] * shape[d];
+      if (joins) {
+        dims.back() *= shape[d];
+        for (size_t k = 0; k < K; ++k)
+          merged[k].back() = all[k][d];
+        continue;
+      }
+      dims.push_back(shape[d]);
       for (size_t k = 0; k < K; ++k)
-        innerStride[k] = 0;
-      return;
+        merged[k].push_back(all[k][d]);
     }
-    outer.assign(shape.begin(), shape.end() - 1);
-    inner = shape.back();
+    if (dims.empty())
+      return; // one element (or a scalar): inner 1, stride 0
+    outer.assign(dims.begin(), dims.end() - 1);
+    inner = dims.back();
     for (size_t k = 0; k < K; ++k) {
-      strides[k].assign(all[k].begin(), all[k].end() - 1);
-      innerStride[k] = all[k].back();
+      strides[k].assign(merged[k].begin(), merged[k].end() - 1);
+      innerStride[k] = merged[k].back();
     }
   }
   int64_t rows() const { return numElements(outer); }
@@ -115,14 +132,21 @@ template <size_t K> struct RowPlan {
     }
     return off;
   }
-  /// fn(row offsets, first output index) per row, rows split across threads.
+  /// fn(operand offsets, first output index, count) over runs within one
+  /// row; the result's elements are split evenly across the threads, so a
+  /// result that is one long row still runs on every thread.
   template <typename F> void run(F &&fn) const {
-    parallelFor(rows(),
-                std::max<int64_t>(1, 16384 / std::max<int64_t>(inner, 1)),
-                [&](int64_t begin, int64_t end) {
-                  for (int64_t r = begin; r < end; ++r)
-                    fn(offsets(r), r * inner);
-                });
+    parallelFor(rows() * inner, 16384, [&](int64_t begin, int64_t end) {
+      while (begin < end) {
+        int64_t row = begin / inner, i = begin % inner;
+        int64_t n = std::min(inner - i, end - begin);
+        std::array<int64_t, K> off = offsets(row);
+        for (size_t k = 0; k < K; ++k)
+          off[k] += i * innerStride[k];
+        fn(off, begin, n);
+        begin += n;
+      }
+    });
   }
 };
 
@@ -132,13 +156,13 @@ Status stridedCopy(const KernelContext &ctx, const RowPlan<1> &plan) {
   auto copy = [&]<typename T>() {
     const T *src = ctx.inputs[0].as<T>();
     T *dst = ctx.outputs[0].as<T>();
-    int64_t inner = plan.inner, s = plan.innerStride[0];
-    plan.run([&](std::array<int64_t, 1> off, int64_t o) {
+    int64_t s = plan.innerStride[0];
+    plan.run([&](std::array<int64_t, 1> off, int64_t o, int64_t n) {
       const T *p = src + off[0];
       if (s == 1)
-        std::memcpy(dst + o, p, inner * sizeof(T));
+        std::memcpy(dst + o, p, n * sizeof(T));
       else
-        for (int64_t i = 0; i < inner; ++i)
+        for (int64_t i = 0; i < n; ++i)
           dst[o + i] = p[i * s];
     });
   };
@@ -348,13 +372,12 @@ Status binaryLoop(const KernelContext &ctx, const RowPlan<2> &plan) {
     const auto *pb = b.as<typename E::S>();
     auto *po = ctx.outputs[0].as<typename E::S>();
     std::atomic<bool> failed{false};
-    int64_t inner = plan.inner;
     int64_t sa = plan.innerStride[0], sb = plan.innerStride[1];
-    plan.run([&](std::array<int64_t, 2> off, int64_t o) {
+    plan.run([&](std::array<int64_t, 2> off, int64_t o, int64_t n) {
       bool divByZero = false;
       const auto *ra = pa + off[0];
       const auto *rb = pb + off[1];
-      for (int64_t i = 0; i < inner; ++i)
+      for (int64_t i = 0; i < n; ++i)
         po[o + i] = E::store(applyBinary<Op>(E::load(ra[i * sa]),
                                              E::load(rb[i * sb]), divByZero));
       if (divByZero)
@@ -418,14 +441,13 @@ std::unique_ptr<PreparedKernel> prepareCompare(const PrepareContext &pc) {
       const auto *pa = a.as<typename E::S>();
       const auto *pb = b.as<typename E::S>();
       auto *po = ctx.outputs[0].as<uint8_t>();
-      int64_t inner = plan.inner;
       int64_t sa = plan.innerStride[0], sb = plan.innerStride[1];
-      plan.run([&](std::array<int64_t, 2> off, int64_t o) {
+      plan.run([&](std::array<int64_t, 2> off, int64_t o, int64_t n) {
         const auto *ra = pa + off[0];
         const auto *rb = pb + off[1];
         // Element i is read before it is written, so an i1 operand may
         // share the result's bytes.
-        for (int64_t i = 0; i < inner; ++i) {
+        for (int64_t i = 0; i < n; ++i) {
           auto x = E::load(ra[i * sa]), y = E::load(rb[i * sb]);
           bool r = which == 0   ? x == y
                    : which == 1 ? x != y
@@ -457,10 +479,9 @@ std::unique_ptr<PreparedKernel> prepareWhere(const PrepareContext &pc) {
       const uint8_t *pc = ctx.inputs[0].as<uint8_t>();
       const T *px = ctx.inputs[1].as<T>(), *py = ctx.inputs[2].as<T>();
       T *po = ctx.outputs[0].as<T>();
-      int64_t inner = plan.inner;
       auto [sc, sx, sy] = plan.innerStride;
-      plan.run([&](std::array<int64_t, 3> off, int64_t o) {
-        for (int64_t i = 0; i < inner; ++i)
+      plan.run([&](std::array<int64_t, 3> off, int64_t o, int64_t n) {
+        for (int64_t i = 0; i < n; ++i)
           po[o + i] =
               pc[off[0] + i * sc] ? px[off[1] + i * sx] : py[off[2] + i * sy];
       });

@@ -204,12 +204,17 @@ std::vector<OpCase> buildCases() {
     const char *tag;
     std::vector<int64_t> a, b, out;
   };
-  std::vector<Shapes> shapes = {{"same", {2, 3, 4}, {2, 3, 4}, {2, 3, 4}},
-                                {"bcast_b", {2, 3, 4}, {4}, {2, 3, 4}},
-                                {"bcast_a", {4}, {2, 3, 4}, {2, 3, 4}},
-                                {"bcast_both", {2, 1, 4}, {1, 3, 1}, {2, 3, 4}},
-                                {"rank0", {}, {3}, {3}},
-                                {"size1", {1, 1}, {1, 1}, {1, 1}}};
+  std::vector<Shapes> shapes = {
+      {"same", {2, 3, 4}, {2, 3, 4}, {2, 3, 4}},
+      {"bcast_b", {2, 3, 4}, {4}, {2, 3, 4}},
+      {"bcast_a", {4}, {2, 3, 4}, {2, 3, 4}},
+      {"bcast_both", {2, 1, 4}, {1, 3, 1}, {2, 3, 4}},
+      {"rank0", {}, {3}, {3}},
+      // Dims that both operands walk as one are
+      // merged into long rows.
+      {"bcast_leading", {2, 3, 4, 5}, {1, 3, 4, 5}, {2, 3, 4, 5}},
+      {"bcast_channel", {2, 3, 4, 5}, {3, 1, 1}, {2, 3, 4, 5}},
+      {"size1", {1, 1}, {1, 1}, {1, 1}}};
   for (const char *op : {"add", "sub", "mul", "div", "max", "min", "pow"})
     for (const Shapes &s : shapes) {
       double lo = std::string(op) == "pow" ? 0.5 : -2;
@@ -756,6 +761,14 @@ std::vector<OpCase> buildCases() {
                  t,
                  {4, 2, 3},
                  kExact});
+  // The last two source dims stay together: copied as rows of 20.
+  c.push_back({"transpose_channels_last",
+               "transpose",
+               {f32({2, 3, 4, 5})},
+               {{"perm", {0, 2, 3, 1}}},
+               DType::f32,
+               {2, 4, 5, 3},
+               kExact});
   c.push_back({"transpose_rank0",
                "transpose",
                {f32({})},
@@ -815,6 +828,35 @@ std::vector<OpCase> buildCases() {
                DType::i64,
                {4, 2},
                kExact});
+  // A channel slice of one image is one contiguous run (38400 floats,
+  // split across the threads); of two images, one run per image; a slice
+  // of the last dim merges nothing.
+  c.push_back({"slice_channels_one_image",
+               "slice",
+               {f32({1, 32, 40, 40})},
+               {{"starts", {0, 8, 0, 0}},
+                {"ends", {1, 32, 40, 40}},
+                {"steps", {1, 1, 1, 1}}},
+               DType::f32,
+               {1, 24, 40, 40},
+               kExact});
+  c.push_back({"slice_channels_two_images",
+               "slice",
+               {f32({2, 6, 5, 5})},
+               {{"starts", {0, 1, 0, 0}},
+                {"ends", {2, 4, 5, 5}},
+                {"steps", {1, 1, 1, 1}}},
+               DType::f32,
+               {2, 3, 5, 5},
+               kExact});
+  c.push_back(
+      {"slice_last_dim",
+       "slice",
+       {f32({3, 4, 5})},
+       {{"starts", {0, 0, 1}}, {"ends", {3, 4, 4}}, {"steps", {1, 1, 1}}},
+       DType::f32,
+       {3, 4, 3},
+       kExact});
   c.push_back({"slice_empty",
                "slice",
                {f32({4, 5})},
