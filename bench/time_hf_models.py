@@ -17,8 +17,8 @@ Cases: bert, distilbert, roberta, albert, electra, deberta-v2, t5-encoder,
 t5-base-encoder, bart, opt, gpt-neox, llama, qwen2, phi, whisper-encoder,
 swin, deit-small (default: bert, deberta-v2, t5-encoder, llama, qwen2,
 swin). Prints one markdown table; exits non-zero when Kiln fails or its
-output differs from ONNX Runtime by more than 1e-4 (relative to the largest
-output) where ONNX Runtime itself is within 1e-4 of PyTorch.
+output is further from PyTorch's than both 1e-4 (relative to the largest
+output) and twice ONNX Runtime's distance from PyTorch.
 """
 import argparse, json, os, re, statistics, subprocess, sys, time, warnings
 import numpy as np
@@ -284,12 +284,13 @@ def add_timing_args(ap):
 
 def print_table(results, work):
     """Prints the markdown table of run_case records; returns the number of
-    failed cases (Kiln failed, or differs from ONNX Runtime by more than 1e-4
-    where ONNX Runtime is within 1e-4 of PyTorch)."""
+    failed cases (Kiln failed, or is further from PyTorch than both 1e-4
+    and twice ONNX Runtime's distance: T5-base's random weights put both
+    engines ~1e-4 from PyTorch, which a fixed bound on Kiln - ORT flagged)."""
     rows, failed = [], 0
     for res in results:
-        bad = "error" in res or (res.get("rel_ort_vs_torch", 1) <= 1e-4 and
-                                 res.get("rel_vs_ort", 1) > 1e-4)
+        bad = "error" in res or res.get("rel_kiln_vs_torch", 1) > max(
+            1e-4, 2 * res.get("rel_ort_vs_torch", 0))
         failed += bad
         m = res.get("median_ms", {})
         rows.append((res["case"], res.get("params_M", 0), m.get("kiln"), m.get("ort"), m.get("torch"),

@@ -13,9 +13,9 @@ Needs the peers of bench/setup.sh:
       [--rounds 3] [--iters 10] [--bin DIR] [--work DIR]
 Any torchvision classifier name works with --only (e.g. alexnet, vgg11,
 regnet_y_400mf, maxvit_t); the default is the list in DEFAULT. Prints one
-markdown table; exits non-zero when Kiln fails or its output differs from
-ONNX Runtime by more than 1e-4 (relative to the largest output) where ONNX
-Runtime itself is within 1e-4 of PyTorch.
+markdown table; exits non-zero when Kiln fails or its output is further
+from PyTorch's than both 1e-4 (relative to the largest output) and twice
+ONNX Runtime's distance from PyTorch.
 """
 import argparse, os, sys, tempfile
 import torch
