@@ -772,6 +772,20 @@ std::unique_ptr<PreparedKernel> prepareMatmul(const PrepareContext &pc) {
 // conv2d
 //===----------------------------------------------------------------------===//
 
+/// Whether oneDNN 2.6 has an optimized kernel for a convolution with these
+/// groups on channel-blocked activations: whole blocks of channels per
+/// group, in and out, or one channel per group (depthwise). On other groups
+/// (ResNeXt's 4 channels per group, RegNet's 24-168) the blocked layout
+/// gets its reference kernel (measured 308 ms for ResNeXt-50's first
+/// grouped 3x3 layer), so prepareConv reorders blocked activations into
+/// the layout oneDNN picks for those.
+bool groupsFitBlocks(int64_t groups, int64_t outPerGroup, int64_t inPerGroup,
+                     int64_t block) {
+  bool depthwise = inPerGroup == 1 && outPerGroup == 1;
+  return groups <= 1 || depthwise ||
+         (inPerGroup % block == 0 && outPerGroup % block == 0);
+}
+
 std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
   bool fused = pc.call->op == "fused_conv2d";
   if (!simpleArity(pc, 2, fused ? std::max<size_t>(pc.inputs.size(), 2) : 3))
@@ -887,10 +901,23 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
   //   reference kernel.
   memory::desc anySrc({N, C, H, W}, type, memory::format_tag::any);
   memory::desc anyDst({N, O, OH, OW}, type, memory::format_tag::any);
+  // A grouped convolution without whole blocks per group (ResNeXt's 4 and
+  // 8 channels per group) has no oneDNN kernel on the planned blocked
+  // layout: it always reorders into the one oneDNN picks, which cannot
+  // take residual post-ops in dst's layout (declined: its buffers become
+  // plain).
   bool noDstPostOps = !epilogue || ownTail || epilogue->residuals.empty();
+  bool ownGroupLayout =
+      (srcBlocked || dstBlocked) &&
+      !groupsFitBlocks(G, O / G, CG,
+                       (srcBlocked ? srcLayout : dstLayout).channelBlock);
+  if (ownGroupLayout && !noDstPostOps)
+    return nullptr;
   bool pickLayouts =
-      dstBlocked ? !srcBlocked && C < dstLayout.channelBlock && noDstPostOps
-                 : (!epilogue || ownTail) && (KH * KW > 1 || srcBlocked);
+      dstBlocked
+          ? (ownGroupLayout || (!srcBlocked && C < dstLayout.channelBlock)) &&
+                noDstPostOps
+          : (!epilogue || ownTail) && (KH * KW > 1 || srcBlocked);
   const memory::desc &pdSrc = pickLayouts  ? anySrc
                               : dstBlocked ? (srcBlocked ? srcMd : anySrc)
                                            : srcMd;
@@ -939,7 +966,7 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
   // 3x3 to 24/32/64 channels 0.10-0.29 ms against 0.19-0.46 ms with the
   // layouts oneDNN picks plus the two reorders; ResNet's 7x7 to 64, 1.12
   // against 1.35 ms.
-  if (!winograd && pickLayouts && dstBlocked)
+  if (!winograd && pickLayouts && dstBlocked && !srcBlocked)
     try {
       auto direct = makePd(srcMd, dstMd);
       if (!isReferenceImpl(direct))
@@ -1481,10 +1508,6 @@ bool takesBlocked(const KernelCall &call, size_t index, bool isResult) {
   return op == "global_avg_pool" && !isResult && index == 0;
 }
 
-bool isConv(const KernelCall &call) {
-  return call.op == "conv2d" || call.op == "fused_conv2d";
-}
-
 /// The binary elementwise ops that prepareBinary runs (max and min run the
 /// own, NaN-keeping loops).
 bool isOnednnBinary(const KernelCall &call) {
@@ -1563,26 +1586,6 @@ blockedGroup(const Program &program, const KernelCall &call, int64_t block) {
   return {};
 }
 
-/// Whether oneDNN 2.6 has an optimized kernel for the convolution `call`
-/// on channel-blocked activations. Grouped convolutions need whole blocks
-/// of channels per group, in and out, or one channel per group (depthwise):
-/// on other groups (ResNeXt's 4 channels per group, RegNet's 24-168) it
-/// runs its reference kernel, measured 308 ms for ResNeXt-50's first
-/// grouped 3x3 layer, which on plain activations (oneDNN then picks its
-/// own layout, jit or brgemm kernels) takes ~2 ms.
-bool blockedConvIsFast(const Program &program, const KernelCall &call,
-                       int64_t block) {
-  int64_t groups = call.attrs.value("groups", int64_t(1));
-  if (groups <= 1 || call.inputs.size() < 2)
-    return true;
-  const std::vector<int64_t> &w = program.buffers[call.inputs[1]].shape;
-  if (w.size() != 4)
-    return false;
-  int64_t outPerGroup = w[0] / groups, inPerGroup = w[1];
-  bool depthwise = inPerGroup == 1 && outPerGroup == 1;
-  return depthwise || (inPerGroup % block == 0 && outPerGroup % block == 0);
-}
-
 } // namespace
 
 namespace {
@@ -1627,12 +1630,11 @@ std::vector<Layout> planBlockedLayouts(const Program &program) {
   for (const KernelCall &k : program.kernels) {
     if (blockedGroup(program, k, block))
       continue;
-    bool plainConv = isConv(k) && !blockedConvIsFast(program, k, block);
     for (size_t i = 0; i < k.inputs.size(); ++i)
-      if (plainConv || !takesBlocked(k, i, false))
+      if (!takesBlocked(k, i, false))
         blocked[k.inputs[i]] = false;
     for (size_t i = 0; i < k.outputs.size(); ++i)
-      if (plainConv || !takesBlocked(k, i, true))
+      if (!takesBlocked(k, i, true))
         blocked[k.outputs[i]] = false;
   }
   // A convolution reads its residuals in its result's layout, a binary
