@@ -27,7 +27,8 @@ sees no key: PyTorch averages V there), scores computed as (K Q^T)^T with
 exp(log_softmax) and the row maximum subtracted by hand, and a non-local
 block (SAGAN: V P^T over [B, C, N] features), and grouped-query heads
 by broadcasting in rank 5 ([B, G, R, S, D] against K unsqueezed to
-[B, G, 1, S, D]). The forms
+[B, G, 1, S, D]), and HF's head mask (the probabilities times a per-head
+factor). The forms
 whose masks are causal must be fused with the causal flag.
 
 Needs the peers of bench/setup.sh:
@@ -459,6 +460,24 @@ class Gqa5d(nn.Module):
         return o.permute(0, 3, 1, 2, 4).reshape(B, S, D)
 
 
+class HeadMask(QkvHeads):
+    """HF's head mask: the probabilities times a per-head factor (here a
+    buffer that switches one head off and halves another), with a padding
+    mask."""
+    def __init__(self):
+        super().__init__()
+        hm = torch.ones(H)
+        hm[1], hm[2] = 0.0, 0.5
+        self.register_buffer("head_mask", hm)
+
+    def forward(self, x, mask):
+        q, k, v = self.heads(x)
+        w = q @ k.transpose(-1, -2) / math.sqrt(D // H)
+        w = w + (1.0 - mask[:, None, None, :]) * -10000.0
+        p = w.softmax(-1) * self.head_mask[None, :, None, None]
+        return (p @ v).transpose(1, 2).reshape(B, S, D)
+
+
 def check(name, model, inputs, expected_blocks, causal=False):
     """Exports, compiles with --report, runs and compares one model; returns
     whether every expected block was fused and the output matches."""
@@ -535,7 +554,8 @@ def main():
              ("hand-softmax", HandSoftmax()), ("deberta-relative", DebertaRelative()),
              ("swin-windows", SwinWindows()), ("hf-llama-mask", HfLlamaMask()),
              ("strict-tril-1e9", StrictCausal1e9()), ("scores-transposed", ScoresTransposed()),
-             ("non-local", NonLocalBlock()), ("gqa-5d", Gqa5d())]
+             ("non-local", NonLocalBlock()), ("gqa-5d", Gqa5d()),
+             ("head-mask", HeadMask())]
     # Fused as causal. Not causal-pad-4d, hf-llama-mask and bloom-alibi: their
     # causal part fills with the float minimum and a padding part remains, so
     # the mask stays whole and additive (a causal flag would change the rows

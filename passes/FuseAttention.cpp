@@ -950,6 +950,11 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
       continue;
     }
     auto matmul = mlir::dyn_cast<MatmulOp>(user);
+    if (!matmul && mlir::isa<MulOp>(user) && user->hasOneUse() &&
+        mlir::isa<MatmulOp>(*user->getUsers().begin()))
+      return fail("the probabilities are multiplied by a factor that varies "
+                  "along both the queries and the keys (only a factor per "
+                  "query or head, or per key, moves out of the kernel)");
     if (!matmul)
       return fail("the softmax result goes to " + describe(user) +
                   ", not to a matmul with V");
@@ -1723,6 +1728,82 @@ bool flattenGroupedHeads(SoftmaxOp softmax) {
   return true;
 }
 
+/// The probabilities-times-factor rewrite of canonicalizeCandidates for one
+/// mul: matmul(P * m, V) with P a softmax of scores and m a factor that
+/// does not widen P. A factor with one column per row of P (HF's
+/// `probs * head_mask`, [1, H, 1, 1]; a per-query factor [.., Sq, 1])
+/// scales the rows of P V instead; one with one row (a per-key factor
+/// [.., 1, Sk]) scales the rows of V, m transposed (a reshape: one of its
+/// last two dims is 1). Both are identities of the product; false when
+/// `mul` is not such a step.
+bool moveProbabilityFactor(MulOp mul) {
+  if (!mul->hasOneUse())
+    return false;
+  auto output = mlir::dyn_cast<MatmulOp>(*mul->getUsers().begin());
+  if (!output || output.getA() != mul.getResult() || output.getTransposeA())
+    return false;
+  Value p = mul.getLhs(), m = mul.getRhs();
+  if (!p.getDefiningOp<SoftmaxOp>())
+    std::swap(p, m);
+  auto softmax = p.getDefiningOp<SoftmaxOp>();
+  RankedTensorType pType = tensorType(p), mType = tensorType(m);
+  int64_t rank = pType.getRank();
+  if (!softmax || !p.hasOneUse() || !isLastAxis(softmax.getAxis(), rank) ||
+      !reachesMatmul(softmax.getX()) || rank < 2 ||
+      tensorType(mul).getShape() != pType.getShape() || mType.getRank() > rank)
+    return false;
+  // m's shape right-aligned to P's rank.
+  llvm::SmallVector<int64_t> factor(rank - mType.getRank(), 1);
+  llvm::append_range(factor, mType.getShape());
+  Value v = output.getB();
+  RankedTensorType vType = tensorType(v), outType = tensorType(output);
+  llvm::ArrayRef<int64_t> outShape = outType.getShape();
+  mlir::OpBuilder b(output);
+  mlir::Location loc = mul.getLoc();
+  if (factor[rank - 1] == 1) {
+    // Rows of P (queries): m broadcasts the same way against P V, whose
+    // leading dims must be P's (V does not widen them).
+    if (outType.getRank() != rank ||
+        outShape.drop_back(1) != pType.getShape().drop_back(1))
+      return false;
+    auto product = b.create<MatmulOp>(output.getLoc(), outType, p, v, false,
+                                      output.getTransposeB());
+    auto scaled = b.create<MulOp>(loc, product.getResult(), m);
+    if (tensorType(scaled).getShape() != outShape) {
+      scaled->erase();
+      product->erase();
+      return false;
+    }
+    output.getResult().replaceAllUsesWith(scaled.getResult());
+  } else if (factor[rank - 2] == 1) {
+    // Columns of P (keys): the rows of V, or V^T's columns under
+    // transpose_b; m must not widen V (grouped K/V heads against a
+    // per-head factor).
+    Value vFactor = m;
+    if (!output.getTransposeB()) {
+      llvm::SmallVector<int64_t> column(factor);
+      std::swap(column[rank - 1], column[rank - 2]);
+      vFactor = b.create<ReshapeOp>(loc, m, b.getDenseI64ArrayAttr(column))
+                    .getResult();
+    }
+    auto scaledV = b.create<MulOp>(loc, v, vFactor);
+    if (tensorType(scaledV).getShape() != vType.getShape()) {
+      scaledV->erase();
+      if (vFactor != m)
+        vFactor.getDefiningOp()->erase();
+      return false;
+    }
+    output->setOperand(0, p);
+    output->setOperand(1, scaledV.getResult());
+  } else {
+    return false;
+  }
+  if (output->use_empty())
+    output->erase();
+  mul->erase();
+  return true;
+}
+
 /// Puts spellings that have no place in the canonical chain into ones that
 /// do, where they sit in a candidate, before the candidates are matched
 /// (in this order, as each makes the next one's chain visible):
@@ -1735,6 +1816,10 @@ bool flattenGroupedHeads(SoftmaxOp softmax) {
 ///   matmul(A, P^T) (P^T by transpose_b or a transpose; P a softmax)
 ///       => transpose(matmul(P, A^T)): the probabilities as the right
 ///       operand, as SAGAN and non-local blocks write V P^T
+///   matmul(P * m, V)  (m constant along the keys: a head mask, a
+///       per-query factor) => matmul(P, V) * m; and (m constant along the
+///       queries: a per-key factor) => matmul(P, V * m^T)
+///       (moveProbabilityFactor)
 ///   grouped-query heads by broadcasting in rank 5: Q [B, G, R, Sq, D]
 ///       against K and V [B, G, 1, Sk, D] => the same in [B, G*R, ...]
 ///       with K and V repeated (reshape, broadcast_to, reshape: repeat_kv,
@@ -1813,6 +1898,8 @@ void canonicalizeCandidates(mlir::ModuleOp module) {
     if (transposeP && transposeP->use_empty())
       transposeP->erase();
   }
+  for (MulOp mul : collect<MulOp>(module))
+    moveProbabilityFactor(mul);
   for (SoftmaxOp softmax : collect<SoftmaxOp>(module))
     flattenGroupedHeads(softmax);
 }

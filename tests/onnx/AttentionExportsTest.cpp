@@ -162,8 +162,9 @@ INSTANTIATE_TEST_SUITE_P(
         // with exp(log_softmax) and a hand-written max shift; a non-local
         // block's V P^T
         "strict-tril-1e9", "scores-transposed", "non-local",
-        // grouped-query heads by broadcasting in rank 5
-        "gqa-5d",
+        // grouped-query heads by broadcasting in rank 5; HF's head mask
+        // (probabilities times a per-head factor, moved after the kernel)
+        "gqa-5d", "head-mask",
         // TorchScript exporter at opset 11 (Softmax coerces its input to
         // 2-D; at the last axis that is a plain softmax)
         "opset11-hf-gpt2",
@@ -179,7 +180,8 @@ INSTANTIATE_TEST_SUITE_P(
         "dynamo-gqa-repeat-interleave", "dynamo-mqa-expand",
         "dynamo-hand-softmax", "dynamo-deberta-relative", "dynamo-swin-windows",
         "dynamo-hf-llama-mask", "dynamo-strict-tril-1e9",
-        "dynamo-scores-transposed", "dynamo-non-local", "dynamo-gqa-5d"),
+        "dynamo-scores-transposed", "dynamo-non-local", "dynamo-gqa-5d",
+        "dynamo-head-mask"),
     testName);
 
 /// A left-padded batch gives padded query rows in which every key is masked

@@ -866,6 +866,63 @@ func.func @grouped_heads_rank5(%q: tensor<2x2x3x16x8xf32>, %k: tensor<2x2x1x16x8
 
 // -----
 
+// Probabilities times a head mask (HF's probs * head_mask, [1, H, 1, 1]):
+// the factor is constant along the keys, so it scales the rows of P V
+// instead, after the fused kernel.
+// CHECK-LABEL: func.func @head_mask
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %arg2 {scale = 2.500000e-01 : f64}
+// CHECK-NEXT: %[[S:.*]] = kiln.mul %[[O]], %arg3 : (tensor<2x4x16x8xf32>, tensor<1x4x1x1xf32>) -> tensor<2x4x16x8xf32>
+// CHECK-NEXT: return %[[S]]
+// REMARK: remark: fused attention: B=2 H=4 Sq=16 Sk=16 D=8, scale 2.500000e-01
+func.func @head_mask(%q: tensor<2x4x16x8xf32>, %k: tensor<2x4x16x8xf32>, %v: tensor<2x4x16x8xf32>, %hm: tensor<1x4x1x1xf32>) -> tensor<2x4x16x8xf32> {
+  %c = kiln.constant dense<0.25> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x16xf32>
+  %1 = kiln.mul %0, %c : (tensor<2x4x16x16xf32>, tensor<f32>) -> tensor<2x4x16x16xf32>
+  %2 = kiln.softmax %1 : tensor<2x4x16x16xf32>
+  %3 = kiln.mul %2, %hm : (tensor<2x4x16x16xf32>, tensor<1x4x1x1xf32>) -> tensor<2x4x16x16xf32>
+  %4 = kiln.matmul %3, %v : (tensor<2x4x16x16xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x8xf32>
+  return %4 : tensor<2x4x16x8xf32>
+}
+
+// -----
+
+// A per-key factor on the probabilities (constant along the queries)
+// scales the rows of V: P diag(w) V = P (diag(w) V).
+// CHECK-LABEL: func.func @per_key_factor
+// CHECK-NEXT: %[[W:.*]] = kiln.reshape %arg3 {shape = array<i64: 1, 1, 16, 1>}
+// CHECK-NEXT: %[[V:.*]] = kiln.mul %arg2, %[[W]]
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %arg1, %[[V]] {scale = 2.500000e-01 : f64}
+// CHECK-NEXT: return %[[O]]
+// REMARK: remark: fused attention: B=2 H=4 Sq=16 Sk=16 D=8, scale 2.500000e-01
+func.func @per_key_factor(%q: tensor<2x4x16x8xf32>, %k: tensor<2x4x16x8xf32>, %v: tensor<2x4x16x8xf32>, %w: tensor<16xf32>) -> tensor<2x4x16x8xf32> {
+  %c = kiln.constant dense<0.25> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x16xf32>
+  %1 = kiln.mul %0, %c : (tensor<2x4x16x16xf32>, tensor<f32>) -> tensor<2x4x16x16xf32>
+  %2 = kiln.softmax %1 : tensor<2x4x16x16xf32>
+  %3 = kiln.mul %w, %2 : (tensor<16xf32>, tensor<2x4x16x16xf32>) -> tensor<2x4x16x16xf32>
+  %4 = kiln.matmul %3, %v : (tensor<2x4x16x16xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x8xf32>
+  return %4 : tensor<2x4x16x8xf32>
+}
+
+// -----
+
+// A factor that varies along both queries and keys does not separate from
+// the product: not fused, and the remark says so.
+// CHECK-LABEL: func.func @full_factor
+// CHECK: kiln.softmax
+// REMARK: remark: attention not fused: the probabilities are multiplied by a factor that varies along both the queries and the keys
+func.func @full_factor(%q: tensor<2x4x16x8xf32>, %k: tensor<2x4x16x8xf32>, %v: tensor<2x4x16x8xf32>, %w: tensor<16x16xf32>) -> tensor<2x4x16x8xf32> {
+  %c = kiln.constant dense<0.25> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x16xf32>
+  %1 = kiln.mul %0, %c : (tensor<2x4x16x16xf32>, tensor<f32>) -> tensor<2x4x16x16xf32>
+  %2 = kiln.softmax %1 : tensor<2x4x16x16xf32>
+  %3 = kiln.mul %2, %w : (tensor<2x4x16x16xf32>, tensor<16x16xf32>) -> tensor<2x4x16x16xf32>
+  %4 = kiln.matmul %3, %v : (tensor<2x4x16x16xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x8xf32>
+  return %4 : tensor<2x4x16x8xf32>
+}
+
+// -----
+
 // A classifier's softmax is not a candidate: no remark, nothing changes.
 // CHECK-LABEL: func.func @classifier
 // CHECK: kiln.softmax
