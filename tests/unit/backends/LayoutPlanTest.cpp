@@ -223,6 +223,24 @@ TEST_F(LayoutPlan, GroupedConvolutionsStayBlocked) {
                         }));
 }
 
+TEST_F(LayoutPlan, GroupedConvolutionOnPaddedChannelsStaysBlocked) {
+  // 1.5 blocks of channels (padded to 2 blocks in the blocked layout), 4
+  // per group: the grouped convolution reorders from and to the padded
+  // blocked buffers; the padding stays zero for the 1x1 after it.
+  ProgramBuilder p("grouped_padded");
+  int64_t c = block_ + block_ / 2;
+  int64_t x = p.input("x", {2, c, 6, 6});
+  int64_t a = p.conv(x, c, c, 1, {2, c, 6, 6});
+  int64_t g = p.call("conv2d", {a, p.param({c, 4, 3, 3})}, {2, c, 6, 6},
+                     {{"pads", {1, 1, 1, 1}}, {"groups", c / 4}});
+  p.conv(g, c, c, 1, {2, c, 6, 6}, /*output=*/true);
+  EXPECT_EQ(runBoth(p), (std::vector<std::string>{
+                            "onednn:conv2d(blocked)",
+                            "onednn:conv2d(blocked)",
+                            "onednn:conv2d(blocked)",
+                        }));
+}
+
 TEST_F(LayoutPlan, GroupedConvolutionWithAResidualRunsPlain) {
   // The same grouped convolution adding a residual: the layout oneDNN
   // picks for it is not the residual's, so its factory declines the
