@@ -37,10 +37,13 @@ def models():
     # (EfficientNet), a bilinear Resize (LR-ASPP, at 224). And those of
     # the fourth session that day: a depthwise conv after a channel shuffle
     # (ShuffleNet), channel concats kept blocked (SqueezeNet, GoogLeNet),
-    # standalone batch norms on the own kernel (DenseNet).
+    # standalone batch norms on the own kernel (DenseNet). And the fifth's:
+    # stems reading the NCHW image into the blocked layout (all), grouped
+    # convolutions reordering from blocked neighbours (ResNeXt, RegNet).
     for name in ["mobilenet_v2", "efficientnet_b0", "resnet50", "vit_b_16",
                  "resnext50_32x4d", "googlenet", "densenet121",
-                 "mobilenet_v3_large", "shufflenet_v2_x1_0", "squeezenet1_1"]:
+                 "mobilenet_v3_large", "shufflenet_v2_x1_0", "squeezenet1_1",
+                 "regnet_y_400mf"]:
         m = getattr(torchvision.models, name)(weights=None).eval()
         yield "torchvision-" + name, m, torch.randn(1, 3, 224, 224)
     class Out(torch.nn.Module):  # segmentation models return {"out": y}
