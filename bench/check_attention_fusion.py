@@ -28,7 +28,7 @@ exp(log_softmax) and the row maximum subtracted by hand, and a non-local
 block (SAGAN: V P^T over [B, C, N] features), and grouped-query heads
 by broadcasting in rank 5 ([B, G, R, S, D] against K unsqueezed to
 [B, G, 1, S, D]), and HF's head mask (the probabilities times a per-head
-factor). The forms
+factor) and the scores times a per-key factor. The forms
 whose masks are causal must be fused with the causal flag.
 
 Needs the peers of bench/setup.sh:
@@ -478,6 +478,20 @@ class HeadMask(QkvHeads):
         return (p @ v).transpose(1, 2).reshape(B, S, D)
 
 
+class PerKeyScores(QkvHeads):
+    """The scores times a learned per-key factor (constant along the
+    queries), then a padding mask: the factor moves onto the rows of K."""
+    def __init__(self):
+        super().__init__()
+        self.g = nn.Parameter(torch.rand(1, 1, 1, S) + 0.5)
+
+    def forward(self, x, mask):
+        q, k, v = self.heads(x)
+        w = (q @ k.transpose(-1, -2)) * self.g / math.sqrt(D // H)
+        w = w + (1.0 - mask[:, None, None, :]) * -10000.0
+        return (w.softmax(-1) @ v).transpose(1, 2).reshape(B, S, D)
+
+
 def check(name, model, inputs, expected_blocks, causal=False):
     """Exports, compiles with --report, runs and compares one model; returns
     whether every expected block was fused and the output matches."""
@@ -555,7 +569,7 @@ def main():
              ("swin-windows", SwinWindows()), ("hf-llama-mask", HfLlamaMask()),
              ("strict-tril-1e9", StrictCausal1e9()), ("scores-transposed", ScoresTransposed()),
              ("non-local", NonLocalBlock()), ("gqa-5d", Gqa5d()),
-             ("head-mask", HeadMask())]
+             ("head-mask", HeadMask()), ("per-key-scores", PerKeyScores())]
     # Fused as causal. Not causal-pad-4d, hf-llama-mask and bloom-alibi: their
     # causal part fills with the float minimum and a padding part remains, so
     # the mask stays whole and additive (a causal flag would change the rows

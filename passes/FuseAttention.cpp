@@ -530,18 +530,27 @@ void splitMask(const MaskPart &mask, llvm::ArrayRef<int64_t> shape,
 
 /// One op between the scores matmul and the softmax.
 struct Step {
-  enum Kind { Scale, RowScale, AddMask, WhereMask, Cast, Regroup, Tanh } kind;
+  enum Kind {
+    Scale,
+    RowScale,
+    ColumnScale,
+    AddMask,
+    WhereMask,
+    Cast,
+    Regroup,
+    Tanh
+  } kind;
   Operation *op;
   /// The shape the step works in (its result's shape): the scores' shape,
   /// or before a Regroup, the shape with other leading dims.
   llvm::SmallVector<int64_t> shape;
   double scale = 1; // Scale
-  Value mask; // AddMask: the mask; WhereMask: the condition; RowScale: the
-              // factor
+  Value mask;       // AddMask: the mask; WhereMask: the condition; RowScale,
+                    // ColumnScale: the factor
   bool keepWhenTrue = true; // WhereMask
   double fill = 0;          // WhereMask: the value it selects where masked
   bool negate = false;      // AddMask: subtracted (scores - mask)
-  bool divide = false;      // RowScale: scores / factor
+  bool divide = false;      // RowScale, ColumnScale: scores / factor
 };
 
 /// A candidate in canonical form, ready to rewrite.
@@ -577,6 +586,9 @@ struct Canonical {
   /// Factors the same for every key (last dim 1), in the scores' shape,
   /// applied to Q at rewrite: (factor, whether Q is divided by it).
   llvm::SmallVector<std::pair<Value, bool>> rowScales;
+  /// Factors the same for every query (second-to-last dim 1), in the
+  /// scores' shape, applied to K at rewrite (transposed).
+  llvm::SmallVector<std::pair<Value, bool>> columnScales;
   bool causal = false;
   /// Soft-capping (a tanh between scales): the product of the scales after
   /// the tanh, which the op's `softcap` is; 0 without.
@@ -661,14 +673,20 @@ llvm::FailureOr<Value> readStep(Operation *op, Step &step,
         factor = lhs;
         chain = rhs;
       }
+      // One the same for every query (per key, [.., 1, Sk]) moves onto K.
       auto factorShape = tensorType(factor).getShape();
+      bool perRow = factorShape.empty() || factorShape.back() == 1;
+      bool perColumn =
+          factorShape.size() == 1 ||
+          (factorShape.size() >= 2 && factorShape[factorShape.size() - 2] == 1);
       if (reachesMatmul(factor) ||
           !mlir::isa<mlir::FloatType>(tensorType(factor).getElementType()) ||
-          (!factorShape.empty() && factorShape.back() != 1))
+          (!perRow && !perColumn))
         return fail(describe(op) +
-                    " scales the scores by a value that is neither a splat "
-                    "constant nor the same for every key");
-      step.kind = Step::RowScale;
+                    " scales the scores by a value that varies along both "
+                    "the queries and the keys (only a splat constant, a "
+                    "factor per query or head, or one per key is fused)");
+      step.kind = perRow ? Step::RowScale : Step::ColumnScale;
       step.mask = factor;
       step.divide = mlir::isa<DivOp>(op);
       return chain;
@@ -1031,9 +1049,11 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
         mask.factor *= step.scale;
       break;
     case Step::RowScale:
-      // (q k^T) * f = (q * f) k^T for f constant along the keys. After a
-      // mask it would scale the mask too (and turn -inf into +inf where f
-      // is negative); before a regrouping reshape f is in other dims.
+    case Step::ColumnScale:
+      // (q k^T) * f = (q * f) k^T for f constant along the keys, and
+      // q (k * f^T)^T for f constant along the queries. After a mask it
+      // would scale the mask too (and turn -inf into +inf where f is
+      // negative); before a regrouping reshape f is in other dims.
       if (!out.additive.empty() || !out.boolean.empty() || out.causal ||
           scaleInsideTanh)
         return fail(describe(step.op) +
@@ -1043,7 +1063,8 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
         return fail(describe(step.op) +
                     " scales the scores by a tensor before they are "
                     "reshaped");
-      out.rowScales.push_back({step.mask, step.divide});
+      (step.kind == Step::RowScale ? out.rowScales : out.columnScales)
+          .push_back({step.mask, step.divide});
       break;
     case Step::AddMask: {
       auto maskType = tensorType(step.mask);
@@ -1185,12 +1206,25 @@ public:
     q = toRank4(q);
     k = toRank4(k);
     v = toRank4(v);
-    for (auto [factor, divide] : c.rowScales) {
-      mlir::Type qElement = tensorType(q).getElementType();
-      if (tensorType(factor).getElementType() != qElement)
-        factor = b.create<CastOp>(loc, factor, mlir::TypeAttr::get(qElement));
-      q = divide ? b.create<DivOp>(loc, q, factor).getResult()
-                 : b.create<MulOp>(loc, q, factor).getResult();
+    auto applyScale = [&](Value x, Value factor, bool divide) -> Value {
+      mlir::Type element = tensorType(x).getElementType();
+      if (tensorType(factor).getElementType() != element)
+        factor = b.create<CastOp>(loc, factor, mlir::TypeAttr::get(element));
+      return divide ? b.create<DivOp>(loc, x, factor).getResult()
+                    : b.create<MulOp>(loc, x, factor).getResult();
+    };
+    for (auto [factor, divide] : c.rowScales)
+      q = applyScale(q, factor, divide);
+    for (auto [factor, divide] : c.columnScales) {
+      // [.., 1, Sk] -> [.., Sk, 1] (a reshape: one of the two is 1), to
+      // scale the rows of K [.., Sk, D].
+      llvm::SmallVector<int64_t> column(tensorType(factor).getShape());
+      if (column.size() == 1)
+        column.insert(column.begin(), 1);
+      std::swap(column[column.size() - 1], column[column.size() - 2]);
+      Value transposed =
+          b.create<ReshapeOp>(loc, factor, b.getDenseI64ArrayAttr(column));
+      k = applyScale(k, transposed, divide);
     }
     auto scoresShape = tensorType(c.softmax).getShape();
     llvm::SmallVector<int64_t> full(4 - rank, 1);

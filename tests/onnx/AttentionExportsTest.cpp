@@ -163,8 +163,9 @@ INSTANTIATE_TEST_SUITE_P(
         // block's V P^T
         "strict-tril-1e9", "scores-transposed", "non-local",
         // grouped-query heads by broadcasting in rank 5; HF's head mask
-        // (probabilities times a per-head factor, moved after the kernel)
-        "gqa-5d", "head-mask",
+        // (probabilities times a per-head factor, moved after the kernel);
+        // scores times a per-key factor (moved onto K)
+        "gqa-5d", "head-mask", "per-key-scores",
         // TorchScript exporter at opset 11 (Softmax coerces its input to
         // 2-D; at the last axis that is a plain softmax)
         "opset11-hf-gpt2",
@@ -181,7 +182,7 @@ INSTANTIATE_TEST_SUITE_P(
         "dynamo-hand-softmax", "dynamo-deberta-relative", "dynamo-swin-windows",
         "dynamo-hf-llama-mask", "dynamo-strict-tril-1e9",
         "dynamo-scores-transposed", "dynamo-non-local", "dynamo-gqa-5d",
-        "dynamo-head-mask"),
+        "dynamo-head-mask", "dynamo-per-key-scores"),
     testName);
 
 /// A left-padded batch gives padded query rows in which every key is masked

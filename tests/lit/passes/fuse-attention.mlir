@@ -256,20 +256,21 @@ func.func @probs_returned(%q: tensor<1x1x4x8xf32>, %k: tensor<1x1x4x8xf32>, %v: 
 // -----
 
 // Not fused: a where whose fill does not mask out, a scale that differs
-// between keys, and a tanh after the mask (soft-capping is fused before it).
+// between queries and between keys, and a tanh after the mask
+// (soft-capping is fused before it).
 // CHECK-LABEL: func.func @not_masks
 // CHECK-NOT: kiln.attention
 // REMARK: remark: attention not fused: the where's fill value 0.000000 does not mask out (expected -inf or <= -1e4)
-// REMARK: remark: attention not fused: 'kiln.mul' scales the scores by a value that is neither a splat constant nor the same for every key
+// REMARK: remark: attention not fused: 'kiln.mul' scales the scores by a value that varies along both the queries and the keys (only a splat constant, a factor per query or head, or one per key is fused)
 // REMARK: remark: attention not fused: 'kiln.tanh' is applied after a mask (only soft-capping before the mask is fused)
-func.func @not_masks(%q: tensor<1x1x4x8xf32>, %k: tensor<1x1x4x8xf32>, %v: tensor<1x1x4x8xf32>, %c: tensor<4x4xi1>, %t: tensor<4xf32>) -> (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) {
+func.func @not_masks(%q: tensor<1x1x4x8xf32>, %k: tensor<1x1x4x8xf32>, %v: tensor<1x1x4x8xf32>, %c: tensor<4x4xi1>, %t: tensor<4xf32>, %f: tensor<4x4xf32>) -> (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) {
   %zero = kiln.constant dense<0.0> : tensor<f32>
   %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x4xf32>
   %1 = kiln.where %c, %0, %zero : (tensor<4x4xi1>, tensor<1x1x4x4xf32>, tensor<f32>) -> tensor<1x1x4x4xf32>
   %2 = kiln.softmax %1 : tensor<1x1x4x4xf32>
   %3 = kiln.matmul %2, %v : (tensor<1x1x4x4xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x8xf32>
   %4 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x4xf32>
-  %5 = kiln.mul %4, %t : (tensor<1x1x4x4xf32>, tensor<4xf32>) -> tensor<1x1x4x4xf32>
+  %5 = kiln.mul %4, %f : (tensor<1x1x4x4xf32>, tensor<4x4xf32>) -> tensor<1x1x4x4xf32>
   %6 = kiln.softmax %5 : tensor<1x1x4x4xf32>
   %7 = kiln.matmul %6, %v : (tensor<1x1x4x4xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x8xf32>
   %8 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x1x4x8xf32>, tensor<1x1x4x8xf32>) -> tensor<1x1x4x4xf32>
@@ -862,6 +863,27 @@ func.func @grouped_heads_rank5(%q: tensor<2x2x3x16x8xf32>, %k: tensor<2x2x1x16x8
   %3 = kiln.softmax %2 : tensor<2x2x3x16x16xf32>
   %4 = kiln.matmul %3, %v : (tensor<2x2x3x16x16xf32>, tensor<2x2x1x16x8xf32>) -> tensor<2x2x3x16x8xf32>
   return %4 : tensor<2x2x3x16x8xf32>
+}
+
+// -----
+
+// Scores times a per-key factor [Sk] (constant along the queries): it
+// scales the rows of K, q (k * w)^T, transposed by a reshape; divided the
+// same way.
+// CHECK-LABEL: func.func @per_key_scores_factor
+// CHECK-NEXT: %[[W:.*]] = kiln.reshape %arg3 {shape = array<i64: 16, 1>}
+// CHECK-NEXT: %[[K:.*]] = kiln.div %arg1, %[[W]]
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %[[K]], %arg2 {scale = 2.500000e-01 : f64}
+// CHECK-NEXT: return %[[O]]
+// REMARK: remark: fused attention: B=2 H=4 Sq=16 Sk=16 D=8, scale 2.500000e-01
+func.func @per_key_scores_factor(%q: tensor<2x4x16x8xf32>, %k: tensor<2x4x16x8xf32>, %v: tensor<2x4x16x8xf32>, %w: tensor<16xf32>) -> tensor<2x4x16x8xf32> {
+  %c = kiln.constant dense<0.25> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x16xf32>
+  %1 = kiln.div %0, %w : (tensor<2x4x16x16xf32>, tensor<16xf32>) -> tensor<2x4x16x16xf32>
+  %2 = kiln.mul %1, %c : (tensor<2x4x16x16xf32>, tensor<f32>) -> tensor<2x4x16x16xf32>
+  %3 = kiln.softmax %2 : tensor<2x4x16x16xf32>
+  %4 = kiln.matmul %3, %v : (tensor<2x4x16x16xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x8xf32>
+  return %4 : tensor<2x4x16x8xf32>
 }
 
 // -----
