@@ -969,10 +969,21 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
     }
     auto matmul = mlir::dyn_cast<MatmulOp>(user);
     if (!matmul && mlir::isa<MulOp>(user) && user->hasOneUse() &&
-        mlir::isa<MatmulOp>(*user->getUsers().begin()))
-      return fail("the probabilities are multiplied by a factor that varies "
-                  "along both the queries and the keys (only a factor per "
-                  "query or head, or per key, moves out of the kernel)");
+        mlir::isa<MatmulOp>(*user->getUsers().begin())) {
+      // canonicalizeCandidates moved every factor it could
+      // (moveProbabilityFactor); say which kind this one is.
+      Value factor = user->getOperand(user->getOperand(0) == probs ? 1 : 0);
+      auto shape = tensorType(factor).getShape();
+      bool both = shape.size() >= 2 && shape.back() != 1 &&
+                  shape[shape.size() - 2] != 1;
+      return fail(both ? "the probabilities are multiplied by a factor that "
+                         "varies along both the queries and the keys (only "
+                         "a factor per query or head, or per key, moves out "
+                         "of the kernel)"
+                       : "the probabilities are multiplied by a factor that "
+                         "was not moved out of the kernel (it would widen V "
+                         "or the result, or a cast comes between)");
+    }
     if (!matmul)
       return fail("the softmax result goes to " + describe(user) +
                   ", not to a matmul with V");

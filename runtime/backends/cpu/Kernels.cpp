@@ -135,8 +135,10 @@ template <size_t K> struct RowPlan {
   /// fn(operand offsets, first output index, count) over runs within one
   /// row; the result's elements are split evenly across the threads, so a
   /// result that is one long row still runs on every thread.
-  template <typename F> void run(F &&fn) const {
-    parallelFor(rows() * inner, 16384, [&](int64_t begin, int64_t end) {
+  /// `serial`: one thread, in order (a result written over a wider operand
+  /// it is read from, as cast does).
+  template <typename F> void run(F &&fn, bool serial = false) const {
+    auto span = [&](int64_t begin, int64_t end) {
       while (begin < end) {
         int64_t row = begin / inner, i = begin % inner;
         int64_t n = std::min(inner - i, end - begin);
@@ -146,7 +148,11 @@ template <size_t K> struct RowPlan {
         fn(off, begin, n);
         begin += n;
       }
-    });
+    };
+    if (serial)
+      span(0, rows() * inner);
+    else
+      parallelFor(rows() * inner, 16384, span);
   }
 };
 
@@ -442,22 +448,30 @@ std::unique_ptr<PreparedKernel> prepareCompare(const PrepareContext &pc) {
       const auto *pb = b.as<typename E::S>();
       auto *po = ctx.outputs[0].as<uint8_t>();
       int64_t sa = plan.innerStride[0], sb = plan.innerStride[1];
-      plan.run([&](std::array<int64_t, 2> off, int64_t o, int64_t n) {
-        const auto *ra = pa + off[0];
-        const auto *rb = pb + off[1];
-        // Element i is read before it is written, so an i1 operand may
-        // share the result's bytes.
-        for (int64_t i = 0; i < n; ++i) {
-          auto x = E::load(ra[i * sa]), y = E::load(rb[i * sb]);
-          bool r = which == 0   ? x == y
-                   : which == 1 ? x != y
-                   : which == 2 ? x < y
-                   : which == 3 ? x <= y
-                   : which == 4 ? x > y
-                                : x >= y;
-          po[o + i] = r;
-        }
-      });
+      // A wider operand sharing the i1 result's bytes (the Executable
+      // allows it for pointwise ops) is read ahead of what one thread
+      // writes but behind what another does: serial then.
+      bool serial =
+          sizeof(typename E::S) > 1 && (static_cast<const void *>(pa) == po ||
+                                        static_cast<const void *>(pb) == po);
+      plan.run(
+          [&](std::array<int64_t, 2> off, int64_t o, int64_t n) {
+            const auto *ra = pa + off[0];
+            const auto *rb = pb + off[1];
+            // Element i is read before it is written, so an i1 operand may
+            // share the result's bytes.
+            for (int64_t i = 0; i < n; ++i) {
+              auto x = E::load(ra[i * sa]), y = E::load(rb[i * sb]);
+              bool r = which == 0   ? x == y
+                       : which == 1 ? x != y
+                       : which == 2 ? x < y
+                       : which == 3 ? x <= y
+                       : which == 4 ? x > y
+                                    : x >= y;
+              po[o + i] = r;
+            }
+          },
+          serial);
       return Status::ok();
     });
   });

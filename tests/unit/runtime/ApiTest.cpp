@@ -384,6 +384,42 @@ TEST(Executable, InPlaceArenaReuseIsSafe) {
             (std::vector<double>{2, 8, 4, 10, 6, 12}));
 }
 
+TEST(Executable, CompareWritesOverItsWiderOperandInOrder) {
+  // compare(a, b) -> i1 in a's bytes (pointwise, exact sharing: allowed).
+  // Split across threads, a later part's result bytes would land on f32
+  // elements an earlier part has yet to read; the cpu kernel runs such a
+  // call on one thread, in order. Large enough to be split otherwise.
+  const int64_t n = 1 << 20;
+  Program p;
+  p.name = "compare_in_place";
+  p.arenaBytes = 8 * n;
+  p.buffers = {{0, DType::f32, {n}, BufferKind::input, "x", 0},
+               {1, DType::f32, {n}, BufferKind::arena, "", 0},
+               {2, DType::f32, {n}, BufferKind::arena, "", 4 * n},
+               {3, DType::i1, {n}, BufferKind::arena, "", 0},
+               {4, DType::i1, {n}, BufferKind::output, "y", 0}};
+  p.inputs = {{"x", 0}};
+  p.outputs = {{"y", 4}};
+  p.kernels = {{"copy", {0}, {1}, nlohmann::json::object(), "a"},
+               {"neg", {0}, {2}, nlohmann::json::object(), "b"},
+               {"compare", {1, 2}, {3}, {{"predicate", "gt"}}, "c"},
+               {"copy", {3}, {4}, nlohmann::json::object(), "d"}};
+  std::vector<double> x(n);
+  for (int64_t i = 0; i < n; ++i)
+    x[i] = static_cast<double>(i % 7) - 3; // x > -x exactly where x > 0
+  for (const char *backend : {"reference", "cpu"}) {
+    auto exe = Executable::create(p, {}, backend);
+    ASSERT_TRUE(exe.isOk()) << exe.status().message();
+    auto out = exe->run({{"x", make(DType::f32, {n}, x)}});
+    ASSERT_TRUE(out.isOk()) << out.status().message();
+    std::vector<double> y = out->at("y").toDoubles();
+    int64_t wrong = 0;
+    for (int64_t i = 0; i < n; ++i)
+      wrong += y[i] != (x[i] > 0 ? 1 : 0);
+    EXPECT_EQ(wrong, 0) << backend;
+  }
+}
+
 TEST(Executable, WeightOnlyKernelsRunOnceAtLoad) {
   // t = a @ b and u = relu(t) read only weights: computed by create(),
   // skipped by run(), their results kept in storage of their own although
