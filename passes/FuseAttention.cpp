@@ -1226,17 +1226,27 @@ public:
     };
     for (auto [factor, divide] : c.rowScales)
       q = applyScale(q, factor, divide);
-    for (auto [factor, divide] : c.columnScales) {
-      // [.., 1, Sk] -> [.., Sk, 1] (a reshape: one of the two is 1), to
-      // scale the rows of K [.., Sk, D].
-      llvm::SmallVector<int64_t> column(tensorType(factor).getShape());
-      if (column.size() == 1)
-        column.insert(column.begin(), 1);
-      std::swap(column[column.size() - 1], column[column.size() - 2]);
-      Value transposed =
-          b.create<ReshapeOp>(loc, factor, b.getDenseI64ArrayAttr(column));
-      k = applyScale(k, transposed, divide);
-    }
+    // Per-key factors: [.., 1, Sk] -> [.., Sk, 1] (a reshape: one of the
+    // two is 1), to scale the rows of K [.., Sk, D]. One that is the same
+    // for every batch and head is applied after an explicit head repeat is
+    // undone (K stays grouped-query); others before.
+    auto scaleKeys = [&](Value kIn, bool perKeyOnly) {
+      for (auto [factor, divide] : c.columnScales) {
+        llvm::SmallVector<int64_t> column(tensorType(factor).getShape());
+        if (column.size() == 1)
+          column.insert(column.begin(), 1);
+        bool leadingOnes = llvm::all_of(llvm::ArrayRef(column).drop_back(2),
+                                        [](int64_t d) { return d == 1; });
+        if (leadingOnes != perKeyOnly)
+          continue;
+        std::swap(column[column.size() - 1], column[column.size() - 2]);
+        Value transposed =
+            b.create<ReshapeOp>(loc, factor, b.getDenseI64ArrayAttr(column));
+        kIn = applyScale(kIn, transposed, divide);
+      }
+      return kIn;
+    };
+    k = scaleKeys(k, false);
     auto scoresShape = tensorType(c.softmax).getShape();
     llvm::SmallVector<int64_t> full(4 - rank, 1);
     full.append(scoresShape.begin(), scoresShape.end());
@@ -1250,6 +1260,7 @@ public:
       k = kBase;
       v = vBase;
     }
+    k = scaleKeys(k, true);
     int64_t kvHeads =
         std::max(tensorType(k).getDimSize(1), tensorType(v).getDimSize(1));
     k = broadcastHeads(k, batch, kvHeads);

@@ -888,6 +888,31 @@ func.func @per_key_scores_factor(%q: tensor<2x4x16x8xf32>, %k: tensor<2x4x16x8xf
 
 // -----
 
+// The same per-key factor on grouped-query scores: applied to the 2 key
+// heads after repeat_kv is undone, so K and V stay grouped.
+// CHECK-LABEL: func.func @per_key_scores_factor_grouped
+// CHECK-NEXT: %[[W:.*]] = kiln.reshape %arg3 {shape = array<i64: 4, 1>}
+// CHECK-NEXT: %[[K:.*]] = kiln.mul %arg1, %[[W]] : (tensor<1x2x4x64xf32>, tensor<4x1xf32>) -> tensor<1x2x4x64xf32>
+// CHECK-NEXT: %[[O:.*]] = kiln.attention %arg0, %[[K]], %arg2 {scale = 1.250000e-01 : f64} : (tensor<1x6x4x64xf32>, tensor<1x2x4x64xf32>, tensor<1x2x4x64xf32>) -> tensor<1x6x4x64xf32>
+// REMARK: remark: fused attention: B=1 H=6 (kv heads 2) Sq=4 Sk=4 D=64, scale 1.250000e-01
+func.func @per_key_scores_factor_grouped(%q: tensor<1x6x4x64xf32>, %k: tensor<1x2x4x64xf32>, %v: tensor<1x2x4x64xf32>, %w: tensor<4xf32>) -> tensor<1x6x4x64xf32> {
+  %c = kiln.constant dense<0.125> : tensor<f32>
+  %k5 = kiln.reshape %k {shape = array<i64: 1, 2, 1, 4, 64>} : (tensor<1x2x4x64xf32>) -> tensor<1x2x1x4x64xf32>
+  %kb = kiln.broadcast_to %k5 {shape = array<i64: 1, 2, 3, 4, 64>} : (tensor<1x2x1x4x64xf32>) -> tensor<1x2x3x4x64xf32>
+  %kr = kiln.reshape %kb {shape = array<i64: 1, 6, 4, 64>} : (tensor<1x2x3x4x64xf32>) -> tensor<1x6x4x64xf32>
+  %v5 = kiln.reshape %v {shape = array<i64: 1, 2, 1, 4, 64>} : (tensor<1x2x4x64xf32>) -> tensor<1x2x1x4x64xf32>
+  %vb = kiln.broadcast_to %v5 {shape = array<i64: 1, 2, 3, 4, 64>} : (tensor<1x2x1x4x64xf32>) -> tensor<1x2x3x4x64xf32>
+  %vr = kiln.reshape %vb {shape = array<i64: 1, 6, 4, 64>} : (tensor<1x2x3x4x64xf32>) -> tensor<1x6x4x64xf32>
+  %0 = kiln.matmul %q, %kr {transpose_b = true} : (tensor<1x6x4x64xf32>, tensor<1x6x4x64xf32>) -> tensor<1x6x4x4xf32>
+  %1 = kiln.mul %0, %w : (tensor<1x6x4x4xf32>, tensor<4xf32>) -> tensor<1x6x4x4xf32>
+  %2 = kiln.mul %1, %c : (tensor<1x6x4x4xf32>, tensor<f32>) -> tensor<1x6x4x4xf32>
+  %3 = kiln.softmax %2 : tensor<1x6x4x4xf32>
+  %4 = kiln.matmul %3, %vr : (tensor<1x6x4x4xf32>, tensor<1x6x4x64xf32>) -> tensor<1x6x4x64xf32>
+  return %4 : tensor<1x6x4x64xf32>
+}
+
+// -----
+
 // Probabilities times a head mask (HF's probs * head_mask, [1, H, 1, 1]):
 // the factor is constant along the keys, so it scales the rows of P V
 // instead, after the fused kernel.
