@@ -431,15 +431,18 @@ StatusOr<TensorMap> Executable::run(const TensorMap &inputs,
       for (int64_t id : k.outputs)
         ctx.outputs.push_back(views[id]);
       // An input sharing storage with an output is read from a copy unless
-      // the op is pointwise and the sharing is exact (for a reshape, which
-      // the planner makes a view of its input: the same bytes).
+      // the op is pointwise and the sharing is exact, element for element
+      // (for a reshape, which the planner makes a view of its input: the
+      // same bytes). A narrower result over a wider operand is not exact:
+      // split across threads, one part's result bytes land on elements
+      // another part has yet to read.
       std::vector<std::vector<uint8_t>> copies;
       for (BufferView &in : ctx.inputs)
         for (const BufferView &out : ctx.outputs)
           if (overlaps(in, out) &&
               !(isPointwise(k.op) && in.data == out.data &&
                 (in.shape == out.shape || k.op == "reshape") &&
-                dtypeSize(out.dtype) <= dtypeSize(in.dtype))) {
+                dtypeSize(out.dtype) == dtypeSize(in.dtype))) {
             const auto *bytes = static_cast<const uint8_t *>(in.data);
             copies.emplace_back(bytes,
                                 bytes + in.numElements() * dtypeSize(in.dtype));

@@ -135,10 +135,8 @@ template <size_t K> struct RowPlan {
   /// fn(operand offsets, first output index, count) over runs within one
   /// row; the result's elements are split evenly across the threads, so a
   /// result that is one long row still runs on every thread.
-  /// `serial`: one thread, in order (a result written over a wider operand
-  /// it is read from, as cast does).
-  template <typename F> void run(F &&fn, bool serial = false) const {
-    auto span = [&](int64_t begin, int64_t end) {
+  template <typename F> void run(F &&fn) const {
+    parallelFor(rows() * inner, 16384, [&](int64_t begin, int64_t end) {
       while (begin < end) {
         int64_t row = begin / inner, i = begin % inner;
         int64_t n = std::min(inner - i, end - begin);
@@ -148,11 +146,7 @@ template <size_t K> struct RowPlan {
         fn(off, begin, n);
         begin += n;
       }
-    };
-    if (serial)
-      span(0, rows() * inner);
-    else
-      parallelFor(rows() * inner, 16384, span);
+    });
   }
 };
 
@@ -448,30 +442,22 @@ std::unique_ptr<PreparedKernel> prepareCompare(const PrepareContext &pc) {
       const auto *pb = b.as<typename E::S>();
       auto *po = ctx.outputs[0].as<uint8_t>();
       int64_t sa = plan.innerStride[0], sb = plan.innerStride[1];
-      // A wider operand sharing the i1 result's bytes (the Executable
-      // allows it for pointwise ops) is read ahead of what one thread
-      // writes but behind what another does: serial then.
-      bool serial =
-          sizeof(typename E::S) > 1 && (static_cast<const void *>(pa) == po ||
-                                        static_cast<const void *>(pb) == po);
-      plan.run(
-          [&](std::array<int64_t, 2> off, int64_t o, int64_t n) {
-            const auto *ra = pa + off[0];
-            const auto *rb = pb + off[1];
-            // Element i is read before it is written, so an i1 operand may
-            // share the result's bytes.
-            for (int64_t i = 0; i < n; ++i) {
-              auto x = E::load(ra[i * sa]), y = E::load(rb[i * sb]);
-              bool r = which == 0   ? x == y
-                       : which == 1 ? x != y
-                       : which == 2 ? x < y
-                       : which == 3 ? x <= y
-                       : which == 4 ? x > y
-                                    : x >= y;
-              po[o + i] = r;
-            }
-          },
-          serial);
+      plan.run([&](std::array<int64_t, 2> off, int64_t o, int64_t n) {
+        const auto *ra = pa + off[0];
+        const auto *rb = pb + off[1];
+        // Element i is read before it is written, so an i1 operand may
+        // share the result's bytes.
+        for (int64_t i = 0; i < n; ++i) {
+          auto x = E::load(ra[i * sa]), y = E::load(rb[i * sb]);
+          bool r = which == 0   ? x == y
+                   : which == 1 ? x != y
+                   : which == 2 ? x < y
+                   : which == 3 ? x <= y
+                   : which == 4 ? x > y
+                                : x >= y;
+          po[o + i] = r;
+        }
+      });
       return Status::ok();
     });
   });
@@ -531,8 +517,6 @@ std::unique_ptr<PreparedKernel> prepareCast(const PrepareContext &pc) {
     return nullptr;
   return own(pc, [](const KernelContext &ctx) {
     const BufferView &x = ctx.inputs[0], &out = ctx.outputs[0];
-    // In place (a narrower result over its operand) only serially, in order.
-    bool inPlace = x.data == out.data;
     int64_t n = x.numElements();
     return dispatch(x.dtype, TypeClass::all, [&]<DType From>() {
       using EF = Elem<From>;
@@ -540,14 +524,11 @@ std::unique_ptr<PreparedKernel> prepareCast(const PrepareContext &pc) {
       return dispatch(out.dtype, TypeClass::all, [&]<DType To>() {
         using ET = Elem<To>;
         auto *o = out.as<typename ET::S>();
-        auto body = [&](int64_t begin, int64_t end) {
+        // In place only element for element (same width; see Executable).
+        parallelFor(n, 16384, [&](int64_t begin, int64_t end) {
           for (int64_t i = begin; i < end; ++i)
             o[i] = ET::store(convertValue<To>(EF::load(in[i])));
-        };
-        if (inPlace)
-          body(0, n);
-        else
-          parallelFor(n, 16384, body);
+        });
         return Status::ok();
       });
     });

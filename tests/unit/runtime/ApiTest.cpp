@@ -384,11 +384,12 @@ TEST(Executable, InPlaceArenaReuseIsSafe) {
             (std::vector<double>{2, 8, 4, 10, 6, 12}));
 }
 
-TEST(Executable, CompareWritesOverItsWiderOperandInOrder) {
-  // compare(a, b) -> i1 in a's bytes (pointwise, exact sharing: allowed).
-  // Split across threads, a later part's result bytes would land on f32
-  // elements an earlier part has yet to read; the cpu kernel runs such a
-  // call on one thread, in order. Large enough to be split otherwise.
+TEST(Executable, NarrowerResultOverItsOperandReadsACopy) {
+  // compare(a, b) -> i1 given a's bytes: the sharing starts at the same
+  // address but is not element for element (1 byte over 4). Split across
+  // threads, a later part's result bytes would land on f32 elements an
+  // earlier part has yet to read; the Executable gives the kernel a copy of
+  // a instead. Large enough to be split across threads.
   const int64_t n = 1 << 20;
   Program p;
   p.name = "compare_in_place";
