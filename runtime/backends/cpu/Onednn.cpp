@@ -943,54 +943,60 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
   // runs). KILN_CONV_WINOGRAD=0 turns it off.
   constexpr int64_t kWinogradMinOutputs = 196, kWinogradMinChannels = 16,
                     kWinogradMinSide = 3;
-  std::optional<dnnl::convolution_forward::primitive_desc> chosen;
+  // The layouts and algorithm to ask oneDNN for, in order of preference;
+  // the first it runs on an optimized kernel is taken (Winograd: only when
+  // it really picks a Winograd kernel), else the layouts above as oneDNN
+  // gives them (its reference kernel, named in the profile).
+  struct Candidate {
+    memory::desc src, dst;
+    dnnl::algorithm algorithm = dnnl::algorithm::convolution_direct;
+  };
+  std::vector<Candidate> candidates;
   if (convWinogradEnabled() && x.dtype == DType::f32 && G == 1 && KH == 3 &&
       KW == 3 && (*strides)[0] == 1 && (*strides)[1] == 1 && (*dil)[0] == 1 &&
       (*dil)[1] == 1 && N * OH * OW >= kWinogradMinOutputs &&
       OH >= kWinogradMinSide && OW >= kWinogradMinSide &&
       C >= kWinogradMinChannels && O >= kWinogradMinChannels && pc.weights[1] &&
-      (srcBlocked || dstBlocked || pickLayouts)) {
+      (srcBlocked || dstBlocked || pickLayouts))
+    candidates.push_back({pdSrc, pdDst, dnnl::algorithm::convolution_winograd});
+  // A stem (a plain image with fewer channels than a block, written
+  // blocked): oneDNN's jit kernel reads NCHW and writes the blocked result
+  // directly, no reorder in or out. Measured with 2 threads (AMD EPYC,
+  // Zen 4), 3-channel 224x224 images, stride 2, with relu: 3x3 to 24/32/64
+  // channels 0.10-0.29 ms against 0.19-0.46 ms with the layouts oneDNN
+  // picks plus the two reorders; ResNet's 7x7 to 64, 1.12 against 1.35 ms.
+  if (pickLayouts && dstBlocked && !srcBlocked && C < dstLayout.channelBlock)
+    candidates.push_back({srcMd, dstMd});
+  candidates.push_back({pdSrc, pdDst});
+  // A plain source left to oneDNN (`any`) for a blocked result can get its
+  // reference kernel: ShuffleNet's depthwise 3x3 stride-2 convolution after
+  // a channel shuffle, 116 channels, ran on ref:any with an NHWC source at
+  // 0.2 GFLOP/s (2.2 ms, a fifth of the model). The source in the result's
+  // blocked layout (one reorder of the input) gets the jit kernel.
+  if (dstBlocked && !srcBlocked && !pickLayouts)
+    if (auto blockedSrc = activationMd({N, C, H, W}, type, dstLayout))
+      candidates.push_back({*blockedSrc, pdDst});
+  std::optional<dnnl::convolution_forward::primitive_desc> chosen;
+  for (const Candidate &c : candidates) {
     try {
-      auto wino = makePd(pdSrc, pdDst, dnnl::algorithm::convolution_winograd);
-      if (std::string(wino.impl_info_str()).find("wino") != std::string::npos)
-        chosen = wino;
+      auto candidate = makePd(c.src, c.dst, c.algorithm);
+      bool wanted = c.algorithm == dnnl::algorithm::convolution_winograd
+                        ? std::string(candidate.impl_info_str()).find("wino") !=
+                              std::string::npos
+                        : !isReferenceImpl(candidate);
+      if (wanted) {
+        chosen = candidate;
+        break;
+      }
     } catch (const dnnl::error &) {
-      // No Winograd kernel for this shape, layout or epilogue.
+      // No kernel for these layouts, algorithm or epilogue.
     }
   }
-  const bool winograd = chosen.has_value();
-  // A stem (a plain image with fewer channels than a block, written
-  // blocked) first tries oneDNN's jit kernel that reads NCHW and writes the
-  // blocked result directly: no reorder in or out. Measured with 2 threads
-  // (AMD EPYC, Zen 4), 3-channel 224x224 images, stride 2, with relu:
-  // 3x3 to 24/32/64 channels 0.10-0.29 ms against 0.19-0.46 ms with the
-  // layouts oneDNN picks plus the two reorders; ResNet's 7x7 to 64, 1.12
-  // against 1.35 ms.
-  if (!winograd && pickLayouts && dstBlocked && !srcBlocked)
-    try {
-      auto direct = makePd(srcMd, dstMd);
-      if (!isReferenceImpl(direct))
-        chosen = direct;
-    } catch (const dnnl::error &) {
-      // No kernel for these layouts: let oneDNN pick them.
-    }
+  const bool winograd =
+      chosen &&
+      std::string(chosen->impl_info_str()).find("wino") != std::string::npos;
   if (!chosen) {
     chosen = makePd(pdSrc, pdDst);
-    // A plain source left to oneDNN (`any`) for a blocked result can get
-    // its reference kernel: ShuffleNet's depthwise 3x3 stride-2 convolution
-    // after a channel shuffle, 116 channels, ran on ref:any with an NHWC
-    // source at 0.2 GFLOP/s (2.2 ms, a fifth of the model). Asking for the
-    // source in the result's blocked layout (one reorder of the input)
-    // gets the jit kernel.
-    if (dstBlocked && !srcBlocked && !pickLayouts && isReferenceImpl(*chosen))
-      if (auto blockedSrc = activationMd({N, C, H, W}, type, dstLayout))
-        try {
-          auto retry = makePd(*blockedSrc, pdDst);
-          if (!isReferenceImpl(retry))
-            chosen = retry;
-        } catch (const dnnl::error &) {
-          // Keep the first choice.
-        }
     if (dstBlocked && !pickLayouts && epilogue &&
         !epilogue->residuals.empty() && isReferenceImpl(*chosen)) {
       // No optimized kernel reads a binary residual for this shape: copy
