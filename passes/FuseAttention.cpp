@@ -631,6 +631,40 @@ bool reachesMatmul(Value v, int depth = 0) {
   return false;
 }
 
+/// How a factor applied to [.., Sq, Sk] scores or probabilities varies:
+/// constant along the keys (last dim 1: per query or head), constant along
+/// the queries (second-to-last dim 1, or rank 1: per key), or neither.
+enum class FactorAxes { PerRow, PerKey, Both };
+FactorAxes factorAxes(llvm::ArrayRef<int64_t> shape) {
+  if (shape.empty() || shape.back() == 1)
+    return FactorAxes::PerRow;
+  if (shape.size() == 1 || shape[shape.size() - 2] == 1)
+    return FactorAxes::PerKey;
+  return FactorAxes::Both;
+}
+
+/// The shape of a per-key factor [.., 1, Sk] (or [Sk]) as the column
+/// [.., Sk, 1] that scales the rows of K or V, with leading 1s up to `rank`
+/// (at least 2).
+llvm::SmallVector<int64_t> keyColumnShape(llvm::ArrayRef<int64_t> shape,
+                                          int64_t rank = 2) {
+  llvm::SmallVector<int64_t> column(
+      std::max<int64_t>(rank - static_cast<int64_t>(shape.size()), 0), 1);
+  llvm::append_range(column, shape);
+  if (column.size() == 1)
+    column.insert(column.begin(), 1);
+  std::swap(column[column.size() - 1], column[column.size() - 2]);
+  return column;
+}
+
+/// The per-key factor as that column: a reshape (one of the two is 1).
+Value keyColumn(mlir::OpBuilder &b, mlir::Location loc, Value factor,
+                int64_t rank = 2) {
+  return b.create<ReshapeOp>(loc, factor,
+                             b.getDenseI64ArrayAttr(keyColumnShape(
+                                 tensorType(factor).getShape(), rank)));
+}
+
 /// The chain operand of `op` (the one coming from the scores), if `op` is
 /// a step; the step is returned through `step`.
 llvm::FailureOr<Value> readStep(Operation *op, Step &step,
@@ -674,19 +708,16 @@ llvm::FailureOr<Value> readStep(Operation *op, Step &step,
         chain = rhs;
       }
       // One the same for every query (per key, [.., 1, Sk]) moves onto K.
-      auto factorShape = tensorType(factor).getShape();
-      bool perRow = factorShape.empty() || factorShape.back() == 1;
-      bool perColumn =
-          factorShape.size() == 1 ||
-          (factorShape.size() >= 2 && factorShape[factorShape.size() - 2] == 1);
+      FactorAxes axes = factorAxes(tensorType(factor).getShape());
       if (reachesMatmul(factor) ||
           !mlir::isa<mlir::FloatType>(tensorType(factor).getElementType()) ||
-          (!perRow && !perColumn))
+          axes == FactorAxes::Both)
         return fail(describe(op) +
                     " scales the scores by a value that varies along both "
                     "the queries and the keys (only a splat constant, a "
                     "factor per query or head, or one per key is fused)");
-      step.kind = perRow ? Step::RowScale : Step::ColumnScale;
+      step.kind =
+          axes == FactorAxes::PerRow ? Step::RowScale : Step::ColumnScale;
       step.mask = factor;
       step.divide = mlir::isa<DivOp>(op);
       return chain;
@@ -973,16 +1004,14 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
       // canonicalizeCandidates moved every factor it could
       // (moveProbabilityFactor); say which kind this one is.
       Value factor = user->getOperand(user->getOperand(0) == probs ? 1 : 0);
-      auto shape = tensorType(factor).getShape();
-      bool both = shape.size() >= 2 && shape.back() != 1 &&
-                  shape[shape.size() - 2] != 1;
-      return fail(both ? "the probabilities are multiplied by a factor that "
-                         "varies along both the queries and the keys (only "
-                         "a factor per query or head, or per key, moves out "
-                         "of the kernel)"
-                       : "the probabilities are multiplied by a factor that "
-                         "was not moved out of the kernel (it would widen V "
-                         "or the result, or a cast comes between)");
+      return fail(factorAxes(tensorType(factor).getShape()) == FactorAxes::Both
+                      ? "the probabilities are multiplied by a factor that "
+                        "varies along both the queries and the keys (only "
+                        "a factor per query or head, or per key, moves out "
+                        "of the kernel)"
+                      : "the probabilities are multiplied by a factor that "
+                        "was not moved out of the kernel (it would widen V "
+                        "or the result, or a cast comes between)");
     }
     if (!matmul)
       return fail("the softmax result goes to " + describe(user) +
@@ -1232,17 +1261,12 @@ public:
     // undone (K stays grouped-query); others before.
     auto scaleKeys = [&](Value kIn, bool perKeyOnly) {
       for (auto [factor, divide] : c.columnScales) {
-        llvm::SmallVector<int64_t> column(tensorType(factor).getShape());
-        if (column.size() == 1)
-          column.insert(column.begin(), 1);
-        bool leadingOnes = llvm::all_of(llvm::ArrayRef(column).drop_back(2),
-                                        [](int64_t d) { return d == 1; });
-        if (leadingOnes != perKeyOnly)
-          continue;
-        std::swap(column[column.size() - 1], column[column.size() - 2]);
-        Value transposed =
-            b.create<ReshapeOp>(loc, factor, b.getDenseI64ArrayAttr(column));
-        kIn = applyScale(kIn, transposed, divide);
+        auto shape = tensorType(factor).getShape();
+        bool leadingOnes =
+            shape.size() <= 2 ||
+            llvm::all_of(shape.drop_back(2), [](int64_t d) { return d == 1; });
+        if (leadingOnes == perKeyOnly)
+          kIn = applyScale(kIn, keyColumn(b, loc, factor), divide);
       }
       return kIn;
     };
@@ -1808,54 +1832,48 @@ bool moveProbabilityFactor(MulOp mul) {
       !reachesMatmul(softmax.getX()) || rank < 2 ||
       tensorType(mul).getShape() != pType.getShape() || mType.getRank() > rank)
     return false;
-  // m's shape right-aligned to P's rank.
-  llvm::SmallVector<int64_t> factor(rank - mType.getRank(), 1);
-  llvm::append_range(factor, mType.getShape());
   Value v = output.getB();
   RankedTensorType vType = tensorType(v), outType = tensorType(output);
   llvm::ArrayRef<int64_t> outShape = outType.getShape();
+  // Whether `factor` broadcast against `x` keeps x's shape.
+  auto keeps = [](llvm::ArrayRef<int64_t> x, llvm::ArrayRef<int64_t> factor) {
+    auto both = broadcastShapes(x, factor);
+    return both && llvm::ArrayRef<int64_t>(*both) == x;
+  };
   mlir::OpBuilder b(output);
   mlir::Location loc = mul.getLoc();
-  if (factor[rank - 1] == 1) {
+  switch (factorAxes(mType.getShape())) {
+  case FactorAxes::PerRow: {
     // Rows of P (queries): m broadcasts the same way against P V, whose
     // leading dims must be P's (V does not widen them).
     if (outType.getRank() != rank ||
-        outShape.drop_back(1) != pType.getShape().drop_back(1))
+        outShape.drop_back(1) != pType.getShape().drop_back(1) ||
+        !keeps(outShape, mType.getShape()))
       return false;
     auto product = b.create<MatmulOp>(output.getLoc(), outType, p, v, false,
                                       output.getTransposeB());
-    auto scaled = b.create<MulOp>(loc, product.getResult(), m);
-    if (tensorType(scaled).getShape() != outShape) {
-      scaled->erase();
-      product->erase();
-      return false;
-    }
-    output.getResult().replaceAllUsesWith(scaled.getResult());
-  } else if (factor[rank - 2] == 1) {
+    output.getResult().replaceAllUsesWith(
+        b.create<MulOp>(loc, product.getResult(), m).getResult());
+    output->erase();
+    break;
+  }
+  case FactorAxes::PerKey: {
     // Columns of P (keys): the rows of V, or V^T's columns under
     // transpose_b; m must not widen V (grouped K/V heads against a
     // per-head factor).
-    Value vFactor = m;
-    if (!output.getTransposeB()) {
-      llvm::SmallVector<int64_t> column(factor);
-      std::swap(column[rank - 1], column[rank - 2]);
-      vFactor = b.create<ReshapeOp>(loc, m, b.getDenseI64ArrayAttr(column))
-                    .getResult();
-    }
-    auto scaledV = b.create<MulOp>(loc, v, vFactor);
-    if (tensorType(scaledV).getShape() != vType.getShape()) {
-      scaledV->erase();
-      if (vFactor != m)
-        vFactor.getDefiningOp()->erase();
+    bool transposed = output.getTransposeB();
+    if (!keeps(vType.getShape(),
+               transposed ? llvm::SmallVector<int64_t>(mType.getShape())
+                          : keyColumnShape(mType.getShape(), rank)))
       return false;
-    }
+    Value vFactor = transposed ? m : keyColumn(b, loc, m, rank);
     output->setOperand(0, p);
-    output->setOperand(1, scaledV.getResult());
-  } else {
+    output->setOperand(1, b.create<MulOp>(loc, v, vFactor).getResult());
+    break;
+  }
+  case FactorAxes::Both:
     return false;
   }
-  if (output->use_empty())
-    output->erase();
   mul->erase();
   return true;
 }
