@@ -1461,7 +1461,10 @@ std::unique_ptr<PreparedKernel> prepareCast(const PrepareContext &pc) {
                    memory::format_tag::a);
   dnnl::reorder::primitive_desc pd(engine(), src, engine(), dst);
   auto k = std::make_unique<OnednnKernel>("onednn:reorder", dnnl::reorder(pd));
-  // A parallel reorder between element sizes cannot run in place.
+  // In place only within one type: the Executable shares bytes only
+  // between same-size elements, and a conversion between two such types
+  // (f16 <-> bf16) reads a copy, oneDNN's reorder not being documented to
+  // convert in place.
   k->bind(DNNL_ARG_FROM, false, 0, src, /*inPlaceOk=*/x.dtype == out.dtype);
   k->bind(DNNL_ARG_TO, true, 0, dst);
   return k;
