@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Times Kiln against ONNX Runtime and PyTorch eager on real-size HuggingFace
-transformers (random weights from each architecture's config, batch 1,
-sequence 128), the models a user would export and run themselves: every
-case is exported with PyTorch's TorchScript exporter at opset 17 (what most
-users still get for encoders), compiled with `kilnc --remarks`, checked
+transformers (random weights from each architecture's config, batch 1 and
+sequence 128 unless --batch / --seq say otherwise), the models a user would
+export and run themselves: every case is exported with PyTorch's
+TorchScript exporter at opset 17 (what most users still get for encoders),
+compiled with `kilnc --remarks`, checked
 (Kiln against ONNX Runtime and PyTorch), then timed interleaved round by
 round with 2 threads (KILN_NUM_THREADS, intra_op_num_threads,
 torch.set_num_threads). Each sample measures the CPU time other processes
@@ -12,7 +13,8 @@ took meanwhile and is retried when that exceeds 0.15 of a core, since this
 
 Needs the peers of bench/setup.sh (transformers included):
   build/bench-venv/bin/python bench/time_hf_models.py [--only bert,llama]
-      [--rounds 3] [--iters 10] [--impl eager|sdpa] [--bin DIR] [--work DIR]
+      [--rounds 3] [--iters 10] [--impl eager|sdpa] [--batch 1] [--seq 128]
+      [--bin DIR] [--work DIR]
 Cases: bert, distilbert, roberta, albert, electra, deberta-v2, t5-encoder,
 t5-base-encoder, bart, opt, gpt-neox, llama, qwen2, phi, whisper-encoder,
 swin, deit-small (default: bert, deberta-v2, t5-encoder, llama, qwen2,
@@ -33,7 +35,7 @@ warnings.filterwarnings("ignore")
 T.logging.set_verbosity_error()
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 THREADS = 2
-S = 128
+B, S = 1, 128  # batch and sequence of the text cases (--batch, --seq)
 
 MODELS = {
     # name: (class, config, kind, expected attention blocks)
@@ -89,16 +91,16 @@ MODELS = {
 
 def inputs_for(kind, vocab):
     g = torch.Generator().manual_seed(0)
-    ids = lambda n: torch.randint(3, vocab, (1, n), generator=g)
-    mask = torch.ones(1, S, dtype=torch.long)
+    ids = lambda n: torch.randint(3, vocab, (B, n), generator=g)
+    mask = torch.ones(B, S, dtype=torch.long)
     if kind in ("enc", "dec"):
         return {"input_ids": ids(S), "attention_mask": mask}
     if kind == "seq2seq":
         return {"input_ids": ids(S), "attention_mask": mask, "decoder_input_ids": ids(S)}
     if kind == "image":
-        return {"pixel_values": torch.randn(1, 3, 224, 224, generator=g)}
+        return {"pixel_values": torch.randn(B, 3, 224, 224, generator=g)}
     if kind == "mel":
-        return {"input_features": torch.randn(1, 80, 3000, generator=g)}
+        return {"input_features": torch.randn(B, 80, 3000, generator=g)}
 
 
 def build(name, impl):
@@ -262,8 +264,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", default=DEFAULT)
     ap.add_argument("--impl", default="eager", choices=["eager", "sdpa"])
+    ap.add_argument("--batch", type=int, default=B, help="batch of every case")
+    ap.add_argument("--seq", type=int, default=S, help="sequence length of the text cases")
     add_timing_args(ap)
     a = ap.parse_args()
+    globals().update(B=a.batch, S=a.seq)
     a.work = a.work or tempfile.mkdtemp(prefix="kiln-hf-timing-")
     torch.set_num_threads(THREADS)
     for name in a.only.split(","):
