@@ -492,6 +492,21 @@ class PerKeyScores(QkvHeads):
         return (w.softmax(-1) @ v).transpose(1, 2).reshape(B, S, D)
 
 
+class TemperatureAfterMask(QkvHeads):
+    """A temperature computed at run time (one per sequence, from the
+    input) dividing the masked scores: Q and the mask are divided by it."""
+    def __init__(self):
+        super().__init__()
+        self.temp = nn.Linear(D, 1)
+
+    def forward(self, x, mask):
+        q, k, v = self.heads(x)
+        t = F.softplus(self.temp(x.mean(1))) + 0.5  # [B, 1]
+        w = q @ k.transpose(-1, -2) / math.sqrt(D // H)
+        w = (w + (1.0 - mask[:, None, None, :]) * -10000.0) / t[:, :, None, None]
+        return (w.softmax(-1) @ v).transpose(1, 2).reshape(B, S, D)
+
+
 def check(name, model, inputs, expected_blocks, causal=False):
     """Exports, compiles with --report, runs and compares one model; returns
     whether every expected block was fused and the output matches."""
@@ -569,7 +584,8 @@ def main():
              ("swin-windows", SwinWindows()), ("hf-llama-mask", HfLlamaMask()),
              ("strict-tril-1e9", StrictCausal1e9()), ("scores-transposed", ScoresTransposed()),
              ("non-local", NonLocalBlock()), ("gqa-5d", Gqa5d()),
-             ("head-mask", HeadMask()), ("per-key-scores", PerKeyScores())]
+             ("head-mask", HeadMask()), ("per-key-scores", PerKeyScores()),
+             ("temperature-after-mask", TemperatureAfterMask())]
     # Fused as causal. Not causal-pad-4d, hf-llama-mask and bloom-alibi: their
     # causal part fills with the float minimum and a padding part remains, so
     # the mask stays whole and additive (a causal flag would change the rows

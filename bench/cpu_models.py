@@ -209,7 +209,7 @@ class KilnEngine:
         m = re.search(r"median ([0-9.]+) ms", out)
         return [float(m.group(1)) / 1e3]  # the median of this round
 
-    def gemm_gflops(self, runs=3):
+    def gemm_gflops(self, runs=5):
         """Achieved GFLOP/s of the matmul/conv kernels, from --profile: the
         median of `runs` profiled runs (one run is noisy on a shared machine)."""
         env = dict(os.environ, KILN_NUM_THREADS=str(THREADS), OMP_NUM_THREADS=str(THREADS))

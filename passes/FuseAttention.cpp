@@ -568,6 +568,9 @@ struct Canonical {
     llvm::SmallVector<int64_t> appliedShape;
     /// Additive: the scale that multiplies it after it.
     double factor = 1;
+    /// Additive: tensor factors (per query or head, or per key) that
+    /// multiply it after it, or divide it when the flag is set.
+    llvm::SmallVector<std::pair<Value, bool>> tensorFactors;
     /// Boolean: whether true keeps (else true masks out).
     bool keepWhenTrue = true;
     /// Additive: subtracted from the scores rather than added.
@@ -1091,20 +1094,30 @@ mlir::LogicalResult match(SoftmaxOp softmax, Canonical &out,
     case Step::RowScale:
     case Step::ColumnScale:
       // (q k^T) * f = (q * f) k^T for f constant along the keys, and
-      // q (k * f^T)^T for f constant along the queries. After a mask it
-      // would scale the mask too (and turn -inf into +inf where f is
-      // negative); before a regrouping reshape f is in other dims.
-      if (!out.additive.empty() || !out.boolean.empty() || out.causal ||
-          scaleInsideTanh)
+      // q (k * f^T)^T for f constant along the queries. After additive
+      // masks, (s + m) * f = s * f + m * f: the masks are scaled too, which
+      // keeps -inf * f where the unfused ops have it for any sign of f. The
+      // keys a boolean mask or causal flag excludes stay excluded, where a
+      // negative f would turn their -inf into +inf: refused, as after a
+      // replacing where, a causal hint or a tanh. Before a regrouping
+      // reshape f is in other dims.
+      if (!out.boolean.empty() || out.causal || out.causalInMask ||
+          scaleInsideTanh ||
+          llvm::any_of(out.additive, [](const Canonical::Mask &mask) {
+            return mask.replaceFill.has_value();
+          }))
         return fail(describe(step.op) +
                     " scales the masked or soft-capped scores by a tensor "
-                    "(only a splat constant may follow a mask or a tanh)");
+                    "(only a splat constant may follow a boolean or causal "
+                    "mask or a tanh; a tensor may follow additive masks)");
       if (step.shape != llvm::ArrayRef<int64_t>(scoresShape))
         return fail(describe(step.op) +
                     " scales the scores by a tensor before they are "
                     "reshaped");
       (step.kind == Step::RowScale ? out.rowScales : out.columnScales)
           .push_back({step.mask, step.divide});
+      for (Canonical::Mask &mask : out.additive)
+        mask.tensorFactors.push_back({step.mask, step.divide});
       break;
     case Step::AddMask: {
       auto maskType = tensorType(step.mask);
@@ -1246,15 +1259,8 @@ public:
     q = toRank4(q);
     k = toRank4(k);
     v = toRank4(v);
-    auto applyScale = [&](Value x, Value factor, bool divide) -> Value {
-      mlir::Type element = tensorType(x).getElementType();
-      if (tensorType(factor).getElementType() != element)
-        factor = b.create<CastOp>(loc, factor, mlir::TypeAttr::get(element));
-      return divide ? b.create<DivOp>(loc, x, factor).getResult()
-                    : b.create<MulOp>(loc, x, factor).getResult();
-    };
     for (auto [factor, divide] : c.rowScales)
-      q = applyScale(q, factor, divide);
+      q = scaled(q, factor, divide);
     // Per-key factors: [.., 1, Sk] -> [.., Sk, 1] (a reshape: one of the
     // two is 1), to scale the rows of K [.., Sk, D]. One that is the same
     // for every batch and head is applied after an explicit head repeat is
@@ -1266,7 +1272,7 @@ public:
             shape.size() <= 2 ||
             llvm::all_of(shape.drop_back(2), [](int64_t d) { return d == 1; });
         if (leadingOnes == perKeyOnly)
-          kIn = applyScale(kIn, keyColumn(b, loc, factor), divide);
+          kIn = scaled(kIn, keyColumn(b, loc, factor), divide);
       }
       return kIn;
     };
@@ -1316,6 +1322,15 @@ public:
 private:
   /// `x` with its last two dims swapped: the input of a transpose that
   /// does exactly that, or a new transpose.
+  /// x times (or divided by) a factor, cast to x's element type.
+  Value scaled(Value x, Value factor, bool divide) {
+    mlir::Type element = tensorType(x).getElementType();
+    if (tensorType(factor).getElementType() != element)
+      factor = b.create<CastOp>(loc, factor, mlir::TypeAttr::get(element));
+    return divide ? b.create<DivOp>(loc, x, factor).getResult()
+                  : b.create<MulOp>(loc, x, factor).getResult();
+  }
+
   Value swapLastTwo(Value x) {
     if (swapsLastTwo(x.getDefiningOp()))
       return x.getDefiningOp()->getOperand(0);
@@ -1504,6 +1519,8 @@ private:
         m = b.create<NegOp>(loc, m);
       if (mask.factor != 1.0)
         m = b.create<MulOp>(loc, m, splat(elementType, mask.factor));
+      for (auto [factor, divide] : mask.tensorFactors)
+        m = scaled(m, factor, divide);
       additive = additive ? b.create<AddOp>(loc, additive, m).getResult() : m;
     }
     for (const Canonical::Mask &cond : c.boolean) {

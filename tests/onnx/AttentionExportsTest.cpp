@@ -164,8 +164,10 @@ INSTANTIATE_TEST_SUITE_P(
         "strict-tril-1e9", "scores-transposed", "non-local",
         // grouped-query heads by broadcasting in rank 5; HF's head mask
         // (probabilities times a per-head factor, moved after the kernel);
-        // scores times a per-key factor (moved onto K)
-        "gqa-5d", "head-mask", "per-key-scores",
+        // scores times a per-key factor (moved onto K); a temperature
+        // computed at run time dividing the masked scores (moved onto Q
+        // and the mask)
+        "gqa-5d", "head-mask", "per-key-scores", "temperature-after-mask",
         // TorchScript exporter at opset 11 (Softmax coerces its input to
         // 2-D; at the last axis that is a plain softmax)
         "opset11-hf-gpt2",
@@ -182,7 +184,8 @@ INSTANTIATE_TEST_SUITE_P(
         "dynamo-hand-softmax", "dynamo-deberta-relative", "dynamo-swin-windows",
         "dynamo-hf-llama-mask", "dynamo-strict-tril-1e9",
         "dynamo-scores-transposed", "dynamo-non-local", "dynamo-gqa-5d",
-        "dynamo-head-mask", "dynamo-per-key-scores"),
+        "dynamo-head-mask", "dynamo-per-key-scores",
+        "dynamo-temperature-after-mask"),
     testName);
 
 /// A left-padded batch gives padded query rows in which every key is masked

@@ -711,14 +711,62 @@ func.func @per_head_scale(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: 
 
 // -----
 
-// A factor the same for every key but applied after a mask would scale
-// the mask too.
+// A tensor factor after an additive mask scales the mask too:
+// (s + m) * f = (q * f) k^T + m * f, exact for any sign of f (-inf * f is
+// what the unfused ops have).
 // CHECK-LABEL: func.func @row_scale_after_mask
-// CHECK: kiln.softmax
-// REMARK: remark: attention not fused: 'kiln.mul' scales the masked or soft-capped scores by a tensor (only a splat constant may follow a mask or a tanh)
+// CHECK-DAG: %[[Q:.*]] = kiln.mul %arg0, %arg4 : (tensor<1x2x4x8xf32>, tensor<2x1x1xf32>) -> tensor<1x2x4x8xf32>
+// CHECK-DAG: %[[M:.*]] = kiln.mul %arg3, %arg4 : (tensor<1x1x1x4xf32>, tensor<2x1x1xf32>) -> tensor<1x2x1x4xf32>
+// CHECK: kiln.attention %[[Q]], %arg1, %arg2, %[[M]] {scale = 1.000000e+00 : f64}
+// CHECK-NOT: kiln.softmax
+// REMARK: remark: fused attention: B=1 H=2 Sq=4 Sk=4 D=8, scale 1.000000e+00
 func.func @row_scale_after_mask(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>, %m: tensor<1x1x1x4xf32>, %scale: tensor<2x1x1xf32>) -> tensor<1x2x4x8xf32> {
   %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x4xf32>
   %1 = kiln.add %0, %m : (tensor<1x2x4x4xf32>, tensor<1x1x1x4xf32>) -> tensor<1x2x4x4xf32>
+  %2 = kiln.mul %1, %scale : (tensor<1x2x4x4xf32>, tensor<2x1x1xf32>) -> tensor<1x2x4x4xf32>
+  %3 = kiln.softmax %2 : tensor<1x2x4x4xf32>
+  %4 = kiln.matmul %3, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>
+  return %4 : tensor<1x2x4x8xf32>
+}
+
+// -----
+
+// A temperature given at run time, dividing the scaled and masked scores,
+// with a per-key factor after it: Q and the mask are divided by t, K and
+// the mask multiplied by w.
+// CHECK-LABEL: func.func @runtime_temperature_after_mask
+// CHECK-DAG: %[[Q:.*]] = kiln.div %arg0, %arg4 : (tensor<2x4x16x8xf32>, tensor<1xf32>) -> tensor<2x4x16x8xf32>
+// CHECK-DAG: %[[W:.*]] = kiln.reshape %arg5 {shape = array<i64: 16, 1>} : (tensor<16xf32>) -> tensor<16x1xf32>
+// CHECK-DAG: %[[K:.*]] = kiln.mul %arg1, %[[W]] : (tensor<2x4x16x8xf32>, tensor<16x1xf32>) -> tensor<2x4x16x8xf32>
+// CHECK-DAG: %[[MT:.*]] = kiln.div %{{.*}}, %arg4 : (tensor<2x1x1x16xf32>, tensor<1xf32>) -> tensor<2x1x1x16xf32>
+// CHECK-DAG: %[[M:.*]] = kiln.mul %[[MT]], %arg5 : (tensor<2x1x1x16xf32>, tensor<16xf32>) -> tensor<2x1x1x16xf32>
+// CHECK: kiln.attention %[[Q]], %[[K]], %arg2, %[[M]] {scale = 0.35355
+// CHECK-NOT: kiln.softmax
+// REMARK: remark: fused attention: B=2 H=4 Sq=16 Sk=16 D=8
+func.func @runtime_temperature_after_mask(%q: tensor<2x4x16x8xf32>, %k: tensor<2x4x16x8xf32>, %v: tensor<2x4x16x8xf32>, %m: tensor<2x1x1x16xf32>, %t: tensor<1xf32>, %w: tensor<16xf32>) -> tensor<2x4x16x8xf32> {
+  %c = kiln.constant dense<0.353553385> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x16xf32>
+  %1 = kiln.mul %0, %c : (tensor<2x4x16x16xf32>, tensor<f32>) -> tensor<2x4x16x16xf32>
+  %2 = kiln.add %1, %m : (tensor<2x4x16x16xf32>, tensor<2x1x1x16xf32>) -> tensor<2x4x16x16xf32>
+  %3 = kiln.div %2, %t : (tensor<2x4x16x16xf32>, tensor<1xf32>) -> tensor<2x4x16x16xf32>
+  %4 = kiln.mul %3, %w : (tensor<2x4x16x16xf32>, tensor<16xf32>) -> tensor<2x4x16x16xf32>
+  %5 = kiln.softmax %4 : tensor<2x4x16x16xf32>
+  %6 = kiln.matmul %5, %v : (tensor<2x4x16x16xf32>, tensor<2x4x16x8xf32>) -> tensor<2x4x16x8xf32>
+  return %6 : tensor<2x4x16x8xf32>
+}
+
+// -----
+
+// After a boolean mask a tensor factor is refused: the kernel excludes the
+// masked keys, where a negative factor would make the unfused ops' -inf
+// fill +inf.
+// CHECK-LABEL: func.func @row_scale_after_boolean_mask
+// CHECK: kiln.softmax
+// REMARK: remark: attention not fused: 'kiln.mul' scales the masked or soft-capped scores by a tensor (only a splat constant may follow a boolean or causal mask or a tanh; a tensor may follow additive masks)
+func.func @row_scale_after_boolean_mask(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>, %keep: tensor<1x1x1x4xi1>, %scale: tensor<2x1x1xf32>) -> tensor<1x2x4x8xf32> {
+  %ninf = kiln.constant dense<0xFF800000> : tensor<f32>
+  %0 = kiln.matmul %q, %k {transpose_b = true} : (tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x4xf32>
+  %1 = kiln.where %keep, %0, %ninf : (tensor<1x1x1x4xi1>, tensor<1x2x4x4xf32>, tensor<f32>) -> tensor<1x2x4x4xf32>
   %2 = kiln.mul %1, %scale : (tensor<1x2x4x4xf32>, tensor<2x1x1xf32>) -> tensor<1x2x4x4xf32>
   %3 = kiln.softmax %2 : tensor<1x2x4x4xf32>
   %4 = kiln.matmul %3, %v : (tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32>

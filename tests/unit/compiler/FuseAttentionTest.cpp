@@ -194,7 +194,8 @@ TEST(FuseAttention, HandWrittenFormsFuseWithSameNumbers) {
 /// before a padding mask, grouped-query K repeated, merged into the batch
 /// and transposed as PyTorch's dynamo exporter writes it, and DeBERTa's
 /// masked_fill(~mask, float min) with a query row whose keys are all
-/// masked (the unfused ops average V there; so must the fused op).
+/// masked (the unfused ops average V there; so must the fused op), and a
+/// run-time temperature and a per-key factor after an additive mask.
 enum class Form {
   CausalPlusPadding,
   CausalAndPadding,
@@ -202,7 +203,8 @@ enum class Form {
   Mqa,
   SoftCap,
   GqaTransposedK,
-  MaskedFillMin
+  MaskedFillMin,
+  FactorsAfterMask
 };
 
 Module moreHandWritten(Form form) {
@@ -274,15 +276,24 @@ Module moreHandWritten(Form form) {
   case Form::SoftCap:
     scores = (scores / 0.5).tanh() * 0.5 + g.input("pad", {b, 1, 1, s});
     break;
+  case Form::FactorsAfterMask: {
+    // A temperature known at run time (in [0.5, 1.5)) and a per-key factor
+    // after the additive mask: both move onto Q / K and the mask.
+    auto t = g.input("t", {1});
+    scores = (scores + g.input("pad", {b, 1, 1, s})) / (t * t + 0.5) *
+             g.input("w", {s});
+    break;
+  }
   }
   g.output("o", scores.softmax().matmul(v));
   return g.finish();
 }
 
 TEST(FuseAttention, MoreHandWrittenFormsFuseWithSameNumbers) {
-  for (Form form : {Form::CausalPlusPadding, Form::CausalAndPadding,
-                    Form::WrittenOutSoftmax, Form::Mqa, Form::SoftCap,
-                    Form::GqaTransposedK, Form::MaskedFillMin}) {
+  for (Form form :
+       {Form::CausalPlusPadding, Form::CausalAndPadding,
+        Form::WrittenOutSoftmax, Form::Mqa, Form::SoftCap, Form::GqaTransposedK,
+        Form::MaskedFillMin, Form::FactorsAfterMask}) {
     Module m = moreHandWritten(form);
     std::string what = "form " + std::to_string(int(form));
     for (std::string target : {"reference", "cpu"}) {
