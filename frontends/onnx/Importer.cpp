@@ -432,14 +432,22 @@ Status Importer::declareInputs() {
     }
     slots_[in.name()] = std::move(s);
   }
+  auto notAnInput = [&](const std::string &what) {
+    std::string names;
+    for (const auto &in : graph_.input())
+      if (!slots_[in.name()].isOverridable)
+        names += (names.empty() ? "" : ", ") + in.name();
+    return error(what +
+                 ", which is not a graph input; the graph's inputs "
+                 "are: " +
+                 names);
+  };
   for (const auto &[name, shape] : options_.inputShapes)
     if (!inputNames.count(name))
-      return error("--input-shape names '" + name +
-                   "', which is not a graph input");
+      return notAnInput("a shape is given for '" + name + "'");
   for (const auto &[name, value] : options_.inputValues)
     if (!inputNames.count(name))
-      return error("an input value is given for '" + name +
-                   "', which is not a graph input");
+      return notAnInput("an input value is given for '" + name + "'");
   return Status::ok();
 }
 

@@ -223,6 +223,14 @@ TEST(OnnxImport, DynamicDimsNeedAShape) {
   ASSERT_FALSE(contradiction);
   EXPECT_THAT(contradiction.status().message(),
               HasSubstr("declares dim 1 = 4, the given shape [3, 5]"));
+
+  options.setInputShape("x", {3, 4});
+  options.setInputShape("pixels", {1, 3});
+  auto unknown = import(m, options);
+  ASSERT_FALSE(unknown);
+  EXPECT_THAT(unknown.status().message(),
+              HasSubstr("a shape is given for 'pixels', which is not a graph "
+                        "input; the graph's inputs are: x"));
 }
 
 TEST(OnnxImport, ReportsShapeAndTypeContradictions) {

@@ -52,7 +52,8 @@ Options:
   --seed N            seed of the random inputs (default 0)
   --input-shape NAME=DIMS
                       for .onnx models: shape of an input with dynamic dims,
-                      e.g. pixels=1x3x224x224 (repeatable)
+                      e.g. pixels=1x3x224x224 (repeatable); an input given
+                      with --input takes its file's shape without it
   --summary           print the model, its inputs and outputs with checksums
   --memory            (Linux only) print resident memory as one line, in KiB:
                         kiln-run: memory: start S KiB, loaded L KiB, peak P
@@ -113,10 +114,13 @@ kiln::Tensor randomInput(const kiln::Executable::Signature &sig, int64_t bound,
 }
 
 /// An artifact is loaded; a model file (.onnx, .mlir) is compiled in process
-/// when this kiln-run was built with the compiler.
+/// when this kiln-run was built with the compiler. An ONNX model's inputs
+/// take the shapes of --input-shape, else of the values given (`inputs`),
+/// so that dynamic dims need no --input-shape when a file gives them.
 kiln::StatusOr<kiln::Executable>
 loadOrCompile(const std::string &path, const std::string &backend,
-              const std::vector<std::string> &inputShapes) {
+              const std::vector<std::string> &inputShapes,
+              const kiln::TensorMap &inputs) {
   std::string ext = std::filesystem::path(path).extension().string();
   if (ext != ".onnx" && ext != ".mlir")
     return kiln::Executable::load(path, backend);
@@ -132,6 +136,9 @@ loadOrCompile(const std::string &path, const std::string &backend,
                                    spec + "'");
       options.setInputShape(shape->first, shape->second);
     }
+    for (const auto &[name, value] : inputs)
+      if (!options.inputShapes.count(name))
+        options.setInputShape(name, value.shape());
     module = kiln::onnx::importModel(path, options);
   } else {
     module = kiln::Module::parseFile(path);
@@ -147,6 +154,7 @@ loadOrCompile(const std::string &path, const std::string &backend,
   return exe;
 #else
   (void)inputShapes;
+  (void)inputs;
   return kiln::Status::error("'" + path +
                              "' is a model, not an artifact, and "
                              "this kiln-run was built without the compiler; "
@@ -303,46 +311,58 @@ int main(int argc, char **argv) {
                  "only), which cannot be read here\n";
     return 1;
   }
-  auto exe =
-      loadOrCompile(path, args.get("--backend", ""), args.all("--input-shape"));
-  if (!exe) {
-    std::cerr << "kiln-run: error: " << exe.status().message() << "\n";
-    return 1;
-  }
-
-  // Inputs: from files where given, random otherwise.
-  auto signature = exe->inputSignature();
-  kiln::TensorMap inputs;
-  std::set<std::string> given;
-  for (const std::string &spec : args.all("--input")) {
-    auto eq = spec.find('=');
-    if (eq != std::string::npos && !given.insert(spec.substr(0, eq)).second)
-      return args.usageError("input '" + spec.substr(0, eq) +
-                             "' is given twice");
-  }
+  // Inputs: from files where given, random otherwise. An ONNX model's
+  // files are read before it is compiled (its dynamic dims take their
+  // shapes); an artifact's after its input names are checked.
+  std::vector<std::pair<std::string, std::string>> files;
   for (const std::string &spec : args.all("--input")) {
     auto eq = spec.find('=');
     if (eq == std::string::npos || eq == 0)
       return args.usageError("--input expects NAME=FILE, got '" + spec + "'");
-    std::string name = spec.substr(0, eq), file = spec.substr(eq + 1);
+    std::string name = spec.substr(0, eq);
+    for (const auto &file : files)
+      if (file.first == name)
+        return args.usageError("input '" + name + "' is given twice");
+    files.emplace_back(name, spec.substr(eq + 1));
+  }
+  kiln::TensorMap inputs;
+  auto readInputs = [&]() -> bool {
+    for (const auto &[name, file] : files) {
+      if (inputs.count(name))
+        continue;
+      auto t = readTensorFile(file);
+      if (!t) {
+        std::cerr << "kiln-run: error: input '" << name
+                  << "': " << t.status().message() << "\n";
+        return false;
+      }
+      inputs[name] = *t;
+    }
+    return true;
+  };
+  if (std::filesystem::path(path).extension() == ".onnx" && !readInputs())
+    return 1;
+  auto exe = loadOrCompile(path, args.get("--backend", ""),
+                           args.all("--input-shape"), inputs);
+  if (!exe) {
+    std::cerr << "kiln-run: error: " << exe.status().message() << "\n";
+    return 1;
+  }
+  auto signature = exe->inputSignature();
+  for (const auto &file : files) {
     bool known = std::any_of(signature.begin(), signature.end(),
-                             [&](auto &s) { return s.name == name; });
+                             [&](auto &s) { return s.name == file.first; });
     if (!known) {
       std::string names;
       for (auto &s : signature)
         names += (names.empty() ? "" : ", ") + s.name;
-      std::cerr << "kiln-run: error: the model has no input '" << name
+      std::cerr << "kiln-run: error: the model has no input '" << file.first
                 << "'; its inputs are: " << names << "\n";
       return 1;
     }
-    auto t = readTensorFile(file);
-    if (!t) {
-      std::cerr << "kiln-run: error: input '" << name
-                << "': " << t.status().message() << "\n";
-      return 1;
-    }
-    inputs[name] = *t;
   }
+  if (!readInputs())
+    return 1;
   std::mt19937_64 rng(static_cast<uint64_t>(*seed));
   std::vector<std::string> randomNames;
   for (const auto &sig : signature) {
