@@ -209,19 +209,16 @@ class KilnEngine:
         m = re.search(r"median ([0-9.]+) ms", out)
         return [float(m.group(1)) / 1e3]  # the median of this round
 
-    def gemm_gflops(self, runs=5):
-        """Achieved GFLOP/s of the matmul/conv kernels, from --profile: the
-        median of `runs` profiled runs (one run is noisy on a shared machine)."""
+    def gemm_gflops(self, runs=9):
+        """Achieved GFLOP/s of the matmul/conv kernels, from `kiln-run
+        --profile`: each kernel's median over `runs` warm runs (one run is
+        noisy on a shared machine)."""
         env = dict(os.environ, KILN_NUM_THREADS=str(THREADS), OMP_NUM_THREADS=str(THREADS))
-        values = []
-        for _ in range(runs):
-            out = subprocess.run([os.path.join(BIN, "kiln-run"), self.art, "--backend",
-                                  self.backend, "--profile"],
-                                 check=True, capture_output=True, text=True, env=env).stdout
-            m = re.search(r"matmul/conv2d: .* ([0-9.]+) GFLOP/s", out)
-            if m:
-                values.append(float(m.group(1)))
-        return statistics.median(values) if values else float("nan")
+        out = subprocess.run([os.path.join(BIN, "kiln-run"), self.art, "--backend",
+                              self.backend, "--profile", "--profile-runs", str(runs)],
+                             check=True, capture_output=True, text=True, env=env).stdout
+        m = re.search(r"matmul/conv2d: .* ([0-9.]+) GFLOP/s", out)
+        return float(m.group(1)) if m else float("nan")
 
 
 def onednn_ceiling():

@@ -48,7 +48,9 @@ Options:
   --backend NAME      backend to run on: cpu or reference (default: the
                       target the artifact was compiled for)
   --bench N           after one warm-up run, time N runs; print median and min
-  --profile           print per-kernel time, sorted, with share of total
+  --profile           print per-kernel time, sorted, with share of total:
+                      each kernel's median over --profile-runs warm runs
+  --profile-runs N    warm runs --profile takes the median of (default 5)
   --seed N            seed of the random inputs (default 0)
   --input-shape NAME=DIMS
                       for .onnx models: shape of an input with dynamic dims,
@@ -278,10 +280,11 @@ std::string ms(double seconds) {
 } // namespace
 
 int main(int argc, char **argv) {
-  kiln::tools::Args args("kiln-run",
-                         {"--output-dir", "--backend", "--bench", "--seed"},
-                         {"-h", "--help", "--profile", "--summary", "--memory"},
-                         {"--input", "--input-shape"});
+  kiln::tools::Args args(
+      "kiln-run",
+      {"--output-dir", "--backend", "--bench", "--seed", "--profile-runs"},
+      {"-h", "--help", "--profile", "--summary", "--memory"},
+      {"--input", "--input-shape"});
   if (!args.parse(argc, argv))
     return args.usageError(args.error());
   if (args.has("-h") || args.has("--help")) {
@@ -295,10 +298,15 @@ int main(int argc, char **argv) {
                                      std::to_string(args.positional().size()));
   auto bench = args.getInt("--bench", 0);
   auto seed = args.getInt("--seed", 0);
-  if (!bench || !seed)
+  auto profileRuns = args.getInt("--profile-runs", 5);
+  if (!bench || !seed || !profileRuns)
     return args.usageError(args.error());
   if (*bench < 0)
     return args.usageError("--bench must be >= 0");
+  if (*profileRuns < 1)
+    return args.usageError("--profile-runs must be >= 1");
+  if (args.has("--profile-runs") && !args.has("--profile"))
+    return args.usageError("--profile-runs applies with --profile only");
 
   const std::string path = args.positional().front();
   if (args.has("--input-shape") &&
@@ -454,11 +462,18 @@ int main(int argc, char **argv) {
   }
 
   if (runOptions.profile) {
-    // Profile a warm run: the first one pays for thread start-up and for
-    // touching the arena's pages.
-    if (auto again = exe->run(inputs, runOptions); !again) {
-      std::cerr << "kiln-run: error: " << again.status().message() << "\n";
-      return 1;
+    // Profile warm runs (the first one pays for thread start-up and for
+    // touching the arena's pages), each kernel's median over them: one run
+    // on a shared machine can be several times too slow in places.
+    std::vector<std::vector<double>> seconds;
+    for (int64_t r = 0; r < *profileRuns; ++r) {
+      if (auto again = exe->run(inputs, runOptions); !again) {
+        std::cerr << "kiln-run: error: " << again.status().message() << "\n";
+        return 1;
+      }
+      seconds.resize(exe->lastProfile().size());
+      for (size_t i = 0; i < seconds.size(); ++i)
+        seconds[i].push_back(exe->lastProfile()[i].seconds);
     }
     const auto &program = exe->program();
     struct Row {
@@ -468,7 +483,11 @@ int main(int argc, char **argv) {
     std::vector<Row> prof;
     double total = 0, gemmFlops = 0, gemmSeconds = 0;
     for (size_t i = 0; i < exe->lastProfile().size(); ++i) {
-      const auto &k = exe->lastProfile()[i];
+      kiln::KernelTiming k = exe->lastProfile()[i];
+      std::vector<double> &runs = seconds[i];
+      std::nth_element(runs.begin(), runs.begin() + runs.size() / 2,
+                       runs.end());
+      k.seconds = runs[runs.size() / 2];
       double flops = kernelFlops(program, program.kernels[i]);
       // Attention's rate is shown per kernel, but its FLOPs stay out of the
       // matmul/conv2d summary below.
@@ -484,7 +503,8 @@ int main(int argc, char **argv) {
       return a.timing.seconds > b.timing.seconds;
     });
     std::cout << "kiln-run: profile (" << prof.size() << " kernels, "
-              << ms(total) << " total, warm run)\n";
+              << ms(total) << " total, median of " << *profileRuns
+              << " warm run" << (*profileRuns == 1 ? "" : "s") << ")\n";
     // Columns as wide as their longest entry, so no name runs into the next.
     size_t opWidth = 4, implWidth = 6;
     for (const auto &row : prof) {
