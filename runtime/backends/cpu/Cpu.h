@@ -31,6 +31,14 @@ bool hasAvx512();
 /// use numThreads().
 void applyThreads();
 
+/// y = x / (1 + exp(-x)) for n f32 values (y == x: in place), within ~3e-7
+/// relative with AVX-512 (vector exp2), std::exp otherwise. siluF32 splits
+/// the values across numThreads(); siluF32Serial runs on the calling
+/// thread (for callers inside their own parallel region). oneDNN 2.6's
+/// swish post-op and eltwise measured 2-3x slower than this on AVX-512.
+void siluF32(const float *x, float *y, int64_t n);
+void siluF32Serial(const float *x, float *y, int64_t n);
+
 /// Attribute readers for factories: the value, the contract default when
 /// absent, or nullopt when present with the wrong JSON type (the factory then
 /// declines and the reference kernel reports the error).

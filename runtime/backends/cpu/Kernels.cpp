@@ -11,6 +11,7 @@
 // with the reference kernels' messages.
 //
 //===----------------------------------------------------------------------===//
+#include "backends/cpu/Avx512Math.h"
 #include "backends/cpu/Cpu.h"
 #include "backends/reference/Common.h"
 
@@ -71,6 +72,23 @@ template <typename F> void parallelFor(int64_t n, int64_t grain, F &&fn) {
     int64_t begin = std::min(n, t * chunk), end = std::min(n, begin + chunk);
     if (begin < end)
       fn(begin, end);
+  }
+}
+
+KILN_AVX512 inline __m512 siluVector(__m512 x) {
+  // exp(-x) = 2^(-x log2 e): 0 for x = +inf, +inf for x = -inf.
+  __m512 e = exp2Avx512(_mm512_mul_ps(x, _mm512_set1_ps(-kLog2e)));
+  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+KILN_AVX512 void siluAvx512(const float *x, float *y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(y + i, siluVector(_mm512_loadu_ps(x + i)));
+  if (i < n) {
+    __mmask16 tail = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, tail,
+                          siluVector(_mm512_maskz_loadu_ps(tail, x + i)));
   }
 }
 
@@ -257,6 +275,10 @@ template <U Op> Status unaryLoop(const KernelContext &ctx) {
         using E = Elem<D>;
         const auto *in = x.as<typename E::S>();
         auto *o = ctx.outputs[0].as<typename E::S>();
+        if constexpr (Op == U::silu && D == DType::f32) {
+          siluF32(in, o, x.numElements());
+          return Status::ok();
+        }
         parallelFor(x.numElements(), 16384, [&](int64_t begin, int64_t end) {
           for (int64_t i = begin; i < end; ++i)
             o[i] = E::store(applyUnary<Op>(E::load(in[i])));
@@ -999,6 +1021,19 @@ std::unique_ptr<PreparedKernel> prepareGlobalAvgPool(const PrepareContext &pc) {
 }
 
 } // namespace
+
+void siluF32Serial(const float *x, float *y, int64_t n) {
+  if (hasAvx512())
+    return siluAvx512(x, y, n);
+  for (int64_t i = 0; i < n; ++i)
+    y[i] = x[i] / (1.f + std::exp(-x[i]));
+}
+
+void siluF32(const float *x, float *y, int64_t n) {
+  parallelFor(n, 16384, [&](int64_t begin, int64_t end) {
+    siluF32Serial(x + begin, y + begin, end - begin);
+  });
+}
 
 void registerOwnKernels(Backend &b) {
   for (const char *op :
