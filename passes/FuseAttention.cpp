@@ -1320,8 +1320,6 @@ public:
   }
 
 private:
-  /// `x` with its last two dims swapped: the input of a transpose that
-  /// does exactly that, or a new transpose.
   /// x times (or divided by) a factor, cast to x's element type.
   Value scaled(Value x, Value factor, bool divide) {
     mlir::Type element = tensorType(x).getElementType();
@@ -1331,6 +1329,8 @@ private:
                   : b.create<MulOp>(loc, x, factor).getResult();
   }
 
+  /// `x` with its last two dims swapped: the input of a transpose that
+  /// does exactly that, or a new transpose.
   Value swapLastTwo(Value x) {
     if (swapsLastTwo(x.getDefiningOp()))
       return x.getDefiningOp()->getOperand(0);
