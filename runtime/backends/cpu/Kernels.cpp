@@ -75,20 +75,41 @@ template <typename F> void parallelFor(int64_t n, int64_t grain, F &&fn) {
   }
 }
 
-KILN_AVX512 inline __m512 siluVector(__m512 x) {
-  // exp(-x) = 2^(-x log2 e): 0 for x = +inf, +inf for x = -inf.
-  __m512 e = exp2Avx512(_mm512_mul_ps(x, _mm512_set1_ps(-kLog2e)));
-  return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+/// x / (1 + 2^(-x c log2 e)) times x (silu: c = 1) or not (sigmoid).
+KILN_AVX512 inline __m512 logisticAvx512(__m512 x, float c) {
+  // 2^(-x c log2 e): 0 for x c = +inf, +inf for x c = -inf.
+  __m512 e = exp2Avx512(_mm512_mul_ps(x, _mm512_set1_ps(-c * kLog2e)));
+  return _mm512_div_ps(_mm512_set1_ps(1.0f),
+                       _mm512_add_ps(_mm512_set1_ps(1.0f), e));
 }
 
-KILN_AVX512 void siluAvx512(const float *x, float *y, int64_t n) {
+template <Activation F> KILN_AVX512 inline __m512 activationVector(__m512 x) {
+  if constexpr (F == Activation::silu)
+    return _mm512_mul_ps(x, logisticAvx512(x, 1.0f));
+  else if constexpr (F == Activation::sigmoid)
+    return logisticAvx512(x, 1.0f);
+  else if constexpr (F == Activation::tanh)
+    return tanhAvx512(x);
+  else {
+    // 0.5 x (1 + tanh(u)) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3):
+    // no cancellation in 1 + tanh(u) for negative x.
+    __m512 x2 = _mm512_mul_ps(x, x);
+    __m512 u = _mm512_mul_ps(
+        _mm512_fmadd_ps(_mm512_mul_ps(x2, _mm512_set1_ps(0.044715f)), x, x),
+        _mm512_set1_ps(0.7978845608028654f));
+    return _mm512_mul_ps(x, logisticAvx512(u, 2.0f));
+  }
+}
+
+template <Activation F>
+KILN_AVX512 void activationAvx512(const float *x, float *y, int64_t n) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(y + i, siluVector(_mm512_loadu_ps(x + i)));
+    _mm512_storeu_ps(y + i, activationVector<F>(_mm512_loadu_ps(x + i)));
   if (i < n) {
     __mmask16 tail = static_cast<__mmask16>((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(y + i, tail,
-                          siluVector(_mm512_maskz_loadu_ps(tail, x + i)));
+    _mm512_mask_storeu_ps(
+        y + i, tail, activationVector<F>(_mm512_maskz_loadu_ps(tail, x + i)));
   }
 }
 
@@ -275,8 +296,13 @@ template <U Op> Status unaryLoop(const KernelContext &ctx) {
         using E = Elem<D>;
         const auto *in = x.as<typename E::S>();
         auto *o = ctx.outputs[0].as<typename E::S>();
-        if constexpr (Op == U::silu && D == DType::f32) {
-          siluF32(in, o, x.numElements());
+        if constexpr (D == DType::f32 && (Op == U::silu || Op == U::sigmoid ||
+                                          Op == U::tanh || Op == U::geluTanh)) {
+          constexpr Activation f = Op == U::silu      ? Activation::silu
+                                   : Op == U::sigmoid ? Activation::sigmoid
+                                   : Op == U::tanh    ? Activation::tanh
+                                                      : Activation::geluTanh;
+          activationF32(f, in, o, x.numElements());
           return Status::ok();
         }
         parallelFor(x.numElements(), 16384, [&](int64_t begin, int64_t end) {
@@ -1022,16 +1048,40 @@ std::unique_ptr<PreparedKernel> prepareGlobalAvgPool(const PrepareContext &pc) {
 
 } // namespace
 
-void siluF32Serial(const float *x, float *y, int64_t n) {
-  if (hasAvx512())
-    return siluAvx512(x, y, n);
-  for (int64_t i = 0; i < n; ++i)
-    y[i] = x[i] / (1.f + std::exp(-x[i]));
+std::optional<Activation> activationNamed(const std::string &name) {
+  if (name == "silu")
+    return Activation::silu;
+  if (name == "sigmoid")
+    return Activation::sigmoid;
+  if (name == "tanh")
+    return Activation::tanh;
+  if (name == "gelu_tanh")
+    return Activation::geluTanh;
+  return std::nullopt;
 }
 
-void siluF32(const float *x, float *y, int64_t n) {
+void activationF32Serial(Activation f, const float *x, float *y, int64_t n) {
+  auto loop = [&]<Activation F, U Scalar>() {
+    if (hasAvx512())
+      return activationAvx512<F>(x, y, n);
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = applyUnary<Scalar>(x[i]);
+  };
+  switch (f) {
+  case Activation::silu:
+    return loop.operator()<Activation::silu, U::silu>();
+  case Activation::sigmoid:
+    return loop.operator()<Activation::sigmoid, U::sigmoid>();
+  case Activation::tanh:
+    return loop.operator()<Activation::tanh, U::tanh>();
+  case Activation::geluTanh:
+    return loop.operator()<Activation::geluTanh, U::geluTanh>();
+  }
+}
+
+void activationF32(Activation f, const float *x, float *y, int64_t n) {
   parallelFor(n, 16384, [&](int64_t begin, int64_t end) {
-    siluF32Serial(x + begin, y + begin, end - begin);
+    activationF32Serial(f, x + begin, y + begin, end - begin);
   });
 }
 

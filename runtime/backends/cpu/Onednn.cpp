@@ -325,12 +325,14 @@ struct Epilogue {
   std::optional<size_t> sumOperand;
   /// Operand indices of every add_residual step (dst-shaped operands).
   std::vector<size_t> residuals;
-  /// The last step is an f32 silu, left out of `attr`: the kernel runs it
-  /// after the primitive (siluF32; see SiluAfterKernel). oneDNN 2.6's swish
-  /// post-op measured 2.5x slower than that pass: 1x1 conv 16 -> 96 at
-  /// 112x112 (EfficientNet-B0) 0.27 ms, 0.60-0.72 with the post-op, 0.33-0.40
-  /// followed by siluF32, 2 threads, AVX-512.
-  bool siluAfter = false;
+  /// The last step is an f32 activation the backend computes itself
+  /// (activationNamed: silu, sigmoid, tanh, gelu_tanh), left out of `attr`:
+  /// the kernel runs it after the primitive (activationF32; see
+  /// ActivationAfterKernel). oneDNN 2.6's swish post-op measured 2.5x
+  /// slower than that pass: 1x1 conv 16 -> 96 at 112x112 (EfficientNet-B0)
+  /// 0.27 ms, 0.60-0.72 with the post-op, 0.33-0.40 followed by the own
+  /// silu, 2 threads, AVX-512.
+  std::optional<Activation> activationAfter;
 
   void bind(OnednnKernel &k) const {
     if (bias)
@@ -396,6 +398,12 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
   biasDims[channelDim] = channels;
   memory::desc binaryBias(biasDims, type, denseStrides(biasDims));
 
+  // A channel-blocked result with padding channels, which must stay 0: an
+  // activation run after the primitive goes over them too, and sigmoid
+  // would make them 0.5.
+  bool padded =
+      pc.outputLayout(0).byteSize(out.dtype, out.shape) !=
+      numElements(out.shape) * static_cast<int64_t>(dtypeSize(out.dtype));
   using A = dnnl::algorithm;
   Epilogue e;
   dnnl::post_ops ops;
@@ -557,17 +565,17 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
         step == "silu" || step == "tanh" || step == "sigmoid" ||
         step == "hardswish")
       e.tail.push_back({TailStep::activation, 0, false, {}, 1, step});
-    if (step == "relu") {
+    if (index + 1 == steps->size() && type == dt::f32 &&
+        activationNamed(step) && (step != "sigmoid" || !padded)) {
+      e.activationAfter = activationNamed(step);
+    } else if (step == "relu") {
       eltwise(A::eltwise_relu, 0.f, 0.f);
     } else if (step == "gelu") {
       eltwise(A::eltwise_gelu_erf, 0.f, 0.f);
     } else if (step == "gelu_tanh") {
       eltwise(A::eltwise_gelu_tanh, 0.f, 0.f);
     } else if (step == "silu") {
-      if (index + 1 == steps->size() && type == dt::f32)
-        e.siluAfter = true;
-      else
-        eltwise(A::eltwise_swish, 1.f, 0.f);
+      eltwise(A::eltwise_swish, 1.f, 0.f);
     } else if (step == "tanh") {
       eltwise(A::eltwise_tanh, 0.f, 0.f);
     } else if (step == "sigmoid") {
@@ -654,26 +662,14 @@ private:
     case TailStep::activation:
       break;
     }
-    if (t.name == "relu") {
+    if (std::optional<Activation> f = activationNamed(t.name)) {
+      activationF32Serial(*f, row, row, inner);
+    } else if (t.name == "relu") {
       for (int64_t i = 0; i < inner; ++i)
         row[i] = row[i] > 0 || row[i] != row[i] ? row[i] : 0.f;
-    } else if (t.name == "tanh") {
-      for (int64_t i = 0; i < inner; ++i)
-        row[i] = std::tanh(row[i]);
-    } else if (t.name == "sigmoid") {
-      for (int64_t i = 0; i < inner; ++i)
-        row[i] = 1.f / (1.f + std::exp(-row[i]));
-    } else if (t.name == "silu") {
-      siluF32Serial(row, row, inner);
     } else if (t.name == "hardswish") {
       for (int64_t i = 0; i < inner; ++i)
         row[i] = reference::hardSwish(row[i]);
-    } else if (t.name == "gelu_tanh") {
-      for (int64_t i = 0; i < inner; ++i) {
-        float x = row[i];
-        row[i] = 0.5f * x *
-                 (1.f + std::tanh(0.7978845608f * (x + 0.044715f * x * x * x)));
-      }
     } else {
       for (int64_t i = 0; i < inner; ++i)
         row[i] = 0.5f * row[i] * (1.f + std::erf(row[i] * 0.70710678f));
@@ -683,30 +679,34 @@ private:
   std::vector<TailStep> tail_;
 };
 
-/// A oneDNN primitive whose epilogue ends in an f32 silu that it leaves
-/// out (Epilogue::siluAfter), followed by siluF32 over the result's bytes
-/// (`elements` floats: a channel-blocked result's zero padding stays 0).
-class SiluAfterKernel : public OnednnKernel {
+/// A oneDNN primitive whose epilogue ends in an f32 activation that it
+/// leaves out (Epilogue::activationAfter), followed by activationF32 over
+/// the result's bytes (`elements` floats: a channel-blocked result's zero
+/// padding stays 0, as silu, tanh and gelu_tanh map 0 to 0; buildEpilogue
+/// keeps sigmoid, which does not, as a post-op on such results).
+class ActivationAfterKernel : public OnednnKernel {
 public:
-  SiluAfterKernel(std::string impl, dnnl::primitive primitive, int64_t elements)
-      : OnednnKernel(std::move(impl), std::move(primitive)),
+  ActivationAfterKernel(std::string impl, dnnl::primitive primitive,
+                        Activation f, int64_t elements)
+      : OnednnKernel(std::move(impl), std::move(primitive)), f_(f),
         elements_(elements) {}
 
   Status run(const KernelContext &ctx) override {
     if (Status s = OnednnKernel::run(ctx); !s)
       return s;
     float *y = ctx.outputs[0].as<float>();
-    siluF32(y, y, elements_);
+    activationF32(f_, y, y, elements_);
     return Status::ok();
   }
 
 private:
+  Activation f_;
   int64_t elements_;
 };
 
 /// The kernel for a prepared primitive with this epilogue: a TailKernel
-/// when the steps run as own code, a SiluAfterKernel when only a last silu
-/// does, else the primitive alone.
+/// when the steps run as own code, an ActivationAfterKernel when only a
+/// last activation does, else the primitive alone.
 std::unique_ptr<OnednnKernel> epilogueKernel(const PrepareContext &pc,
                                              std::string impl,
                                              dnnl::primitive primitive,
@@ -715,9 +715,9 @@ std::unique_ptr<OnednnKernel> epilogueKernel(const PrepareContext &pc,
   if (ownTail)
     return std::make_unique<TailKernel>(std::move(impl), std::move(primitive),
                                         epilogue->tail);
-  if (epilogue && epilogue->siluAfter)
-    return std::make_unique<SiluAfterKernel>(
-        std::move(impl), std::move(primitive),
+  if (epilogue && epilogue->activationAfter)
+    return std::make_unique<ActivationAfterKernel>(
+        std::move(impl), std::move(primitive), *epilogue->activationAfter,
         pc.outputLayout(0).byteSize(DType::f32, pc.outputs[0].shape) /
             static_cast<int64_t>(sizeof(float)));
   return std::make_unique<OnednnKernel>(std::move(impl), std::move(primitive));
@@ -1200,9 +1200,13 @@ std::unique_ptr<PreparedKernel> prepareEltwise(const PrepareContext &pc) {
     return nullptr;
   using A = dnnl::algorithm;
   const std::string &op = pc.call->op;
-  // f32 silu: the own pass (siluF32, Kernels.cpp) is 2-3x faster than
-  // oneDNN 2.6's swish.
-  if (op == "silu" && x.dtype == DType::f32)
+  // f32 silu, sigmoid, tanh and tanh-approximated gelu: the own pass
+  // (activationF32, Kernels.cpp) is 4-5x faster than oneDNN 2.6's.
+  if (x.dtype == DType::f32 &&
+      activationNamed(op == "gelu" && attrString(pc, "approximate", "none") ==
+                                          std::optional<std::string>("tanh")
+                          ? std::string("gelu_tanh")
+                          : op))
     return nullptr;
   A algo;
   float alpha = 0, beta = 0;

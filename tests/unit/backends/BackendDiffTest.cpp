@@ -956,6 +956,23 @@ std::vector<OpCase> buildCases() {
                  DType::f32,
                  {7, 9},
                  mm16});
+    // A last f32 silu, sigmoid, tanh or gelu_tanh runs as the backend's own
+    // pass after the primitive (ActivationAfterKernel); odd sizes reach
+    // the vector tail, wide inputs the saturated ends.
+    c.push_back({"fused_matmul_bias_gelu_tanh",
+                 "fused_matmul",
+                 {f32({3, 5, 16}, -4, 4), weight(f32({16, 23})), f32({23})},
+                 {{"epilogue", steps({"add_bias", "gelu_tanh"})}},
+                 DType::f32,
+                 {3, 5, 23},
+                 mm16});
+    c.push_back({"fused_matmul_tanh",
+                 "fused_matmul",
+                 {f32({5, 16}, -4, 4), weight(f32({16, 7}))},
+                 {{"epilogue", steps({"tanh"})}},
+                 DType::f32,
+                 {5, 7},
+                 mm16});
     c.push_back({"fused_matmul_batched_relu_tanh_residual",
                  "fused_matmul",
                  {f32({3, 4, 16}), f32({3, 16, 6}), f32({3, 4, 6})},

@@ -175,7 +175,7 @@ TEST_F(LayoutPlan, OutputsAndPlainReadersStayPlain) {
   p.conv(h2, 32, 16, 3, {1, 16, 6, 6}, /*output=*/true);
   EXPECT_EQ(runBoth(p), (std::vector<std::string>{
                             "onednn:conv2d",
-                            "onednn:eltwise",
+                            "cpu:tanh",
                             "onednn:conv2d(blocked)",
                             "onednn:conv2d(blocked)",
                         }));
