@@ -350,10 +350,31 @@ Status Importer::declareInputs() {
     }
     slots_[init.name()] = std::move(s);
   }
+  // Names given for inputs the graph does not have, before any other
+  // input error (a misspelt name explains a missing shape).
   std::set<std::string> inputNames;
-  mlir::Block &body = func_.getBody().front();
+  std::string names;
   for (const auto &in : graph_.input()) {
     inputNames.insert(in.name());
+    names += (names.empty() ? "" : ", ") + in.name();
+  }
+  auto notAnInput = [&](const std::string &what) {
+    return error(what +
+                 ", which is not a graph input; the graph's inputs "
+                 "are: " +
+                 (names.empty() ? "(none)" : names));
+  };
+  for (const auto &[name, shape] : options_.inputShapes)
+    if (!inputNames.count(name))
+      return notAnInput("a shape is given for '" + name + "'");
+  for (const auto &[name, shape] : options_.valueShapes)
+    if (!inputNames.count(name))
+      return notAnInput("a value is given for '" + name + "'");
+  for (const auto &[name, value] : options_.inputValues)
+    if (!inputNames.count(name))
+      return notAnInput("an input value is given for '" + name + "'");
+  mlir::Block &body = func_.getBody().front();
+  for (const auto &in : graph_.input()) {
     if (auto it = slots_.find(in.name()); it != slots_.end()) {
       // An initializer listed as input (IR < 4): a parameter.
       it->second.isOverridable = true;
@@ -373,33 +394,41 @@ Status Importer::declareInputs() {
       slots_[in.name()] = s;
       continue;
     }
-    auto given = options_.inputShapes.find(in.name());
+    // The shape given for the input, else the shape of its value.
+    // How a contradiction is worded: "<input> declares ..., " + givenText.
+    const std::vector<int64_t> *given = nullptr;
+    std::string givenText;
+    if (auto it = options_.inputShapes.find(in.name());
+        it != options_.inputShapes.end()) {
+      given = &it->second;
+      givenText =
+          "the given shape " + shapeToString(*given) + " contradicts it";
+    } else if (auto value = options_.valueShapes.find(in.name());
+               value != options_.valueShapes.end()) {
+      given = &value->second;
+      givenText = "the value given for it has shape " + shapeToString(*given);
+    }
     std::vector<int64_t> shape;
     if (!tt.has_shape()) {
-      if (given == options_.inputShapes.end())
+      if (!given)
         return error("input '" + in.name() +
                      "' has no declared shape; give one with "
                      "--input-shape " +
                      in.name() + "=D0xD1x...");
-      shape = given->second;
+      shape = *given;
     } else {
       const auto &dims = tt.shape().dim();
-      if (given != options_.inputShapes.end() &&
-          given->second.size() != static_cast<size_t>(dims.size()))
+      if (given && given->size() != static_cast<size_t>(dims.size()))
         return error("input '" + in.name() + "' has rank " +
-                     std::to_string(dims.size()) + ", the given shape " +
-                     shapeToString(given->second) + " has rank " +
-                     std::to_string(given->second.size()));
+                     std::to_string(dims.size()) + ", " + givenText);
       for (int d = 0; d < dims.size(); ++d) {
         bool known = dims[d].has_dim_value();
-        if (given != options_.inputShapes.end()) {
-          if (known && dims[d].dim_value() != given->second[d])
-            return error("input '" + in.name() + "' declares dim " +
-                         std::to_string(d) + " = " +
-                         std::to_string(dims[d].dim_value()) +
-                         ", the given shape " + shapeToString(given->second) +
-                         " contradicts it");
-          shape.push_back(given->second[d]);
+        if (given) {
+          if (known && dims[d].dim_value() != (*given)[d])
+            return error(
+                "input '" + in.name() + "' declares dim " + std::to_string(d) +
+                " = " + std::to_string(dims[d].dim_value()) + ", " + givenText);
+          shape.push_back((*given)[d]);
         } else if (known) {
           shape.push_back(dims[d].dim_value());
         } else {
@@ -432,22 +461,6 @@ Status Importer::declareInputs() {
     }
     slots_[in.name()] = std::move(s);
   }
-  auto notAnInput = [&](const std::string &what) {
-    std::string names;
-    for (const auto &in : graph_.input())
-      if (!slots_[in.name()].isOverridable)
-        names += (names.empty() ? "" : ", ") + in.name();
-    return error(what +
-                 ", which is not a graph input; the graph's inputs "
-                 "are: " +
-                 names);
-  };
-  for (const auto &[name, shape] : options_.inputShapes)
-    if (!inputNames.count(name))
-      return notAnInput("a shape is given for '" + name + "'");
-  for (const auto &[name, value] : options_.inputValues)
-    if (!inputNames.count(name))
-      return notAnInput("an input value is given for '" + name + "'");
   return Status::ok();
 }
 

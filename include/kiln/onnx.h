@@ -39,6 +39,11 @@ struct ImportOptions {
   /// Shapes of graph inputs, by name; required for inputs with dynamic dims,
   /// and checked against the static dims the model declares.
   std::map<std::string, std::vector<int64_t>> inputShapes;
+  /// Shapes of the values a caller will give for graph inputs at run time
+  /// (kiln-run's --input files): they fix an input's dynamic dims where
+  /// inputShapes does not name it. A declared dim or rank they contradict
+  /// is an error that says the value's shape.
+  std::map<std::string, std::vector<int64_t>> valueShapes;
   /// Values of graph inputs that the model uses where kiln needs a value at
   /// import time (a Reshape target, Slice bounds, reduction axes, ...). The
   /// module is specialized to these values; the input stays an input.
@@ -47,6 +52,10 @@ struct ImportOptions {
   /// `options.setInputShape("x", {1, 3, 224, 224})`
   ImportOptions &setInputShape(std::string name, std::vector<int64_t> shape) {
     inputShapes[std::move(name)] = std::move(shape);
+    return *this;
+  }
+  ImportOptions &setValueShape(std::string name, std::vector<int64_t> shape) {
+    valueShapes[std::move(name)] = std::move(shape);
     return *this;
   }
   ImportOptions &setInputValue(std::string name, Tensor value) {

@@ -231,6 +231,19 @@ TEST(OnnxImport, DynamicDimsNeedAShape) {
   EXPECT_THAT(unknown.status().message(),
               HasSubstr("a shape is given for 'pixels', which is not a graph "
                         "input; the graph's inputs are: x"));
+
+  // The shape of a value given at run time fixes dynamic dims, and a
+  // contradiction names the value's shape.
+  kiln::onnx::ImportOptions values;
+  values.setValueShape("x", {5, 4});
+  auto fixed = import(m, values);
+  ASSERT_TRUE(fixed) << fixed.status().message();
+  values.setValueShape("x", {5, 3});
+  auto wrong = import(m, values);
+  ASSERT_FALSE(wrong);
+  EXPECT_THAT(wrong.status().message(),
+              HasSubstr("input 'x' declares dim 1 = 4, the value given for it "
+                        "has shape [5, 3]"));
 }
 
 TEST(OnnxImport, ReportsShapeAndTypeContradictions) {

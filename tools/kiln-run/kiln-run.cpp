@@ -117,8 +117,9 @@ kiln::Tensor randomInput(const kiln::Executable::Signature &sig, int64_t bound,
 
 /// An artifact is loaded; a model file (.onnx, .mlir) is compiled in process
 /// when this kiln-run was built with the compiler. An ONNX model's inputs
-/// take the shapes of --input-shape, else of the values given (`inputs`),
-/// so that dynamic dims need no --input-shape when a file gives them.
+/// take the shapes of --input-shape, else of the values given (`inputs`,
+/// ImportOptions::valueShapes), so that dynamic dims need no --input-shape
+/// when a file gives them.
 kiln::StatusOr<kiln::Executable>
 loadOrCompile(const std::string &path, const std::string &backend,
               const std::vector<std::string> &inputShapes,
@@ -139,8 +140,7 @@ loadOrCompile(const std::string &path, const std::string &backend,
       options.setInputShape(shape->first, shape->second);
     }
     for (const auto &[name, value] : inputs)
-      if (!options.inputShapes.count(name))
-        options.setInputShape(name, value.shape());
+      options.setValueShape(name, value.shape());
     module = kiln::onnx::importModel(path, options);
   } else {
     module = kiln::Module::parseFile(path);
@@ -485,9 +485,10 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < exe->lastProfile().size(); ++i) {
       kiln::KernelTiming k = exe->lastProfile()[i];
       std::vector<double> &runs = seconds[i];
-      std::nth_element(runs.begin(), runs.begin() + runs.size() / 2,
-                       runs.end());
-      k.seconds = runs[runs.size() / 2];
+      std::sort(runs.begin(), runs.end());
+      size_t middle = runs.size() / 2;
+      k.seconds = runs.size() % 2 ? runs[middle]
+                                  : (runs[middle - 1] + runs[middle]) / 2;
       double flops = kernelFlops(program, program.kernels[i]);
       // Attention's rate is shown per kernel, but its FLOPs stay out of the
       // matmul/conv2d summary below.

@@ -24,7 +24,8 @@ constexpr float kLog2e = 1.44269504088896341f;
 constexpr float kExp2Floor = -200.0f;
 
 /// 2^x for x >= kExp2Floor (and NaN): x = n + f with |f| <= 1/2, 2^f by the
-/// Cephes exp2f polynomial (relative error <= 2e-7), scaled by 2^n.
+/// Cephes exp2f polynomial (relative error <= 2e-7), scaled by 2^n. For
+/// x = +inf, f is NaN and scalef(NaN, +inf) gives +inf, as exp2 does.
 KILN_AVX512 inline __m512 exp2Avx512(__m512 x) {
   // max(floor, x) returns x when x is NaN.
   x = _mm512_max_ps(_mm512_set1_ps(kExp2Floor), x);

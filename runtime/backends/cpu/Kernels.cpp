@@ -75,7 +75,10 @@ template <typename F> void parallelFor(int64_t n, int64_t grain, F &&fn) {
   }
 }
 
-/// x / (1 + 2^(-x c log2 e)) times x (silu: c = 1) or not (sigmoid).
+/// 1 / (1 + exp(-c x)) = 1 / (1 + 2^(-x c log2 e)): c = 1 for sigmoid and
+/// silu, 2 for tanh-GELU's x sigmoid(2u). exp2Avx512 gives +inf for +inf
+/// (scalef(NaN, +inf) is +inf), so the result is 0 for x c = -inf and 1
+/// for +inf, as the std:: formula.
 KILN_AVX512 inline __m512 logisticAvx512(__m512 x, float c) {
   // 2^(-x c log2 e): 0 for x c = +inf, +inf for x c = -inf.
   __m512 e = exp2Avx512(_mm512_mul_ps(x, _mm512_set1_ps(-c * kLog2e)));

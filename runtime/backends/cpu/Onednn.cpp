@@ -565,7 +565,7 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
         step == "silu" || step == "tanh" || step == "sigmoid" ||
         step == "hardswish")
       e.tail.push_back({TailStep::activation, 0, false, {}, 1, step});
-    if (index + 1 == steps->size() && type == dt::f32 &&
+    if (index + 1 == steps->size() && type == dt::f32 && hasAvx512() &&
         activationNamed(step) && (step != "sigmoid" || !padded)) {
       e.activationAfter = activationNamed(step);
     } else if (step == "relu") {
@@ -1200,9 +1200,10 @@ std::unique_ptr<PreparedKernel> prepareEltwise(const PrepareContext &pc) {
     return nullptr;
   using A = dnnl::algorithm;
   const std::string &op = pc.call->op;
-  // f32 silu, sigmoid, tanh and tanh-approximated gelu: the own pass
-  // (activationF32, Kernels.cpp) is 4-5x faster than oneDNN 2.6's.
-  if (x.dtype == DType::f32 &&
+  // f32 silu, sigmoid, tanh and tanh-approximated gelu on AVX-512: the own
+  // pass (activationF32, Kernels.cpp) is 2-5x faster than oneDNN 2.6's.
+  // Without AVX-512 the own pass is a scalar loop: oneDNN keeps them.
+  if (x.dtype == DType::f32 && hasAvx512() &&
       activationNamed(op == "gelu" && attrString(pc, "approximate", "none") ==
                                           std::optional<std::string>("tanh")
                           ? std::string("gelu_tanh")

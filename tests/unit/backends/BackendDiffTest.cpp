@@ -188,6 +188,20 @@ std::vector<OpCase> buildCases() {
                  {8},
                  kExact,
                  {{0, a}}});
+    // The own AVX-512 activation passes (silu, sigmoid, tanh, tanh-GELU):
+    // NaN, infinities, saturating and overflowing (x^3 in tanh-GELU) inputs.
+    std::vector<double> wide = {nan,   -inf, inf, 0,   -1,   2,     -100, 100,
+                                -1e20, 1e20, 30,  -30, 0.25, -3e13, 7,    -7};
+    for (const char *op : {"silu", "sigmoid", "tanh", "gelu"})
+      c.push_back({std::string(op) + "_f32_nan_inf",
+                   op,
+                   {f32({16})},
+                   std::string(op) == "gelu" ? json{{"approximate", "tanh"}}
+                                             : json::object(),
+                   DType::f32,
+                   {16},
+                   kF32,
+                   {{0, wide}}});
     for (const char *op : {"max", "min"})
       c.push_back({std::string(op) + "_f32_nan_inf",
                    op,
@@ -958,7 +972,7 @@ std::vector<OpCase> buildCases() {
                  mm16});
     // A last f32 silu, sigmoid, tanh or gelu_tanh runs as the backend's own
     // pass after the primitive (ActivationAfterKernel); odd sizes reach
-    // the vector tail, wide inputs the saturated ends.
+    // the vector tail, inputs in [-4, 4] the bends of each curve.
     c.push_back({"fused_matmul_bias_gelu_tanh",
                  "fused_matmul",
                  {f32({3, 5, 16}, -4, 4), weight(f32({16, 23})), f32({23})},
