@@ -166,7 +166,10 @@ public:
   void own(int arg, memory m) { args_[arg] = std::move(m); }
   /// Operand `index` is copied into the result before the primitive runs
   /// (the residual of a sum post-op, which accumulates into dst).
-  void copyIntoResult(size_t index) { resultFrom_ = index; }
+  void copyIntoResult(size_t index, size_t bytes) {
+    resultFrom_ = index;
+    resultFromBytes_ = bytes;
+  }
   /// Argument `arg` is operand `index` reordered from `user` to `md` on each
   /// run (an operand that is not a weight, in a layout the primitive picked).
   void bindReordered(int arg, size_t index, const memory::desc &user,
@@ -195,8 +198,7 @@ public:
       if (resultFrom_) {
         const BufferView &in = ctx.inputs[*resultFrom_];
         if (in.data != ctx.outputs[0].data)
-          std::memcpy(ctx.outputs[0].data, in.data,
-                      in.numElements() * dtypeSize(in.dtype));
+          std::memcpy(ctx.outputs[0].data, in.data, resultFromBytes_);
       }
       std::vector<uint8_t> copy;
       for (Binding &b : bindings_) {
@@ -241,6 +243,7 @@ private:
   std::vector<Binding> bindings_;
   std::vector<Reorder> reorders_, postReorders_;
   std::optional<size_t> resultFrom_;
+  size_t resultFromBytes_ = 0;
 };
 
 /// Memory of layout `md` holding the weight `w` (given in layout `user`),
@@ -323,6 +326,8 @@ struct Epilogue {
   std::vector<float> weightScale, foldedBias;
   /// Operand accumulated through a sum post-op (conv residual).
   std::optional<size_t> sumOperand;
+  /// Its bytes in the result's layout (channel padding included).
+  size_t sumBytes = 0;
   /// Operand indices of every add_residual step (dst-shaped operands).
   std::vector<size_t> residuals;
   /// The last step is an f32 activation the backend computes itself
@@ -352,7 +357,7 @@ struct Epilogue {
       k.own(DNNL_ARG_BIAS, m);
     }
     if (sumOperand)
-      k.copyIntoResult(*sumOperand);
+      k.copyIntoResult(*sumOperand, sumBytes);
   }
 };
 
@@ -478,6 +483,7 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
         if (isConv && residualAsSum && !e.sumOperand) {
           ops.append_sum(1.f);
           e.sumOperand = operand;
+          e.sumBytes = dstMd.get_size();
           continue;
         }
         ops.append_binary(A::binary_add, dstMd);
