@@ -41,6 +41,11 @@ enum class Activation { silu, sigmoid, tanh, geluTanh };
 /// "tanh", "gelu_tanh"), if it is one of them.
 std::optional<Activation> activationNamed(const std::string &name);
 
+/// activationNamed where the own pass beats oneDNN's eltwise and post-op
+/// (on AVX-512; elsewhere the own pass is a scalar loop and oneDNN keeps
+/// them): the one place that choice is made.
+std::optional<Activation> ownActivation(const std::string &name);
+
 /// y = f(x) for n f32 values (y == x: in place), within ~4e-7 relative with
 /// AVX-512 (vector exp2 and tanh; gelu_tanh as x / (1 + exp(-2u))), the
 /// std:: functions otherwise. activationF32 splits the values across

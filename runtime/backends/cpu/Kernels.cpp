@@ -1063,6 +1063,10 @@ std::optional<Activation> activationNamed(const std::string &name) {
   return std::nullopt;
 }
 
+std::optional<Activation> ownActivation(const std::string &name) {
+  return hasAvx512() ? activationNamed(name) : std::nullopt;
+}
+
 void activationF32Serial(Activation f, const float *x, float *y, int64_t n) {
   auto loop = [&]<Activation F, U Scalar>() {
     if (hasAvx512())

@@ -326,12 +326,14 @@ struct Epilogue {
   std::vector<float> weightScale, foldedBias;
   /// Operand accumulated through a sum post-op (conv residual).
   std::optional<size_t> sumOperand;
-  /// Its bytes in the result's layout (channel padding included).
-  size_t sumBytes = 0;
+  /// Bytes of the result in its planned layout (channel padding included):
+  /// what a sum operand copies into it and an activation after the
+  /// primitive goes over.
+  int64_t resultBytes = 0;
   /// Operand indices of every add_residual step (dst-shaped operands).
   std::vector<size_t> residuals;
   /// The last step is an f32 activation the backend computes itself
-  /// (activationNamed: silu, sigmoid, tanh, gelu_tanh), left out of `attr`:
+  /// (ownActivation: silu, sigmoid, tanh, gelu_tanh), left out of `attr`:
   /// the kernel runs it after the primitive (activationF32; see
   /// ActivationAfterKernel). oneDNN 2.6's swish post-op measured 2.5x
   /// slower than that pass: 1x1 conv 16 -> 96 at 112x112 (EfficientNet-B0)
@@ -357,7 +359,7 @@ struct Epilogue {
       k.own(DNNL_ARG_BIAS, m);
     }
     if (sumOperand)
-      k.copyIntoResult(*sumOperand, sumBytes);
+      k.copyIntoResult(*sumOperand, static_cast<size_t>(resultBytes));
   }
 };
 
@@ -403,14 +405,14 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
   biasDims[channelDim] = channels;
   memory::desc binaryBias(biasDims, type, denseStrides(biasDims));
 
+  using A = dnnl::algorithm;
+  Epilogue e;
+  e.resultBytes = pc.outputLayout(0).byteSize(out.dtype, out.shape);
   // A channel-blocked result with padding channels, which must stay 0: an
   // activation run after the primitive goes over them too, and sigmoid
   // would make them 0.5.
-  bool padded =
-      pc.outputLayout(0).byteSize(out.dtype, out.shape) !=
-      numElements(out.shape) * static_cast<int64_t>(dtypeSize(out.dtype));
-  using A = dnnl::algorithm;
-  Epilogue e;
+  bool padded = e.resultBytes != numElements(out.shape) *
+                                     static_cast<int64_t>(dtypeSize(out.dtype));
   dnnl::post_ops ops;
   size_t nextExtra = 2, nextScale = 0, nextEpsilon = 0;
   // Each eltwise algorithm's parameters (see Epilogue::postOpsOk): a max
@@ -483,7 +485,6 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
         if (isConv && residualAsSum && !e.sumOperand) {
           ops.append_sum(1.f);
           e.sumOperand = operand;
-          e.sumBytes = dstMd.get_size();
           continue;
         }
         ops.append_binary(A::binary_add, dstMd);
@@ -571,9 +572,9 @@ std::optional<Epilogue> buildEpilogue(const PrepareContext &pc,
         step == "silu" || step == "tanh" || step == "sigmoid" ||
         step == "hardswish")
       e.tail.push_back({TailStep::activation, 0, false, {}, 1, step});
-    if (index + 1 == steps->size() && type == dt::f32 && hasAvx512() &&
-        activationNamed(step) && (step != "sigmoid" || !padded)) {
-      e.activationAfter = activationNamed(step);
+    if (index + 1 == steps->size() && type == dt::f32 && ownActivation(step) &&
+        (step != "sigmoid" || !padded)) {
+      e.activationAfter = ownActivation(step);
     } else if (step == "relu") {
       eltwise(A::eltwise_relu, 0.f, 0.f);
     } else if (step == "gelu") {
@@ -713,8 +714,7 @@ private:
 /// The kernel for a prepared primitive with this epilogue: a TailKernel
 /// when the steps run as own code, an ActivationAfterKernel when only a
 /// last activation does, else the primitive alone.
-std::unique_ptr<OnednnKernel> epilogueKernel(const PrepareContext &pc,
-                                             std::string impl,
+std::unique_ptr<OnednnKernel> epilogueKernel(std::string impl,
                                              dnnl::primitive primitive,
                                              const Epilogue *epilogue,
                                              bool ownTail) {
@@ -724,8 +724,7 @@ std::unique_ptr<OnednnKernel> epilogueKernel(const PrepareContext &pc,
   if (epilogue && epilogue->activationAfter)
     return std::make_unique<ActivationAfterKernel>(
         std::move(impl), std::move(primitive), *epilogue->activationAfter,
-        pc.outputLayout(0).byteSize(DType::f32, pc.outputs[0].shape) /
-            static_cast<int64_t>(sizeof(float)));
+        epilogue->resultBytes / static_cast<int64_t>(sizeof(float)));
   return std::make_unique<OnednnKernel>(std::move(impl), std::move(primitive));
 }
 
@@ -810,7 +809,7 @@ std::unique_ptr<PreparedKernel> prepareMatmul(const PrepareContext &pc) {
       epilogue ? dnnl::matmul::primitive_desc(desc, epilogue->attr, engine())
                : dnnl::matmul::primitive_desc(desc, engine());
   auto k =
-      epilogueKernel(pc, fused ? "onednn:fused_matmul" : "onednn:matmul",
+      epilogueKernel(fused ? "onednn:fused_matmul" : "onednn:matmul",
                      dnnl::matmul(pd), epilogue ? &*epilogue : nullptr, false);
   k->bind(DNNL_ARG_SRC, false, 0, srcMd);
   k->bind(DNNL_ARG_DST, true, 0, dstMd);
@@ -1070,7 +1069,7 @@ std::unique_ptr<PreparedKernel> prepareConv(const PrepareContext &pc) {
   if (isReferenceImpl(pd))
     impl += "(onednn-ref)";
   std::unique_ptr<OnednnKernel> k =
-      epilogueKernel(pc, impl, dnnl::convolution_forward(pd),
+      epilogueKernel(impl, dnnl::convolution_forward(pd),
                      epilogue ? &*epilogue : nullptr, ownTail);
   k->honorLayouts();
   if (pd.src_desc() == srcMd)
@@ -1206,14 +1205,11 @@ std::unique_ptr<PreparedKernel> prepareEltwise(const PrepareContext &pc) {
     return nullptr;
   using A = dnnl::algorithm;
   const std::string &op = pc.call->op;
-  // f32 silu, sigmoid, tanh and tanh-approximated gelu on AVX-512: the own
-  // pass (activationF32, Kernels.cpp) is 2-5x faster than oneDNN 2.6's.
-  // Without AVX-512 the own pass is a scalar loop: oneDNN keeps them.
-  if (x.dtype == DType::f32 && hasAvx512() &&
-      activationNamed(op == "gelu" && attrString(pc, "approximate", "none") ==
-                                          std::optional<std::string>("tanh")
-                          ? std::string("gelu_tanh")
-                          : op))
+  // f32 silu, sigmoid, tanh and tanh-approximated gelu run the own pass
+  // where it is faster (ownActivation).
+  bool tanhGelu =
+      op == "gelu" && attrString(pc, "approximate", "none") == "tanh";
+  if (x.dtype == DType::f32 && ownActivation(tanhGelu ? "gelu_tanh" : op))
     return nullptr;
   A algo;
   float alpha = 0, beta = 0;
